@@ -1,0 +1,50 @@
+"""The `bert4rec` command line: parses arguments and calls the library; no logic of its own.
+
+Each command group lives in its own module and exposes `register(subparsers)`; adding a
+command means adding a module to `GROUPS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from bert4rec import __version__
+from bert4rec.errors import Bert4RecError
+
+GROUPS: list[str] = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="bert4rec",
+        description="BERT4Rec sequential recommendation: prepare data, train, evaluate, serve.",
+    )
+    parser.add_argument("--version", action="version", version=f"bert4rec {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in GROUPS:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; library errors become a one-line message and exit status 1."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except (Bert4RecError, FileNotFoundError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"bert4rec {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"bert4rec {args.command}: interrupted", file=sys.stderr)
+        return 130
