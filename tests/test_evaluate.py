@@ -175,3 +175,12 @@ def test_report_labels_protocol_and_serialises_flat():
     assert report.label() == "full ranking over 5 items, valid split, 2 users, seen items excluded"
     sampled = evaluate(descending, corpus, protocol="sampled", n_negatives=1, seed=3)
     assert sampled.label().startswith("sampled (1 popular negatives, seed 3), test split")
+
+
+def test_test_split_excludes_the_validation_item_from_the_candidates():
+    # user 0: valid target 1, test target 2; descending scores put item 1 above item 2.
+    # user 1: test target 3 below its history 1, 2. User 2 (target 6) is never top.
+    corpus = tiny_corpus([[3, 1, 2], [1, 2, 3], [4, 5, 6]])
+    scorer = lambda h: -torch.arange(8.0).expand(len(h), -1)  # noqa: E731
+    assert evaluate(scorer, corpus, "test", ks=(1,)).metrics["HR@1"] == pytest.approx(2 / 3)
+    assert evaluate(scorer, corpus, "test", exclude_seen=False, ks=(1,)).metrics["HR@1"] == 0.0
