@@ -120,8 +120,11 @@ def _timestamp_column(frame: pl.DataFrame, source: str, path: Path) -> pl.Series
     if series.dtype == pl.String:
         parsed = series.str.strip_chars().cast(pl.Int64, strict=False)
         if parsed.null_count() > series.null_count():
-            dates = series.str.to_datetime(strict=False)
-            if dates.null_count() == series.null_count():
+            try:
+                dates = series.str.to_datetime(strict=False)
+            except pl.exceptions.ComputeError:  # no date format fits: report the bad line below
+                dates = None
+            if dates is not None and dates.null_count() == series.null_count():
                 return dates.dt.epoch("s").alias(TIMESTAMP)
         series = parsed if parsed.null_count() == series.null_count() else series
     return _numeric(frame.with_columns(series), TIMESTAMP, source, path, pl.Int64)

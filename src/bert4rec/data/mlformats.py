@@ -199,6 +199,8 @@ def _read_ratings(files: ReleaseFiles, name: str, separator: bytes, has_header: 
         )
     except pl.exceptions.PolarsError as err:
         raise _diagnose(files, name, source, separator, has_header, err) from err
+    if any(events.null_count().row(0)):  # a short line: polars fills the missing fields
+        raise _diagnose(files, name, source, separator, has_header, None)
     if events.height == 0:
         raise DataError(f"{files.describe(name)}: holds no ratings")
     events.columns = list(RATING_FIELDS)
@@ -228,7 +230,8 @@ def _diagnose(files, name, source, separator: bytes, has_header: bool, err) -> D
                     f"{files.describe(name)}: line {number}, column {column!r}: expected "
                     f"{what}, got {value!r}"
                 )
-    return DataError(f"{files.describe(name)}: cannot be parsed: {_first_line(err)}")
+    reason = _first_line(err) if err is not None else "empty fields"
+    return DataError(f"{files.describe(name)}: cannot be parsed: {reason}")
 
 
 def _check_header(files: ReleaseFiles, name: str, source: Path | bytes, expected) -> None:
@@ -245,7 +248,7 @@ def _check_header(files: ReleaseFiles, name: str, source: Path | bytes, expected
         )
 
 
-def _first_line(err: Exception) -> str:
+def _first_line(err: BaseException) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
