@@ -6,6 +6,7 @@ Not imported by bert4rec: `recbole_bert4rec.py` runs it with the venv's interpre
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import time
@@ -82,16 +83,14 @@ def main() -> None:
     config = config_for(args)
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
+    train_data, _valid, test_data = data_preparation(config, dataset)
     model = BERT4Rec(config, train_data.dataset).to(config["device"])
     trainer = Trainer(config, model)
     counters = {"steps": 0, "sequences": 0, "targets": 0, "start": time.perf_counter()}
     counters["t0"] = counters["start"]
     instrument(model, args, counters)
-    try:
+    with contextlib.suppress(Stop):
         trainer.fit(train_data, valid_data=None, saved=False, show_progress=False)
-    except Stop:
-        pass
     seconds = counters.get("t1", time.perf_counter()) - counters["t0"]
     result = {
         "peer": "recbole", "mode": args.mode, "train_samples_per_epoch": len(train_data.dataset),
