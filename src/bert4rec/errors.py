@@ -15,3 +15,26 @@ class ChecksumError(DataError):
 
 class ModelDirError(Bert4RecError, ValueError):
     """A run directory is missing files or holds weights that do not match its config."""
+
+
+class TitleError(Bert4RecError, LookupError):
+    """A title or item reference could not be resolved to exactly one item.
+
+    `candidates` holds the closest catalogue items as (item id, title) pairs, best first, so a
+    caller (CLI, HTTP, web page) can offer them instead of guessing.
+    """
+
+    def __init__(
+        self, message: str, query: str, candidates: list[tuple[int | str, str]]
+    ) -> None:
+        super().__init__(message)
+        self.query = query
+        self.candidates = candidates
+
+
+class TitleNotFoundError(TitleError):
+    """No catalogue item matches the title (or item id) given."""
+
+
+class AmbiguousTitleError(TitleError):
+    """Several catalogue items match the title equally well; add the year or use the item id."""

@@ -1,0 +1,229 @@
+"""Item titles and genres, and title search that never silently picks the wrong item.
+
+`Catalog.find(title)` tries, in order: the exact title; the same names compared without case,
+accents and punctuation (MovieLens "a.k.a." and original-language alternatives and "Matrix,
+The" inversions all count as names); the same without leading articles; then a fuzzy match
+(rapidfuzz) that is accepted only when it is close and clearly better than the runner-up.
+A year in parentheses narrows every step. Anything else raises `TitleNotFoundError` or
+`AmbiguousTitleError` carrying the closest candidates.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+from rapidfuzz import fuzz, process
+
+from bert4rec import columns as C
+from bert4rec.errors import AmbiguousTitleError, DataError, TitleNotFoundError
+from bert4rec.titles import normalize, parse_title, title_keys
+
+ItemId = int | str
+
+# A fuzzy match is taken only at this rapidfuzz ratio (0-100) or above ...
+FUZZY_ACCEPT = 90.0
+# ... and only if the best other item scores at least this much lower.
+FUZZY_MARGIN = 5.0
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """One item as shown to people: original id, title and genres."""
+
+    item: ItemId
+    title: str
+    genres: tuple[str, ...]
+
+
+class Catalog:
+    """Titles and genres by original item id, with title resolution and autocomplete search."""
+
+    def __init__(self, items: pl.DataFrame, popularity: Sequence[float] | None = None) -> None:
+        """`items` has `item` and optionally `title` and `genres`; `popularity` (one number
+        per row, higher first) orders autocomplete results that match equally well."""
+        if C.ITEM not in items.columns:
+            raise DataError(
+                f"item table has columns {items.columns}; it needs an {C.ITEM!r} column "
+                f"(and optionally {C.TITLE!r} and {C.GENRES!r})"
+            )
+        self._ids: list[ItemId] = items[C.ITEM].to_list()
+        titles = items[C.TITLE].to_list() if C.TITLE in items.columns else [None] * len(items)
+        genres = items[C.GENRES].to_list() if C.GENRES in items.columns else [None] * len(items)
+        self._titles = [t if t else str(i) for t, i in zip(titles, self._ids, strict=True)]
+        self._genres = [tuple(g) if g else () for g in genres]
+        self._position = {item: pos for pos, item in enumerate(self._ids)}
+        if len(self._position) != len(self._ids):
+            raise DataError("item table lists some item ids more than once; ids must be unique")
+        if popularity is not None and len(popularity) != len(self._ids):
+            raise DataError(
+                f"popularity has {len(popularity)} values for {len(self._ids)} items; "
+                "give one per item-table row"
+            )
+        self._popularity = list(popularity) if popularity is not None else [0.0] * len(self._ids)
+        self._build_index()
+
+    @classmethod
+    def from_parquet(cls, path: str | Path) -> Catalog:
+        """Read an item table (`items.parquet` of a run directory)."""
+        return cls(pl.read_parquet(path))
+
+    def _build_index(self) -> None:
+        """Precompute every normalised name of every item for the lookups below."""
+        self._by_title: dict[str, list[int]] = defaultdict(list)
+        self._by_key: dict[str, list[int]] = defaultdict(list)
+        self._by_bare_key: dict[str, list[int]] = defaultdict(list)
+        self._years: list[int | None] = []
+        self._keys: list[str] = []
+        self._key_owner: list[int] = []
+        for pos, title in enumerate(self._titles):
+            keys, bare_keys, year = title_keys(title)
+            self._years.append(year)
+            self._by_title[title].append(pos)
+            for key in keys:
+                self._by_key[key].append(pos)
+            for key in bare_keys:
+                self._by_bare_key[key].append(pos)
+            for key in keys | bare_keys:
+                self._keys.append(key)
+                self._key_owner.append(pos)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._position
+
+    @property
+    def item_ids(self) -> list[ItemId]:
+        """Every original item id, in table order."""
+        return list(self._ids)
+
+    def entry(self, item: ItemId) -> CatalogItem:
+        """Id, title and genres of one item; `TitleNotFoundError` if the id is unknown."""
+        pos = self._position.get(item)
+        if pos is None:
+            raise TitleNotFoundError(f"item id {item!r} is not in the catalogue", str(item), [])
+        return self._entry(pos)
+
+    def title(self, item: ItemId) -> str:
+        """The item's title (its id as text when the source had no titles)."""
+        return self.entry(item).title
+
+    def genres(self, item: ItemId) -> tuple[str, ...]:
+        """The item's genres (empty when the source had none)."""
+        return self.entry(item).genres
+
+    def _entry(self, pos: int) -> CatalogItem:
+        return CatalogItem(self._ids[pos], self._titles[pos], self._genres[pos])
+
+    def resolve(self, ref: ItemId) -> ItemId:
+        """An original item id for `ref`: an id of this catalogue as given, else a title."""
+        if not isinstance(ref, bool) and ref in self._position:
+            return ref
+        if isinstance(ref, str):
+            return self.find(ref)
+        raise TitleNotFoundError(
+            f"item id {ref!r} is not in the catalogue; pass an id from the item table or a title",
+            str(ref), [],
+        )
+
+    def find(self, title: str) -> ItemId:
+        """The one item whose title matches `title`; raises with candidates otherwise."""
+        query = title.strip()
+        if not query:
+            raise TitleNotFoundError("empty title: give one such as 'The Matrix (1999)'", "", [])
+        if query in self._by_title:
+            return self._one(query, self._by_title[query])
+        keys, bare_keys, year = title_keys(query)
+        for index, wanted in ((self._by_key, keys), (self._by_bare_key, bare_keys)):
+            hits = {pos for key in wanted for pos in index.get(key, ())}
+            hits = sorted(pos for pos in hits if year is None or self._years[pos] == year)
+            if hits:
+                return self._one(query, hits)
+        return self._fuzzy(query)
+
+    def _one(self, query: str, positions: list[int]) -> ItemId:
+        if len(positions) == 1:
+            return self._ids[positions[0]]
+        candidates = [(self._ids[pos], self._titles[pos]) for pos in positions]
+        raise AmbiguousTitleError(
+            f"title {query!r} matches {len(positions)} items: {_listing(candidates)}; "
+            "add the year in parentheses or pass the item id",
+            query, candidates,
+        )
+
+    def _fuzzy(self, query: str) -> ItemId:
+        """Accept a close fuzzy match only when no other item comes near it."""
+        parsed = parse_title(query)
+        key = normalize(parsed.names[0]) if parsed.names else ""
+        best = self._best_per_item(key, fuzz.ratio, limit=50, year=parsed.year)
+        if best:
+            (top_pos, top_score), *others = best
+            runner_up = others[0][1] if others else 0.0
+            if top_score >= FUZZY_ACCEPT and top_score - runner_up >= FUZZY_MARGIN:
+                return self._ids[top_pos]
+        candidates = [(c.item, c.title) for c in self.closest(query)]
+        hint = f"; closest: {_listing(candidates)}" if candidates else ""
+        raise TitleNotFoundError(f"no item matches title {query!r}{hint}", query, candidates)
+
+    def _best_per_item(
+        self, key: str, scorer, limit: int, year: int | None
+    ) -> list[tuple[int, float]]:
+        """(position, score) of the best-scoring name of each item, best first."""
+        if not key:
+            return []
+        best: dict[int, float] = {}
+        for _, score, k in process.extract(key, self._keys, scorer=scorer, limit=limit):
+            pos = self._key_owner[k]
+            if year is None or self._years[pos] == year:
+                best[pos] = max(best.get(pos, 0.0), score)
+        return sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))
+
+    def closest(self, query: str, limit: int = 5) -> list[CatalogItem]:
+        """The items most like `query`: names containing it first, then fuzzy look-alikes
+        (rapidfuzz WRatio); a matching year ranks higher."""
+        parsed = parse_title(query)
+        key = normalize(parsed.names[0]) if parsed.names else ""
+        chosen = self._containing(key, parsed.year)[:limit]
+        if len(chosen) < limit:
+            scored = self._best_per_item(key, fuzz.WRatio, limit=limit * 8, year=None)
+            bonus = {p: 10.0 for p, _ in scored if parsed.year and self._years[p] == parsed.year}
+            scored.sort(key=lambda pair: (-(pair[1] + bonus.get(pair[0], 0.0)), pair[0]))
+            chosen += [pos for pos, _ in scored if pos not in chosen][: limit - len(chosen)]
+        return [self._entry(pos) for pos in chosen]
+
+    def search(self, query: str, limit: int = 10) -> list[CatalogItem]:
+        """Autocomplete: items with a name equal to, starting with, with a word starting with,
+        or containing `query` (case, accents and punctuation ignored); fuzzy if none."""
+        hits = self._containing(normalize(query), year=None)
+        if not hits:
+            return self.closest(query, limit) if normalize(query) else []
+        return [self._entry(pos) for pos in hits[:limit]]
+
+    def _containing(self, key: str, year: int | None) -> list[int]:
+        """Positions of items with a name containing `key`, best tier first; within a tier
+        the year given, then higher popularity, then shorter titles come first."""
+        if not key:
+            return []
+        tier: dict[int, int] = {}
+        padded = f" {key}"
+        for name, pos in zip(self._keys, self._key_owner, strict=True):
+            if key not in name:
+                continue
+            rank = 0 if name == key else 1 if name.startswith(key) else 2 if padded in name else 3
+            tier[pos] = min(tier.get(pos, rank), rank)
+        return sorted(
+            tier,
+            key=lambda pos: (
+                tier[pos], year is not None and self._years[pos] != year,
+                -self._popularity[pos], len(self._titles[pos]), self._titles[pos],
+            ),
+        )
+
+
+def _listing(candidates: list[tuple[ItemId, str]]) -> str:
+    return "; ".join(f"{title} [id {item}]" for item, title in candidates)

@@ -1,0 +1,196 @@
+"""Title search: hand-made awkward cases, then every title of two real MovieLens releases."""
+
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from bert4rec.catalog import Catalog
+from bert4rec.errors import AmbiguousTitleError, DataError, TitleError, TitleNotFoundError
+from bert4rec.titles import parse_title
+
+TITLES = {
+    1: "Matrix, The (1999)",
+    2: "Matrix Reloaded, The (2003)",
+    3: "Emma (1996)",
+    4: "Emma (1996)",
+    5: "Hamlet (1948)",
+    6: "Hamlet (1996)",
+    7: "Seven (a.k.a. Se7en) (1995)",
+    8: "Léon: The Professional (a.k.a. The Professional) (Léon) (1994)",
+    9: "Avventura, L' (Adventure, The) (1960)",
+    10: "Harry Potter and the Sorcerer's Stone (a.k.a. Harry Potter and the Philosopher's Stone)"
+    " (2001)",
+    11: "Harry Potter and the Chamber of Secrets (2002)",
+    12: "Babylon 5",
+}
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    table = pl.DataFrame(
+        {
+            "item": list(TITLES),
+            "title": list(TITLES.values()),
+            "genres": [["Action", "Sci-Fi"]] * len(TITLES),
+        }
+    )
+    return Catalog(table, popularity=[float(i) for i in TITLES])
+
+
+def test_parse_title_splits_names_and_year():
+    parsed = parse_title("Léon: The Professional (a.k.a. The Professional) (Léon) (1994)")
+    assert parsed.names == ("Léon: The Professional", "The Professional", "Léon")
+    assert parsed.year == 1994
+    assert parse_title("Matrix, The (1999)").names == ("The Matrix",)
+    assert parse_title("Avventura, L' (Adventure, The) (1960)").names == (
+        "L'Avventura", "The Adventure",
+    )
+    assert parse_title("Death Note: Desu nôto (2006–2007)").year == 2006
+    assert parse_title("Babylon 5") == parse_title("Babylon 5 ")
+    assert parse_title("Babylon 5").year is None
+    assert parse_title("(500) Days of Summer (2009)").names == ("(500) Days of Summer",)
+
+
+@pytest.mark.parametrize(
+    ("query", "item"),
+    [
+        ("Matrix, The (1999)", 1),
+        ("The Matrix", 1),
+        ("the matrix (1999)", 1),
+        ("MATRIX", 1),
+        ("The Matrix Reloaded", 2),
+        ("Se7en", 7),
+        ("Seven (1995)", 7),
+        ("Leon", 8),
+        ("léon: the professional", 8),
+        ("L'Avventura", 9),
+        ("Harry Potter and the Philosopher's Stone", 10),
+        ("harry potter and the sorcerers stone (2001)", 10),
+        ("Harry Poter and the Chamber of Secrets", 11),
+        ("Hamlet (1996)", 6),
+        ("babylon 5", 12),
+    ],
+)
+def test_find_resolves_natural_queries(catalog, query, item):
+    assert catalog.find(query) == item
+
+
+def test_same_title_twice_is_ambiguous_and_lists_both_ids(catalog):
+    with pytest.raises(AmbiguousTitleError, match=r"\[id 3\].*\[id 4\]") as info:
+        catalog.find("Emma (1996)")
+    assert [item for item, _ in info.value.candidates] == [3, 4]
+
+
+def test_title_without_year_is_ambiguous_across_years(catalog):
+    with pytest.raises(AmbiguousTitleError, match="add the year"):
+        catalog.find("Hamlet")
+
+
+def test_wrong_year_is_not_found_and_offers_the_film(catalog):
+    with pytest.raises(TitleNotFoundError, match="Matrix, The") as info:
+        catalog.find("The Matrix (2000)")
+    assert info.value.candidates[0] == (1, "Matrix, The (1999)")
+
+
+def test_unknown_title_raises_with_candidates(catalog):
+    with pytest.raises(TitleNotFoundError, match="no item matches title 'Harry'") as info:
+        catalog.find("Harry")
+    assert {item for item, _ in info.value.candidates} >= {10, 11}
+    with pytest.raises(TitleNotFoundError, match="empty title"):
+        catalog.find("  ")
+
+
+def test_resolve_takes_ids_or_titles(catalog):
+    assert catalog.resolve(7) == 7
+    assert catalog.resolve("Se7en") == 7
+    with pytest.raises(TitleNotFoundError, match="item id 99 is not in the catalogue"):
+        catalog.resolve(99)
+    with pytest.raises(TitleError):
+        catalog.resolve(True)
+
+
+def test_search_ranks_prefix_before_substring_then_popularity(catalog):
+    assert [hit.item for hit in catalog.search("matrix")] == [1, 2]
+    assert [hit.item for hit in catalog.search("harry potter")] == [11, 10]
+    assert [hit.item for hit in catalog.search("philosopher")] == [10]
+    assert [hit.item for hit in catalog.search("professional", limit=1)] == [8]
+    assert catalog.search("") == []
+    assert catalog.search("matirx")[0].item == 1  # fuzzy fallback for a typo
+
+
+def test_entry_and_missing_columns():
+    table = pl.DataFrame({"item": ["a", "b"]})
+    catalog = Catalog(table)
+    assert catalog.title("a") == "a" and catalog.genres("b") == ()
+    assert catalog.resolve("b") == "b"
+    with pytest.raises(DataError, match="needs an 'item' column"):
+        Catalog(pl.DataFrame({"movieId": [1]}))
+    with pytest.raises(DataError, match="more than once"):
+        Catalog(pl.DataFrame({"item": [1, 1]}))
+
+
+def data_file(*parts: str) -> Path:
+    root = os.environ.get("BERT4REC_DATA_DIR")
+    if not root:
+        pytest.skip("BERT4REC_DATA_DIR is not set; it should point at the MovieLens copies")
+    path = Path(root, *parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+def ml_latest_small() -> pl.DataFrame:
+    return pl.read_csv(data_file("ml-latest-small", "movies.csv")).rename({"movieId": "item"})
+
+
+def ml_1m() -> pl.DataFrame:
+    lines = data_file("ml-1m", "movies.dat").read_text(encoding="latin-1").splitlines()
+    rows = [line.split("::") for line in lines]
+    return pl.DataFrame({"item": [int(r[0]) for r in rows], "title": [r[1] for r in rows]})
+
+
+def never_wrong(catalog: Catalog, item: int, query: str) -> str:
+    """'self' if `query` finds `item`, 'ambiguous' if `item` is among the candidates."""
+    try:
+        found = catalog.find(query)
+    except AmbiguousTitleError as err:
+        assert item in [candidate for candidate, _ in err.candidates], query
+        return "ambiguous"
+    assert found == item, f"{query!r} found {catalog.title(found)!r}"
+    return "self"
+
+
+@pytest.mark.parametrize(
+    ("load", "n_items", "duplicated"), [(ml_latest_small, 9742, 10), (ml_1m, 3883, 0)]
+)
+def test_every_real_title_finds_its_own_film(load, n_items, duplicated):
+    table = load()
+    catalog = Catalog(table)
+    assert len(catalog) == n_items
+    outcomes = {"self": 0, "ambiguous": 0}
+    for item, title in zip(table["item"], table["title"], strict=True):
+        outcomes[never_wrong(catalog, item, title)] += 1
+        name, year = parse_title(title).names[0], parse_title(title).year
+        never_wrong(catalog, item, title.lower())
+        never_wrong(catalog, item, f"{name} ({year})" if year else name)
+    # Only exact duplicate titles (5 pairs in ml-latest-small) are ambiguous.
+    assert outcomes == {"self": n_items - duplicated, "ambiguous": duplicated}
+
+
+def test_founding_query_and_article_inversion_on_real_titles():
+    catalog = Catalog(ml_latest_small())
+    query = [
+        "Harry Potter and the Sorcerer's Stone (a.k.a. Harry Potter and the Philosopher's Stone)"
+        " (2001)",
+        "Harry Potter and the Chamber of Secrets (2002)",
+        "Harry Potter and the Prisoner of Azkaban (2004)",
+        "Harry Potter and the Goblet of Fire (2005)",
+    ]
+    assert [catalog.find(title) for title in query] == [4896, 5816, 8368, 40815]
+    assert catalog.find("The Matrix") == 2571
+    assert catalog.find("Das Boot") == 1233
+    one_m = Catalog(ml_1m())
+    assert one_m.find("The Matrix") == 2571
+    assert one_m.find("Leon: The Professional") == 293
