@@ -61,6 +61,7 @@ def test_run_directory_holds_everything_serving_needs(trained, corpus):
     assert config["model"]["vocab_size"] == corpus.vocab_size
     assert config["train"]["model"]["hidden"] == 64
     model, loaded_config = load_model(run_dir)
+    assert loaded_config == config
     histories = torch.from_numpy(corpus.split("test").padded(torch.arange(20).numpy()))
     torch.testing.assert_close(model_scorer(model, "cpu")(histories),
                                model_scorer(trained.model, "cpu")(histories))
@@ -82,7 +83,7 @@ def test_same_seed_same_metrics_and_resume_equals_an_uninterrupted_run(corpus, t
     assert not first.finished and len(first.history) == 1
     resumed = fit(small, settings, tmp_path / "split", resume=True, progress=False)
     assert resumed.history == whole.history and resumed.test == whole.test
-    with pytest.raises(ModelDirError, match="cannot resume with changed settings \\['optim.lr'\\]"):
+    with pytest.raises(ModelDirError, match=r"cannot resume with changed settings \['optim\.lr'\]"):
         fit(small, settings.override({"optim.lr": 0.1}), tmp_path / "split", resume=True)
     with pytest.raises(ModelDirError, match="already holds a run"):
         fit(small, settings, tmp_path / "whole", progress=False)
@@ -93,7 +94,7 @@ def test_two_process_ddp_on_cpu_trains_and_ranks_agree(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     torch.multiprocessing.spawn(ddp_worker, args=(2, port, str(tmp_path / "run")), nprocs=2)
-    rank0, rank1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["valid"]["HR@10"] > 0.5  # popularity is near 0.25 here
@@ -104,14 +105,16 @@ def test_pickled_or_mismatched_weights_are_refused(trained, tmp_path):
     run_dir.mkdir()
     (run_dir / "config.json").write_text((trained.run_dir / "config.json").read_text())
     torch.save(trained.model, run_dir / "model.safetensors")  # a pickle under the right name
-    with pytest.raises(ModelDirError, match="not a safetensors file.*pickled weights are refused"):
+    with pytest.raises(ModelDirError, match=r"not a safetensors file.*pickled weights are refused"):
         load_model(run_dir)
     torch.save({"x": torch.nn.Linear(2, 2)}, run_dir / "last.pt")
     with pytest.raises(ModelDirError, match="refused"):
         load_checkpoint(run_dir / "last.pt")
     config = json.loads((trained.run_dir / "config.json").read_text())
-    (run_dir / "model.safetensors").write_bytes((trained.run_dir / "model.safetensors").read_bytes())
-    (run_dir / "config.json").write_text(json.dumps({**config, "model": {**config["model"], "hidden": 32}}))
+    weights = (trained.run_dir / "model.safetensors").read_bytes()
+    (run_dir / "model.safetensors").write_bytes(weights)
+    narrower = {**config, "model": {**config["model"], "hidden": 32}}
+    (run_dir / "config.json").write_text(json.dumps(narrower))
     with pytest.raises(ModelDirError, match="shape mismatches"):
         load_model(run_dir)
     (run_dir / "config.json").write_text(json.dumps({**config, "format_version": 2}))

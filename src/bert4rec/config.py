@@ -19,9 +19,12 @@ def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Shape of the network (see `bert4rec.model.BERT4RecConfig`); the vocabulary comes from data."""
+    """Shape of the network (`bert4rec.model.BERT4RecConfig`); the vocabulary comes from data."""
 
-    max_len: int = _f(200, "longest input sequence, [MASK] included; longer histories keep their most recent items")
+    max_len: int = _f(
+        200,
+        "longest input sequence, [MASK] included; longer histories keep their most recent items",
+    )
     hidden: int = _f(64, "width of the item embeddings and encoder blocks")
     layers: int = _f(2, "number of transformer encoder blocks")
     heads: int = _f(2, "attention heads per block (must divide hidden)")
@@ -36,9 +39,18 @@ class MaskingSettings:
 
     mask_prob: float = _f(0.15, "chance that each non-padding position becomes a training target")
     mask_token_share: float = _f(0.8, "share of targets replaced by [MASK]")
-    random_token_share: float = _f(0.1, "share of targets replaced by a random item (the rest stay unchanged)")
-    last_item_share: float = _f(0.0, "share of training samples that mask only their final item (Petrov & Macdonald 2022)")
-    windows_per_sequence: int = _f(1, "windows of max_len items cut from the end of each long sequence")
+    random_token_share: float = _f(
+        0.1,
+        "share of targets replaced by a random item (the rest stay unchanged)",
+    )
+    last_item_share: float = _f(
+        0.0,
+        "share of training samples that mask only their final item (Petrov & Macdonald 2022)",
+    )
+    windows_per_sequence: int = _f(
+        1,
+        "windows of max_len items cut from the end of each long sequence",
+    )
 
 
 @dataclass(frozen=True)
@@ -47,13 +59,22 @@ class OptimSettings:
 
     optimizer: str = _f("adam", "optimiser", ("adam", "adamw"))
     lr: float = _f(1e-3, "peak learning rate")
-    weight_decay: float = _f(0.0, "weight decay (decoupled for adamw, L2 for adam); not on biases or LayerNorm gains")
+    weight_decay: float = _f(
+        0.0,
+        "weight decay (decoupled for adamw, L2 for adam); not on biases or LayerNorm gains",
+    )
     beta1: float = _f(0.9, "Adam beta1")
     beta2: float = _f(0.999, "Adam beta2")
     schedule: str = _f("step", "learning-rate schedule", ("constant", "step", "warmup_linear"))
-    step_epochs: int = _f(25, "step schedule: multiply the rate by step_gamma every this many epochs")
+    step_epochs: int = _f(
+        25,
+        "step schedule: multiply the rate by step_gamma every this many epochs",
+    )
     step_gamma: float = _f(0.1, "step schedule: the factor")
-    warmup_fraction: float = _f(0.0, "warmup_linear schedule: share of all steps spent warming up linearly from 0")
+    warmup_fraction: float = _f(
+        0.0,
+        "warmup_linear schedule: share of all steps spent warming up linearly from 0",
+    )
     clip_norm: float = _f(0.0, "clip the global gradient norm to this (0: no clipping)")
 
 
@@ -64,8 +85,14 @@ class LoopSettings:
     epochs: int = _f(100, "maximum number of epochs")
     batch_size: int = _f(128, "training sequences per step (per process under DDP)")
     eval_batch_size: int = _f(512, "users per batch during validation")
-    patience: int = _f(0, "stop after this many epochs without a better validation metric (0: never)")
-    metric: str = _f("NDCG@10", "validation metric that selects the best weights (full ranking, seen items excluded)")
+    patience: int = _f(
+        0,
+        "stop after this many epochs without a better validation metric (0: never)",
+    )
+    metric: str = _f(
+        "NDCG@10",
+        "validation metric that selects the best weights (full ranking, seen items excluded)",
+    )
     seed: int = _f(0, "seed for initialisation, shuffling, masking and dropout")
     device: str = _f("auto", "where to train: auto, cpu, cuda, cuda:N or mps")
 
@@ -128,11 +155,17 @@ class Settings:
                     raise ValueError(f"{name}.{f.name} must be one of {choices}, got {value!r}")
         m, k = self.masking, self.model
         if not 0 < m.mask_prob <= 1 or m.mask_token_share + m.random_token_share > 1:
-            raise ValueError("masking: need 0 < mask_prob <= 1 and mask_token_share + random_token_share <= 1")
+            raise ValueError(
+                "masking: need 0 < mask_prob <= 1 and mask_token_share + random_token_share <= 1"
+            )
         if not 0 <= m.last_item_share <= 1 or m.windows_per_sequence < 1:
-            raise ValueError("masking: need 0 <= last_item_share <= 1 and windows_per_sequence >= 1")
+            raise ValueError(
+                "masking: need 0 <= last_item_share <= 1 and windows_per_sequence >= 1"
+            )
         if k.hidden % k.heads or k.max_len < 2:
-            raise ValueError(f"model: hidden ({k.hidden}) must divide by heads ({k.heads}); max_len >= 2")
+            raise ValueError(
+                f"model: hidden ({k.hidden}) must divide by heads ({k.heads}); max_len >= 2"
+            )
         return self
 
 
@@ -142,7 +175,9 @@ def field_defaults(section: type) -> dict[str, Any]:
 
 
 SEED = Settings(
-    model=ModelSettings(max_len=128, hidden=256, layers=2, heads=4, dropout=0.1, attention_dropout=0.1),
+    model=ModelSettings(
+        max_len=128, hidden=256, layers=2, heads=4, dropout=0.1, attention_dropout=0.1
+    ),
     masking=MaskingSettings(mask_prob=0.15, mask_token_share=0.8, random_token_share=0.1),
     optim=OptimSettings(optimizer="adam", lr=1e-3, schedule="step", step_epochs=25, step_gamma=0.1),
     loop=LoopSettings(epochs=100, batch_size=128),
@@ -150,7 +185,9 @@ SEED = Settings(
 """The founding document's recipe."""
 
 PAPER = Settings(
-    model=ModelSettings(max_len=200, hidden=64, layers=2, heads=2, dropout=0.2, attention_dropout=0.2),
+    model=ModelSettings(
+        max_len=200, hidden=64, layers=2, heads=2, dropout=0.2, attention_dropout=0.2
+    ),
     masking=MaskingSettings(mask_prob=0.2, mask_token_share=1.0, random_token_share=0.0),
     optim=OptimSettings(
         optimizer="adamw", lr=1e-4, weight_decay=0.01, schedule="warmup_linear",
@@ -161,8 +198,12 @@ PAPER = Settings(
 """Sun et al. (CIKM 2019) for ML-1M: 400k steps in the paper; set --epochs to match your budget."""
 
 FAST = Settings(
-    model=ModelSettings(max_len=200, hidden=64, layers=2, heads=2, dropout=0.1, attention_dropout=0.1),
-    masking=MaskingSettings(mask_prob=0.2, mask_token_share=1.0, random_token_share=0.0, last_item_share=0.1),
+    model=ModelSettings(
+        max_len=200, hidden=64, layers=2, heads=2, dropout=0.1, attention_dropout=0.1
+    ),
+    masking=MaskingSettings(
+        mask_prob=0.2, mask_token_share=1.0, random_token_share=0.0, last_item_share=0.1
+    ),
     optim=OptimSettings(
         optimizer="adamw", lr=2e-3, weight_decay=0.01, schedule="warmup_linear",
         warmup_fraction=0.05, clip_norm=5.0,

@@ -33,11 +33,11 @@ class BERT4RecConfig:
 
     def __post_init__(self) -> None:
         if self.vocab_size < 3:
-            raise ValueError(f"vocab_size must be at least 3 (pad, one item, mask), got {self.vocab_size}")
+            raise ValueError(f"vocab_size must be >= 3 (pad, an item, mask), got {self.vocab_size}")
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.max_len < 2:
-            raise ValueError(f"max_len must be at least 2 (one item and [MASK]), got {self.max_len}")
+            raise ValueError(f"max_len must be >= 2 (an item and [MASK]), got {self.max_len}")
 
     @property
     def mask_token(self) -> int:

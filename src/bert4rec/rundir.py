@@ -49,9 +49,12 @@ def write_json(path: Path, values: dict[str, Any]) -> None:
     atomic_write(path, lambda temp: temp.write_text(json.dumps(values, indent=2) + "\n"))
 
 
-def write_config(run_dir: Path, model: BERT4RecConfig, data: dict[str, Any], train: dict[str, Any]) -> None:
+def write_config(
+    run_dir: Path, model: BERT4RecConfig, data: dict[str, Any], train: dict[str, Any]
+) -> None:
     """The run's config.json: model shape, how to rebuild the corpus, and the training settings."""
-    values = {"format_version": FORMAT_VERSION, "model": model.to_dict(), "data": data, "train": train}
+    values = {"format_version": FORMAT_VERSION, "model": model.to_dict(), "data": data,
+              "train": train}
     write_json(run_dir / CONFIG, values)
 
 
@@ -65,7 +68,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     """config.json of a run directory, with its format version checked."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
-        raise ModelDirError(f"{path}: missing; is {run_dir} a directory written by `bert4rec train`?")
+        raise ModelDirError(f"{path}: missing; is {run_dir} a run directory of `bert4rec train`?")
     try:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -81,7 +84,9 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     return config
 
 
-def load_model(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[BERT4Rec, dict[str, Any]]:
+def load_model(
+    run_dir: str | Path, device: torch.device | str = "cpu"
+) -> tuple[BERT4Rec, dict[str, Any]]:
     """The trained model of a run directory (eval mode) and its full config dict.
 
     Refuses anything but safetensors weights, and weights whose names or shapes differ from

@@ -30,6 +30,7 @@ from bert4rec.config import OptimSettings, Settings
 from bert4rec.data.batches import ClozeCollate, WindowDataset, model_scorer
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.errors import ModelDirError
+from bert4rec.evaluate import evaluate
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 
 logger = logging.getLogger(__name__)
@@ -119,8 +120,6 @@ def start_runtime(device_name: str) -> Runtime:
 def validate(model: BERT4Rec, corpus: SequenceCorpus, device: torch.device, batch_size: int,
              split: str = "valid") -> dict[str, Any]:
     """Full-ranking metrics (seen items excluded) of `model` on a split, labelled."""
-    from bert4rec.evaluate import evaluate
-
     report = evaluate(model_scorer(model, device), corpus, split, protocol="full",
                       exclude_seen=True, batch_size=batch_size)
     return report.to_dict()
@@ -326,7 +325,7 @@ def _restore(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
 
 def _finish(out_dir: Path, model: BERT4Rec, corpus: SequenceCorpus, settings: Settings,
             state: Progress, runtime: Runtime, finished: bool) -> FitResult:
-    """Reload the best weights; when training is over, rank 0 scores test and writes metrics.json."""
+    """Reload the best weights; once training is over, rank 0 scores test, writes metrics.json."""
     if runtime.world > 1:
         dist.barrier()  # rank 0 has written the best weights
     model.load_state_dict(load_file(str(out_dir / rundir.WEIGHTS), device=str(runtime.device)))

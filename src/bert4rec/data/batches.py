@@ -138,7 +138,9 @@ def prediction_inputs(
     return out
 
 
-def model_scorer(model: torch.nn.Module, device: torch.device | str) -> Callable[[torch.Tensor], torch.Tensor]:
+def model_scorer(
+    model: torch.nn.Module, device: torch.device | str
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """A scorer (docs/architecture.md): left-padded histories [B, T] -> scores [B, vocab_size].
 
     Runs `model` (a `BERT4Rec`, put in eval mode) on `device` without gradients; the scores
