@@ -17,18 +17,24 @@ from bert4rec.losses import (
 
 def toy(n: int = 6, v: int = 12, h: int = 4, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(n, h, generator=g), torch.randn(v, h, generator=g),
-            torch.randn(v, generator=g), torch.randint(1, v - 1, (n,), generator=g))
+    return (
+        torch.randn(n, h, generator=g),
+        torch.randn(v, h, generator=g),
+        torch.randn(v, generator=g),
+        torch.randint(1, v - 1, (n,), generator=g),
+    )
 
 
 def test_sampled_with_every_item_and_uniform_q_equals_full_softmax():
     hidden, weight, bias, targets = toy()
     items = torch.arange(weight.shape[0])
     log_q = torch.full((), -math.log(len(items)))
-    sampled = sampled_cross_entropy(hidden, weight, bias, targets, items, log_q,
-                                    log_q.expand_as(targets))
-    assert sampled.item() == pytest.approx(full_cross_entropy(hidden, weight, bias, targets).item(),
-                                           rel=1e-5)
+    sampled = sampled_cross_entropy(
+        hidden, weight, bias, targets, items, log_q, log_q.expand_as(targets)
+    )
+    assert sampled.item() == pytest.approx(
+        full_cross_entropy(hidden, weight, bias, targets).item(), rel=1e-5
+    )
 
 
 def test_accidental_hits_are_removed():
@@ -59,8 +65,9 @@ def test_each_loss_learns_a_planted_mapping(kind):
     optimiser = torch.optim.Adam([weight, bias, *project.parameters()], lr=0.05)
     log_q = log_item_frequency(torch.bincount(targets, minlength=v))
     for _ in range(120):
-        loss = cloze_loss(project(contexts), weight, bias, targets, kind=kind, n_negatives=20,
-                          item_log_q=log_q)
+        loss = cloze_loss(
+            project(contexts), weight, bias, targets, kind=kind, n_negatives=20, item_log_q=log_q
+        )
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

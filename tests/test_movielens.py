@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import zipfile
 
 import pytest
-from fake_movielens import LAYOUT, MOVIES, expected_events, write_release
+from fake_movielens import LAYOUT, MOVIES, expected_events, release_files, write_release
 
 from bert4rec.data import movielens, sources
 from bert4rec.errors import DataError
@@ -72,7 +73,21 @@ def test_detection_of_gzip_compressed_ratings(tmp_path):
     assert movielens.load_release(path).events.rows() == expected_events("ml-1m")
 
 
+def test_detection_of_a_zip_without_a_top_folder(tmp_path):
+    flat = tmp_path / "flat.zip"
+    with zipfile.ZipFile(flat, "w") as archive:
+        for file, data in release_files("ml-25m").items():
+            archive.writestr(file, data)
+    layout, files = movielens.detect(flat)
+    assert layout is movielens.CSV and files.prefix == ""
+    assert movielens.load_release(flat).events.rows() == expected_events("ml-25m")
+
+
 def test_not_a_release(tmp_path):
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("photos/cat.jpg", b"meow")
+    with pytest.raises(DataError, match=r"other\.zip: not a MovieLens release"):
+        movielens.detect(tmp_path / "other.zip")
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(DataError, match=r"not a MovieLens release.*ratings\.csv"):
         movielens.detect(tmp_path)

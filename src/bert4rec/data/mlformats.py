@@ -11,6 +11,7 @@ fails, rescans the file line by line to name the first bad line and column.
 from __future__ import annotations
 
 import gzip
+import io
 import zipfile
 from pathlib import Path
 
@@ -208,30 +209,37 @@ def _read_ratings(files: ReleaseFiles, name: str, separator: bytes, has_header: 
 
 
 def _diagnose(files, name, source, separator: bytes, has_header: bool, err) -> DataError:
-    """Find the first line that the fast parser rejected and say what is wrong with it."""
-    raw = source.read_bytes() if isinstance(source, Path) else source
-    lines = raw.decode("latin-1").splitlines()
+    """Find the first line that the fast parser rejected and say what is wrong with it.
+
+    Streams the file line by line, so even a bad line near the end of ml-32m costs no memory.
+    """
     expected = CSV_HEADER if has_header else RATING_FIELDS
-    for number, line in enumerate(lines[1:] if has_header else lines, start=2 if has_header else 1):
-        if not line.strip():
-            continue
-        fields = line.split(separator.decode())
-        if len(fields) != 4:
-            return DataError(
-                f"{files.describe(name)}: line {number}: expected 4 fields "
-                f"({', '.join(expected)}), got {len(fields)}: {line[:80]!r}"
-            )
-        for column, value, kind in zip(expected, fields, (int, int, float, int), strict=True):
-            try:
-                kind(value)
-            except ValueError:
-                what = "an integer" if kind is int else "a number"
-                return DataError(
-                    f"{files.describe(name)}: line {number}, column {column!r}: expected "
-                    f"{what}, got {value!r}"
-                )
+    with source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.decode("latin-1").rstrip("\r\n")
+            if (has_header and number == 1) or not line.strip():
+                continue
+            problem = _line_problem(line.split(separator.decode()), expected)
+            if problem:
+                return DataError(f"{files.describe(name)}: line {number}{problem}")
     reason = _first_line(err) if err is not None else "empty fields"
     return DataError(f"{files.describe(name)}: cannot be parsed: {reason}")
+
+
+def _line_problem(fields: list[str], expected: tuple[str, ...]) -> str | None:
+    """What is wrong with one ratings line, or None."""
+    if len(fields) != 4:
+        return (
+            f": expected 4 fields ({', '.join(expected)}), got {len(fields)}: "
+            f"{'|'.join(fields)[:80]!r}"
+        )
+    for column, value, kind in zip(expected, fields, (int, int, float, int), strict=True):
+        try:
+            kind(value)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            return f", column {column!r}: expected {what}, got {value!r}"
+    return None
 
 
 def _check_header(files: ReleaseFiles, name: str, source: Path | bytes, expected) -> None:
