@@ -3,8 +3,11 @@
 import json
 
 import pytest
+import torch
+from tiny_corpus import tiny_corpus
 
 from bert4rec.cli import main
+from bert4rec.evaluate import evaluate
 
 # Same log as tests/test_baselines.py: popularity ranks the test targets 1, 3, 5 with seen
 # items kept and 1, 1, 1 with them excluded.
@@ -150,9 +153,42 @@ def test_too_many_sampled_negatives_is_a_one_line_error(capsys, log_file):
     assert "lower n_negatives" in err
 
 
-@pytest.mark.parametrize("command", ["baseline"])
+@pytest.mark.parametrize("command", ["baseline", "evaluate"])
 def test_help(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert "--keep-seen" in capsys.readouterr().out
+
+
+def tiny_run_dir(tmp_path, source, vocab_size=7):
+    """A run directory holding an untrained, seeded BERT4Rec and how to rebuild its corpus."""
+    from bert4rec import rundir
+    from bert4rec.model import BERT4Rec, BERT4RecConfig
+
+    torch.manual_seed(0)
+    model = BERT4Rec(BERT4RecConfig(vocab_size=vocab_size, max_len=4, hidden=8, heads=2))
+    run = tmp_path / "run"
+    data = {"source": str(source), "min_rating": None, "min_item_interactions": 0,
+            "min_user_interactions": 0}
+    rundir.write_config(run, model.config, data, {})
+    rundir.save_weights(model, run / rundir.WEIGHTS)
+    return run, model.eval()
+
+
+def test_evaluate_run_dir_matches_evaluate_on_the_same_model(capsys, log_file, tmp_path):
+    from bert4rec.data.batches import model_scorer
+
+    run, model = tiny_run_dir(tmp_path, log_file)
+    record = run_json(capsys, "evaluate", str(run), "--device", "cpu", "--json", "--split",
+                      "valid", "--cache-dir", str(tmp_path / "cache"))
+    expected = evaluate(model_scorer(model, "cpu"), tiny_corpus(SEQUENCES), "valid")
+    assert record == {"scorer": "run", **expected.to_dict()}
+    assert record["protocol"] == "full" and record["seen_items"] == "excluded"
+
+
+def test_evaluate_run_dir_refuses_a_corpus_of_another_vocabulary(capsys, log_file, tmp_path):
+    run, _ = tiny_run_dir(tmp_path, log_file, vocab_size=9)
+    assert main(["evaluate", str(run), "--device", "cpu", "--no-cache"]) == 1
+    err = capsys.readouterr().err
+    assert "vocab_size 9 but the rebuilt corpus has 7" in err and "--source" in err

@@ -1,12 +1,26 @@
-"""`bert4rec baseline NAME SOURCE`: score a baseline with the same labelled evaluation as models."""
+"""`bert4rec evaluate RUN_DIR` and `bert4rec baseline NAME SOURCE`: one labelled evaluation.
+
+Both call `bert4rec.evaluate.evaluate` with the same protocol options, so a model and a
+baseline measured on the same corpus, split and protocol are directly comparable.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
 
-from bert4rec import baselines
+import torch
+
+from bert4rec import baselines, rundir
 from bert4rec.cli.data import add_source_options, corpus_from_args
+from bert4rec.data.batches import model_scorer
+from bert4rec.data.cache import load_corpus
+from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
+from bert4rec.data.interactions import LogColumns
+from bert4rec.errors import ModelDirError
 from bert4rec.evaluate import EvalReport, evaluate
 from bert4rec.metrics import DEFAULT_KS
 
@@ -119,7 +133,55 @@ def run_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def corpus_for_run(
+    run_dir: Path, config: dict[str, Any], args: argparse.Namespace
+) -> SequenceCorpus:
+    """Rebuild the run's corpus from config.json's "data" section: `source` plus the prepare
+    settings (flat or under "settings") and optional "columns"; --source overrides the source."""
+    data = config.get("data") or {}
+    source = args.source or data.get("source")
+    if not source:
+        raise ModelDirError(
+            f"{run_dir / rundir.CONFIG}: the 'data' section names no 'source'; "
+            "pass --source SOURCE (the data the model was trained on)"
+        )
+    values = {**data, **(data.get("settings") or {})}
+    names = {f.name for f in fields(PrepareSettings)}
+    settings = PrepareSettings(**{key: values[key] for key in names if key in values})
+    columns = LogColumns(**data["columns"]) if data.get("columns") else LogColumns()
+    return load_corpus(source, settings, data_dir=args.data_dir, cache_dir=args.cache_dir,
+                       columns=columns, use_cache=not args.no_cache)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, config = rundir.load_model(run_dir, device)
+    corpus = corpus_for_run(run_dir, config, args)
+    if corpus.vocab_size != model.config.vocab_size:
+        raise ModelDirError(
+            f"{run_dir}: the model has vocab_size {model.config.vocab_size} but the rebuilt "
+            f"corpus has {corpus.vocab_size}; pass the --source the model was trained on"
+        )
+    report = run_evaluation(model_scorer(model, device), corpus, args)
+    print_report(report, run_dir.name, args.json)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a trained model (a run directory) with a labelled protocol",
+        description=_first_line(evaluate.__doc__),
+    )
+    run.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `bert4rec train`")
+    run.add_argument("--source", help="the data to rebuild (default: config.json's data.source)")
+    run.add_argument("--data-dir", help="where MovieLens releases are looked for")
+    run.add_argument("--cache-dir", help="where prepared corpora are cached")
+    run.add_argument("--no-cache", action="store_true", help="prepare afresh, do not cache")
+    run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_eval_options(run)
+    run.set_defaults(handler=run_evaluate)
     baseline = subparsers.add_parser(
         "baseline",
         help="evaluate a baseline (popular, markov, itemknn) on SOURCE",
