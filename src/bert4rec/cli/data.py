@@ -1,0 +1,84 @@
+"""`bert4rec data ...`: prepare a source and show its statistics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from bert4rec.data.cache import load_corpus
+from bert4rec.data.corpus import PrepareSettings
+from bert4rec.data.interactions import LogColumns
+
+
+def add_source_options(parser: argparse.ArgumentParser) -> None:
+    """SOURCE plus the options that say where data lives and how it is prepared."""
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="a MovieLens release name (ml-1m), a release folder, or a log file",
+    )
+    parser.add_argument("--data-dir", help="where MovieLens releases are looked for")
+    parser.add_argument("--cache-dir", help="where prepared corpora are cached")
+    parser.add_argument("--no-cache", action="store_true", help="prepare afresh, do not cache")
+    parser.add_argument(
+        "--min-rating",
+        type=float,
+        default=4.0,
+        help="keep ratings >= this (default 4; ignored without ratings)",
+    )
+    parser.add_argument("--all-ratings", action="store_true", help="keep every rating")
+    parser.add_argument("--min-item-interactions", type=int, default=0)
+    parser.add_argument("--min-user-interactions", type=int, default=5)
+    parser.add_argument("--user-col", default="user", help="user column of a log file")
+    parser.add_argument("--item-col", default="item", help="item column of a log file")
+    parser.add_argument("--time-col", default="timestamp", help="timestamp column of a log file")
+    parser.add_argument("--rating-col", default="rating", help="rating column of a log file")
+
+
+def settings_from_args(args: argparse.Namespace) -> PrepareSettings:
+    return PrepareSettings(
+        min_rating=None if args.all_ratings else args.min_rating,
+        min_item_interactions=args.min_item_interactions,
+        min_user_interactions=args.min_user_interactions,
+    )
+
+
+def corpus_from_args(args: argparse.Namespace):
+    """Load the corpus named by the source options (through the cache)."""
+    columns = LogColumns(args.user_col, args.item_col, args.time_col, args.rating_col)
+    return load_corpus(
+        args.source,
+        settings_from_args(args),
+        data_dir=args.data_dir,
+        cache_dir=args.cache_dir,
+        columns=columns,
+        use_cache=not args.no_cache,
+    )
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    stats = corpus_from_args(args).statistics()
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        width = max(map(len, stats))
+        for key, value in stats.items():
+            print(
+                f"{key:<{width}}  {value:,}"
+                if isinstance(value, int)
+                else f"{key:<{width}}  {value}"
+            )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    data = subparsers.add_parser("data", help="prepare and inspect data sets")
+    commands = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
+    prepare = commands.add_parser(
+        "prepare",
+        help="prepare SOURCE and print its statistics",
+        description="Filter, order and index SOURCE into per-user sequences; print statistics.",
+    )
+    add_source_options(prepare)
+    prepare.add_argument("--json", action="store_true", help="print one JSON object")
+    prepare.set_defaults(handler=run_prepare)

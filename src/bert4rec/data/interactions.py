@@ -1,0 +1,184 @@
+"""Interaction logs: the `Interactions` hand-off and readers for CSV, TSV, Parquet and text.
+
+Every reader returns the same shape: an events frame with `user`, `item`, `timestamp` and
+optionally `rating`, plus an optional item table (`item`, `title`, `genres`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from bert4rec.columns import GENRES, ITEM, RATING, TIMESTAMP, TITLE, USER
+from bert4rec.errors import DataError
+
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".parquet": None, ".pq": None}
+TEXT_SUFFIXES = {".txt", ".dat"}
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Events (user, item, timestamp[, rating]) and, where the source has one, an item table."""
+
+    events: pl.DataFrame
+    items: pl.DataFrame | None
+    name: str
+
+    @property
+    def has_ratings(self) -> bool:
+        return RATING in self.events.columns
+
+
+@dataclass(frozen=True)
+class LogColumns:
+    """Which columns of a log hold the user, item, timestamp and (optional) rating."""
+
+    user: str = USER
+    item: str = ITEM
+    timestamp: str = TIMESTAMP
+    rating: str | None = RATING
+
+
+def read_log(path: str | Path, columns: LogColumns = LogColumns()) -> Interactions:
+    """Read a CSV, TSV or Parquet log, or a "user item" text file (file order is time order)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected a CSV, TSV, Parquet or .txt log)")
+    suffix = path.suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        return read_sequence_text(path)
+    if suffix not in TABLE_SUFFIXES:
+        known = ", ".join(sorted([*TABLE_SUFFIXES, *TEXT_SUFFIXES]))
+        raise DataError(f"{path}: unknown log format {suffix!r}; expected one of {known}")
+    frame = _read_table(path, TABLE_SUFFIXES[suffix])
+    return Interactions(normalise_events(frame, columns, path), None, path.name)
+
+
+def _read_table(path: Path, separator: str | None) -> pl.DataFrame:
+    try:
+        if separator is None:
+            return pl.read_parquet(path)
+        return pl.read_csv(path, separator=separator, infer_schema_length=10_000)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as err:
+        raise DataError(f"{path}: cannot be read as {path.suffix[1:]}: {err}") from err
+
+
+def normalise_events(frame: pl.DataFrame, columns: LogColumns, path: Path) -> pl.DataFrame:
+    """Pick and rename the configured columns and check their types, naming the bad line."""
+    wanted = {USER: columns.user, ITEM: columns.item, TIMESTAMP: columns.timestamp}
+    if columns.rating is not None and (columns.rating in frame.columns or columns.rating != RATING):
+        wanted[RATING] = columns.rating
+    missing = [source for source in wanted.values() if source not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(map(repr, missing))}; the file has "
+            f"{', '.join(map(repr, frame.columns))}. Name the right ones with --user-col, "
+            "--item-col, --time-col and --rating-col."
+        )
+    frame = frame.select([pl.col(source).alias(name) for name, source in wanted.items()])
+    frame = frame.with_columns(
+        _id_column(frame, USER, wanted[USER], path),
+        _id_column(frame, ITEM, wanted[ITEM], path),
+        _timestamp_column(frame, wanted[TIMESTAMP], path),
+    )
+    if RATING in frame.columns:
+        frame = frame.with_columns(_numeric(frame, RATING, wanted[RATING], path, pl.Float64))
+    return frame
+
+
+def _id_column(frame: pl.DataFrame, name: str, source: str, path: Path) -> pl.Series:
+    series = frame[name]
+    _check_no_nulls(series, source, path)
+    if series.dtype.is_integer():
+        return series.cast(pl.Int64)
+    if series.dtype.is_float():
+        return _numeric(frame, name, source, path, pl.Int64)
+    return series.cast(pl.String)
+
+
+def _timestamp_column(frame: pl.DataFrame, source: str, path: Path) -> pl.Series:
+    series = frame[TIMESTAMP]
+    if series.dtype in (pl.Datetime, pl.Date):
+        return series.cast(pl.Datetime("ms")).dt.epoch("s").alias(TIMESTAMP)
+    if series.dtype == pl.String:
+        parsed = series.str.strip_chars().cast(pl.Int64, strict=False)
+        if parsed.null_count() > series.null_count():
+            dates = series.str.to_datetime(strict=False)
+            if dates.null_count() == series.null_count():
+                return dates.dt.epoch("s").alias(TIMESTAMP)
+        series = parsed if parsed.null_count() == series.null_count() else series
+    return _numeric(frame.with_columns(series), TIMESTAMP, source, path, pl.Int64)
+
+
+def _numeric(
+    frame: pl.DataFrame, name: str, source: str, path: Path, dtype: type[pl.DataType]
+) -> pl.Series:
+    """Cast a column to a number, or fail naming the first offending line and value."""
+    series = frame[name]
+    _check_no_nulls(series, source, path)
+    cast = series.cast(dtype, strict=False)
+    bad = cast.is_null() & series.is_not_null()
+    if dtype == pl.Int64 and series.dtype.is_float():
+        bad = bad | (series != series.floor())
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"{path}: line {_line(path, row)}, column {source!r}: expected a number, "
+            f"got {series[row]!r}"
+        )
+    return cast.alias(name)
+
+
+def _check_no_nulls(series: pl.Series, source: str, path: Path) -> None:
+    if series.null_count():
+        row = int(np.flatnonzero(series.is_null().to_numpy())[0])
+        raise DataError(f"{path}: line {_line(path, row)}, column {source!r}: value is empty")
+
+
+def _line(path: Path, row: int) -> int | str:
+    """The 1-based file line of a data row (after one header line); Parquet has rows."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return f"row {row}"
+    return row + 2
+
+
+def read_sequence_text(path: str | Path) -> Interactions:
+    """Read the SASRec/BERT4Rec benchmark format: "user item" per line, or "user item1 item2 ..."
+    per line; file order is time order, so the timestamp is the position in the file."""
+    path = Path(path)
+    users: list[str] = []
+    items: list[str] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            if len(tokens) < 2:
+                raise DataError(
+                    f"{path}: line {number}: expected 'user item' or 'user item1 item2 ...', "
+                    f"got {line.strip()!r}"
+                )
+            users.extend([tokens[0]] * (len(tokens) - 1))
+            items.extend(tokens[1:])
+    if not users:
+        raise DataError(f"{path}: the file holds no interactions")
+    events = pl.DataFrame({USER: users, ITEM: items})
+    events = events.with_columns(
+        _text_ids(events[USER]),
+        _text_ids(events[ITEM]),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(TIMESTAMP),
+    )
+    return Interactions(events, None, path.name)
+
+
+def _text_ids(series: pl.Series) -> pl.Series:
+    as_int = series.cast(pl.Int64, strict=False)
+    return as_int if as_int.null_count() == 0 else series
+
+
+def empty_item_table() -> pl.DataFrame:
+    """An item table with the standard columns and no rows."""
+    return pl.DataFrame(schema={ITEM: pl.Int64, TITLE: pl.String, GENRES: pl.List(pl.String)})
