@@ -1,0 +1,205 @@
+"""One evaluation function for every split and protocol, always labelled.
+
+A *scorer* is any callable taking `histories: LongTensor [B, T]`, left-padded with 0 (the most
+recent item at column T - 1), and returning scores `[B, vocab_size]` (float32 or float64). The
+model and every baseline are scorers. The evaluator, not the scorer, removes padding (0), [MASK]
+(vocab_size - 1) and, with `exclude_seen`, every item of the user's history from the candidates;
+the target is always a candidate.
+
+Protocols:
+- `full`: the target is ranked against every item (the honest one; Krichene & Rendle, KDD 2020).
+- `sampled`: the target is ranked against `n_negatives` items drawn without replacement, never
+  the target nor a history item, either by popularity in the training part (the BERT4Rec
+  paper's protocol) or uniformly. Draws depend only on `seed` and the data, not `batch_size`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bert4rec.data.corpus import SequenceCorpus, Split
+from bert4rec.metrics import DEFAULT_KS, ranking_metrics, target_ranks
+
+Scorer = Callable[[torch.Tensor], torch.Tensor]
+PROTOCOLS = ("full", "sampled")
+NEGATIVES = ("popular", "uniform")
+SAMPLE_CHUNK = 256
+"""Users per negative-sampling draw: fixed so that draws do not depend on `batch_size`."""
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """The result of one evaluation: what was measured, how, on how many users, and the metrics."""
+
+    protocol: Literal["full", "sampled"]
+    split: str
+    exclude_seen: bool
+    users: int
+    candidates: int
+    """Items ranked per user: the catalogue size (full) or n_negatives + 1 (sampled)."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    negatives: Literal["popular", "uniform"] | None = None
+    n_negatives: int | None = None
+    seed: int | None = None
+
+    @property
+    def seen_items(self) -> str:
+        return "excluded" if self.exclude_seen else "kept"
+
+    def label(self) -> str:
+        """One line naming the protocol, e.g. 'sampled (100 popular negatives, seed 0), ...'."""
+        if self.protocol == "full":
+            how = f"full ranking over {self.candidates} items"
+        else:
+            how = f"sampled ({self.n_negatives} {self.negatives} negatives, seed {self.seed})"
+        return f"{how}, {self.split} split, {self.users} users, seen items {self.seen_items}"
+
+    def to_dict(self) -> dict[str, str | int | float | None]:
+        """Flat JSON-ready dict: protocol, split, seen-items policy, users, then each metric."""
+        head: dict[str, str | int | float | None] = {
+            "protocol": self.protocol, "split": self.split, "seen_items": self.seen_items,
+            "users": self.users, "candidates": self.candidates,
+        }
+        if self.protocol == "sampled":
+            head.update(negatives=self.negatives, n_negatives=self.n_negatives, seed=self.seed)
+        return {**head, **self.metrics}
+
+
+def train_item_counts(corpus: SequenceCorpus) -> np.ndarray:
+    """How often each vocab index occurs in the training part (sequences minus their last two)."""
+    return np.bincount(corpus.split("train").flat, minlength=corpus.vocab_size).astype(np.int64)
+
+
+def evaluate(
+    scorer: Scorer,
+    corpus: SequenceCorpus,
+    split: str = "test",
+    *,
+    protocol: str = "full",
+    negatives: str = "popular",
+    n_negatives: int = 100,
+    exclude_seen: bool = True,
+    ks: tuple[int, ...] = DEFAULT_KS,
+    batch_size: int = 256,
+    seed: int = 0,
+    progress: bool = False,
+) -> EvalReport:
+    """Rank each user's held-out item with `scorer` and average HR@k, NDCG@k and MRR.
+
+    `split` is "valid" (model selection) or "test"; for test the history includes the
+    validation item. See the module docstring for the protocols.
+    """
+    _check_options(split, protocol, negatives, n_negatives, batch_size)
+    data = corpus.split(split)
+    weights = _sampling_weights(corpus, negatives) if protocol == "sampled" else None
+    ranks = []
+    with torch.inference_mode(), tqdm(
+        total=len(data), desc=f"evaluate {split}", unit="user", disable=not progress
+    ) as bar:
+        for chunk, start in enumerate(range(0, len(data), SAMPLE_CHUNK)):
+            rows = np.arange(start, min(start + SAMPLE_CHUNK, len(data)))
+            allowed = None
+            if weights is not None:
+                allowed = sample_negatives(data, rows, weights, n_negatives, (seed, chunk))
+            for batch, part in _batches(rows, batch_size, allowed):
+                ranks.append(_rank_batch(scorer, data, batch, corpus.vocab_size,
+                                         exclude_seen, part))
+                bar.update(len(batch))
+    sampled = protocol == "sampled"
+    return EvalReport(
+        protocol=protocol, split=split, exclude_seen=exclude_seen, users=len(data),
+        candidates=n_negatives + 1 if sampled else corpus.n_items,
+        metrics=ranking_metrics(torch.cat(ranks), ks),
+        negatives=negatives if sampled else None, n_negatives=n_negatives if sampled else None,
+        seed=seed if sampled else None,
+    )
+
+
+def _check_options(
+    split: str, protocol: str, negatives: str, n_negatives: int, batch_size: int
+) -> None:
+    if split not in ("valid", "test"):
+        raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if negatives not in NEGATIVES:
+        raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
+    if n_negatives < 1 or batch_size < 1:
+        raise ValueError(
+            f"n_negatives and batch_size must be >= 1, got {n_negatives} and {batch_size}"
+        )
+
+
+def _batches(
+    rows: np.ndarray, batch_size: int, allowed: torch.Tensor | None
+) -> Iterator[tuple[np.ndarray, torch.Tensor | None]]:
+    for start in range(0, len(rows), batch_size):
+        part = None if allowed is None else allowed[start : start + batch_size]
+        yield rows[start : start + batch_size], part
+
+
+def _rank_batch(
+    scorer: Scorer, data: Split, rows: np.ndarray, vocab_size: int, exclude_seen: bool,
+    allowed: torch.Tensor | None,
+) -> torch.Tensor:
+    """Ranks of the targets of `rows`: score, mask non-candidates, compare with the target."""
+    histories = torch.from_numpy(data.padded(rows))  # [B, T], left-padded
+    scores = scorer(histories)
+    if scores.shape != (len(rows), vocab_size) or not scores.is_floating_point():
+        raise ValueError(
+            f"scorer returned {scores.dtype} {tuple(scores.shape)}; expected floating scores of "
+            f"shape [{len(rows)}, {vocab_size}] (one per vocab index, padding and [MASK] included)"
+        )
+    device = scores.device
+    targets = torch.from_numpy(data.targets[rows]).to(device)
+    if allowed is not None:
+        excluded = ~allowed.to(device)
+    else:
+        excluded = torch.zeros(scores.shape, dtype=torch.bool, device=device)
+        excluded[:, [0, vocab_size - 1]] = True
+        if exclude_seen:
+            excluded.scatter_(1, histories.to(device), True)  # padding 0 is already excluded
+    return target_ranks(scores, targets, excluded).cpu()
+
+
+def _sampling_weights(corpus: SequenceCorpus, negatives: str) -> torch.Tensor:
+    """Per-vocab-index sampling weight: training counts (popular) or 1 per item (uniform)."""
+    if negatives == "popular":
+        weights = torch.from_numpy(train_item_counts(corpus)).to(torch.float64)
+    else:
+        weights = torch.ones(corpus.vocab_size, dtype=torch.float64)
+    weights[[0, corpus.vocab_size - 1]] = 0.0
+    return weights
+
+
+def sample_negatives(
+    data: Split, rows: np.ndarray, weights: torch.Tensor, n: int, seed: tuple[int, int]
+) -> torch.Tensor:
+    """A [len(rows), vocab_size] bool mask of `n` negatives per user, drawn without replacement
+    with probability proportional to `weights`, never the target nor a history item.
+
+    Gumbel-top-k: the n largest of log(w) + Gumbel noise are a draw without replacement
+    proportional to w (Vieira 2014), vectorised over users. `seed` seeds a numpy Generator.
+    """
+    histories = torch.from_numpy(data.padded(rows))  # [C, T]
+    targets = torch.from_numpy(data.targets[rows])  # [C]
+    log_w = torch.log(weights).to(torch.float32).expand(len(rows), -1).clone()  # [C, V]
+    log_w.scatter_(1, histories, float("-inf"))
+    log_w.scatter_(1, targets[:, None], float("-inf"))
+    eligible = torch.isfinite(log_w).sum(dim=1)
+    if (short := eligible < n).any():
+        raise ValueError(
+            f"{int(short.sum())} users have fewer than {n} items left to sample as negatives "
+            f"(fewest: {int(eligible.min())}); lower n_negatives or use negatives='uniform'"
+        )
+    uniform = np.random.default_rng(list(seed)).random(log_w.shape, dtype=np.float32)
+    gumbel = -torch.log(-torch.log(torch.from_numpy(uniform).clamp_min(1e-30)))
+    chosen = (log_w + gumbel).topk(n, dim=1).indices  # [C, n]
+    allowed = torch.zeros(log_w.shape, dtype=torch.bool)
+    return allowed.scatter_(1, chosen, True)

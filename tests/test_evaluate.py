@@ -1,0 +1,177 @@
+"""evaluate(): masking, exclude_seen, both protocols, seeded sampling, the report."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tiny_corpus import tiny_corpus
+
+from bert4rec.evaluate import evaluate, sample_negatives, train_item_counts
+
+# users 0 and 1 are evaluable; user 2 (two items) is training data only. Items 1..5, vocab 7.
+SEQUENCES = [[1, 2, 3, 4, 2], [2, 3, 5, 1, 1], [5, 4]]
+
+
+def descending(histories: torch.Tensor) -> torch.Tensor:
+    """Score -index: padding (0) would win everything if the evaluator did not mask it."""
+    return -torch.arange(7, dtype=torch.float32).expand(len(histories), -1)
+
+
+def ranks_of(report) -> float:
+    return report.metrics["MRR"]
+
+
+def test_corpus_layout_is_what_the_tests_assume():
+    corpus = tiny_corpus(SEQUENCES)
+    assert corpus.vocab_size == 7
+    test = corpus.split("test")
+    assert test.targets.tolist() == [2, 1]
+    assert corpus.split("valid").targets.tolist() == [4, 1]
+
+
+def test_full_protocol_masks_padding_mask_and_seen_items_but_never_the_target():
+    corpus = tiny_corpus(SEQUENCES)
+    # test: user 0 history [1,2,3,4] target 2 (seen, still ranked): candidates 2, 5 -> rank 1.
+    # user 1 history [2,3,5,1] target 1 (seen): candidates 1, 4 -> rank 1.
+    report = evaluate(descending, corpus, "test", ks=(1,))
+    assert report.metrics == {"NDCG@1": 1.0, "HR@1": 1.0, "MRR": 1.0}
+    # keeping seen items: user 0: item 1 beats 2 -> rank 2; user 1: target 1 is best -> rank 1
+    kept = evaluate(descending, corpus, "test", exclude_seen=False, ks=(1,))
+    assert kept.metrics["MRR"] == pytest.approx((1 / 2 + 1) / 2)
+    assert kept.to_dict()["seen_items"] == "kept"
+
+
+def test_valid_split_uses_the_second_last_item_and_shorter_history():
+    corpus = tiny_corpus(SEQUENCES)
+    # valid: user 0 history [1,2,3] target 4: candidates 4, 5 -> rank 1;
+    # user 1 history [2,3,5] target 1 -> rank 1. Keeping seen: user 0 -> 1,2,3 beat 4 -> rank 4.
+    assert evaluate(descending, corpus, "valid").metrics["MRR"] == 1.0
+    kept = evaluate(descending, corpus, "valid", exclude_seen=False)
+    assert kept.metrics["MRR"] == pytest.approx((1 / 4 + 1) / 2)
+    assert kept.metrics["HR@1"] == pytest.approx(0.5)
+
+
+def test_scorer_gets_left_padded_histories_with_the_valid_item_in_test():
+    corpus = tiny_corpus([[1, 2, 3, 4, 5], [3, 1, 2]])
+    seen = []
+
+    def recorder(histories):
+        seen.append(histories.clone())
+        return torch.zeros(len(histories), corpus.vocab_size)
+
+    evaluate(recorder, corpus, "test")
+    assert seen[0].tolist() == [[1, 2, 3, 4], [0, 0, 3, 1]]
+    seen.clear()
+    evaluate(recorder, corpus, "valid")
+    assert seen[0].tolist() == [[1, 2, 3], [0, 0, 3]]
+
+
+def test_constant_scorer_is_not_flattered_by_ties():
+    corpus = tiny_corpus(SEQUENCES)
+    flat = evaluate(lambda h: torch.zeros(len(h), 7), corpus, "test", exclude_seen=False)
+    # ties rank by index: user 0 target 2 -> rank 2 (item 1 first); user 1 target 1 -> rank 1
+    assert flat.metrics["MRR"] == pytest.approx((1 / 2 + 1) / 2)
+
+
+def test_scorer_with_wrong_shape_is_rejected_with_the_expected_shape():
+    corpus = tiny_corpus(SEQUENCES)
+    with pytest.raises(ValueError, match=r"expected floating scores of shape \[2, 7\]"):
+        evaluate(lambda h: torch.zeros(len(h), 6), corpus)
+
+
+def test_bad_options_are_rejected():
+    corpus = tiny_corpus(SEQUENCES)
+    with pytest.raises(ValueError, match="split must be"):
+        evaluate(descending, corpus, "train")
+    with pytest.raises(ValueError, match="protocol must be"):
+        evaluate(descending, corpus, protocol="sample")
+    with pytest.raises(ValueError, match="negatives must be"):
+        evaluate(descending, corpus, protocol="sampled", negatives="pop")
+
+
+def random_corpus(n_users=300, n_items=60, seed=1):
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, n_items + 1)  # item 1 most popular
+    p = popularity / popularity.sum()
+    return tiny_corpus(
+        [list(rng.choice(np.arange(1, n_items + 1), size=rng.integers(3, 20), p=p))
+         for _ in range(n_users)],
+        name="random",
+    )
+
+
+@pytest.mark.parametrize("negatives", ["popular", "uniform"])
+def test_sampled_negatives_never_target_or_history_and_exactly_n(negatives):
+    corpus = random_corpus()
+    data = corpus.split("test")
+    rows = np.arange(len(data))
+    counts = train_item_counts(corpus)
+    weights = torch.ones(corpus.vocab_size, dtype=torch.float64)
+    if negatives == "popular":
+        weights = torch.from_numpy(counts).double()
+    weights[[0, corpus.vocab_size - 1]] = 0
+    allowed = sample_negatives(data, rows, weights, 20, (0, 0))
+    assert allowed.sum(dim=1).tolist() == [20] * len(rows)
+    assert not allowed[:, [0, corpus.vocab_size - 1]].any()
+    for row in rows:
+        drawn = set(torch.nonzero(allowed[row]).flatten().tolist())
+        assert int(data.targets[row]) not in drawn
+        assert not drawn & set(data.history(row).tolist())
+        if negatives == "popular":
+            assert all(counts[i] > 0 for i in drawn)
+
+
+def test_popular_sampling_favours_popular_items():
+    corpus = random_corpus()
+    data = corpus.split("test")
+    counts = torch.from_numpy(train_item_counts(corpus)).double()
+    counts[[0, corpus.vocab_size - 1]] = 0
+    rows = np.arange(len(data))
+    drawn = sample_negatives(data, rows, counts, 10, (3, 0)).sum(dim=0)
+    # how often each item could have been drawn: users without it in history or target
+    seen = torch.zeros(len(rows), corpus.vocab_size, dtype=torch.bool)
+    seen.scatter_(1, torch.from_numpy(data.padded(rows)), True)
+    seen.scatter_(1, torch.from_numpy(data.targets)[:, None], True)
+    rate = drawn / (~seen).sum(dim=0).clamp_min(1)
+    top, rare = counts.argmax(), torch.where(counts > 0, counts, np.inf).argmin()
+    assert counts[top] > 20 * counts[rare]
+    assert rate[top] > 5 * rate[rare]
+
+
+def test_sampled_protocol_reproducible_from_seed_and_independent_of_batch_size():
+    corpus = random_corpus()
+    scorer = lambda h: torch.from_numpy(  # noqa: E731 - a fixed random scorer
+        np.random.default_rng(7).random(corpus.vocab_size)
+    ).expand(len(h), -1)
+    run = lambda **kw: evaluate(scorer, corpus, protocol="sampled", n_negatives=20, **kw)  # noqa: E731
+    first = run(seed=5, batch_size=64)
+    assert run(seed=5, batch_size=7).metrics == first.metrics
+    assert run(seed=6, batch_size=64).metrics != first.metrics
+    assert first.candidates == 21 and first.to_dict()["n_negatives"] == 20
+
+
+def test_sampled_with_every_eligible_item_equals_full_ranking():
+    corpus = tiny_corpus([[1, 2, 3, 4, 5], [2, 4, 6, 8, 1], [7, 6, 5, 3, 2]])
+    scorer = lambda h: torch.tensor(  # noqa: E731
+        [0.0, 0.3, 0.9, 0.1, 0.5, 0.5, 0.2, 0.8, 0.4, 0.0]
+    ).expand(len(h), -1)
+    # every user has 8 items, 4 in history + target: exactly 3 items left to sample
+    full = evaluate(scorer, corpus)
+    sampled = evaluate(scorer, corpus, protocol="sampled", negatives="uniform", n_negatives=3)
+    assert sampled.metrics == full.metrics
+    with pytest.raises(ValueError, match="fewer than 4 items left to sample"):
+        evaluate(scorer, corpus, protocol="sampled", negatives="uniform", n_negatives=4)
+
+
+def test_report_labels_protocol_and_serialises_flat():
+    corpus = tiny_corpus(SEQUENCES)
+    report = evaluate(descending, corpus, "valid", ks=(5, 10))
+    record = json.loads(json.dumps(report.to_dict()))
+    assert list(record) == ["protocol", "split", "seen_items", "users", "candidates",
+                            "NDCG@5", "HR@5", "NDCG@10", "HR@10", "MRR"]
+    assert record["protocol"] == "full" and record["seen_items"] == "excluded"
+    assert record["users"] == 2 and record["candidates"] == 5
+    assert report.label() == "full ranking over 5 items, valid split, 2 users, seen items excluded"
+    sampled = evaluate(descending, corpus, protocol="sampled", n_negatives=1, seed=3)
+    assert sampled.label().startswith("sampled (1 popular negatives, seed 3), test split")
