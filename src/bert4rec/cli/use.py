@@ -130,7 +130,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by fit")
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default 8000)")
-    serve.add_argument("--threads", type=int, help="torch threads per request (default: torch's)")
+    serve.add_argument("--threads", type=int, help="torch threads per request (default 1)")
     serve.set_defaults(handler=run_serve)
 
     demo = subparsers.add_parser(

@@ -36,8 +36,7 @@ def create_app(run_dir: str | Path, settings: ServeSettings | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
+        torch.set_num_threads(settings.torch_threads)
         app.state.recommender = Recommender.load(run_dir)
         log.info("serving %s (%d items)", run_dir, app.state.recommender.n_items)
         yield
