@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bert4rec.data.corpus import SequenceCorpus, Split
+from bert4rec.errors import DataError
 from bert4rec.metrics import DEFAULT_KS, ranking_metrics, target_ranks
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
@@ -194,7 +195,7 @@ def sample_negatives(
     log_w.scatter_(1, targets[:, None], float("-inf"))
     eligible = torch.isfinite(log_w).sum(dim=1)
     if (short := eligible < n).any():
-        raise ValueError(
+        raise DataError(
             f"{int(short.sum())} users have fewer than {n} items left to sample as negatives "
             f"(fewest: {int(eligible.min())}); lower n_negatives or use negatives='uniform'"
         )

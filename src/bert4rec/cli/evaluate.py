@@ -1,0 +1,98 @@
+"""`bert4rec baseline NAME SOURCE`: score a baseline with the same labelled evaluation as models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from bert4rec import baselines
+from bert4rec.cli.data import add_source_options, corpus_from_args
+from bert4rec.evaluate import EvalReport, evaluate
+from bert4rec.metrics import DEFAULT_KS
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0]
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(part) for part in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"--ks wants comma-separated integers, got {text!r}"
+        ) from err
+    if any(k < 1 for k in ks):
+        raise argparse.ArgumentTypeError(f"--ks values must be >= 1, got {text!r}")
+    return ks
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_eval_options(parser: argparse.ArgumentParser) -> None:
+    """The protocol options shared by `evaluate` and `baseline`."""
+    parser.add_argument("--split", choices=("valid", "test"), default="test",
+                        help="which held-out item to rank (default test; select models on valid)")
+    parser.add_argument("--protocol", choices=("full", "sampled"), default="full",
+                        help="full: rank against every item (default); sampled: against "
+                             "--n-negatives sampled items (the BERT4Rec paper's protocol)")
+    parser.add_argument("--negatives", choices=("popular", "uniform"), default="popular",
+                        help="how sampled negatives are drawn (default popular: by training "
+                             "counts)")
+    parser.add_argument("--n-negatives", type=_positive, default=100,
+                        help="negatives per user for --protocol sampled (default 100)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the negative sampling")
+    parser.add_argument("--keep-seen", action="store_true",
+                        help="keep items of the user's history as candidates (default: excluded)")
+    parser.add_argument("--ks", type=_ks, default=DEFAULT_KS, metavar="K,K,...",
+                        help="cut-offs for NDCG@k and HR@k (default 1,5,10,20)")
+    parser.add_argument("--batch-size", type=_positive, default=256, help="users per scoring batch")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (protocol, split, seen items, users, metrics)")
+
+
+def run_evaluation(scorer, corpus, args: argparse.Namespace) -> EvalReport:
+    """Call evaluate() with the protocol options of `args`."""
+    return evaluate(
+        scorer, corpus, args.split, protocol=args.protocol, negatives=args.negatives,
+        n_negatives=args.n_negatives, exclude_seen=not args.keep_seen, ks=args.ks,
+        batch_size=args.batch_size, seed=args.seed, progress=not args.json,
+    )
+
+
+def print_report(report: EvalReport, name: str, as_json: bool) -> None:
+    """One JSON object, or a table headed by the protocol label."""
+    if as_json:
+        print(json.dumps({"scorer": name, **report.to_dict()}))
+        return
+    print(f"{name}: {report.label()}")
+    ks = sorted({int(key.split("@")[1]) for key in report.metrics if "@" in key})
+    print(f"{'k':>4}  {'NDCG@k':>8}  {'HR@k':>8}")
+    for k in ks:
+        print(f"{k:>4}  {report.metrics[f'NDCG@{k}']:>8.4f}  {report.metrics[f'HR@{k}']:>8.4f}")
+    print(f" MRR  {report.metrics['MRR']:>8.4f}")
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    corpus = corpus_from_args(args)
+    scorer = baselines.fit_baseline(args.name, corpus)
+    print_report(run_evaluation(scorer, corpus, args), args.name, args.json)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    baseline = subparsers.add_parser(
+        "baseline",
+        help="evaluate a baseline (popular, markov, itemknn) on SOURCE",
+        description=f"{_first_line(baselines.__doc__)} {_first_line(evaluate.__doc__)}",
+    )
+    baseline.add_argument("name", choices=tuple(baselines.BASELINES), metavar="NAME",
+                          help=f"one of {', '.join(baselines.BASELINES)}")
+    add_source_options(baseline)
+    add_eval_options(baseline)
+    baseline.set_defaults(handler=run_baseline)

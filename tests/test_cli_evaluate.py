@@ -1,0 +1,88 @@
+"""`bert4rec baseline` and `evaluate`: --json keys, the labelled table, options reach evaluate()."""
+
+import json
+
+import pytest
+
+from bert4rec.cli import main
+
+# Same log as tests/test_baselines.py: popularity ranks the test targets 1, 3, 5 with seen
+# items kept and 1, 1, 1 with them excluded.
+SEQUENCES = [[1, 2, 3, 1, 2], [2, 3, 1, 4, 3], [1, 2, 5, 3, 4], [2, 3]]
+
+
+@pytest.fixture
+def log_file(tmp_path):
+    path = tmp_path / "log.csv"
+    rows = [f"{u},{item},{t}" for u, seq in enumerate(SEQUENCES) for t, item in enumerate(seq)]
+    path.write_text("user,item,timestamp\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def run_json(capsys, *argv):
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_baseline_json_has_protocol_split_seen_policy_users_and_metrics(capsys, log_file, tmp_path):
+    record = run_json(capsys, "baseline", "popular", str(log_file), "--min-user-interactions", "0",
+                      "--cache-dir", str(tmp_path / "cache"), "--json")
+    assert list(record) == ["scorer", "protocol", "split", "seen_items", "users", "candidates",
+                            "NDCG@1", "HR@1", "NDCG@5", "HR@5", "NDCG@10", "HR@10",
+                            "NDCG@20", "HR@20", "MRR"]
+    assert record["scorer"] == "popular" and record["protocol"] == "full"
+    assert record["split"] == "test" and record["seen_items"] == "excluded"
+    assert record["users"] == 3 and record["MRR"] == 1.0
+
+
+def test_baseline_keep_seen_and_split_options(capsys, log_file, tmp_path):
+    common = [str(log_file), "--min-user-interactions", "0", "--no-cache", "--json"]
+    kept = run_json(capsys, "baseline", "popular", *common, "--keep-seen", "--ks", "3")
+    assert kept["seen_items"] == "kept"
+    assert kept["HR@3"] == pytest.approx(2 / 3)
+    assert kept["MRR"] == pytest.approx((1 + 1 / 3 + 1 / 5) / 3)
+    valid = run_json(capsys, "baseline", "markov", *common, "--split", "valid", "--ks", "1")
+    assert valid["split"] == "valid" and valid["HR@1"] == pytest.approx(2 / 3)
+
+
+def test_baseline_sampled_json_names_negatives_and_seed(capsys, log_file):
+    record = run_json(capsys, "baseline", "markov", str(log_file), "--min-user-interactions", "0",
+                      "--no-cache", "--json", "--protocol", "sampled", "--negatives", "uniform",
+                      "--n-negatives", "1", "--seed", "4", "--split", "valid")
+    assert (record["protocol"], record["negatives"]) == ("sampled", "uniform")
+    assert (record["n_negatives"], record["seed"], record["candidates"]) == (1, 4, 2)
+
+
+def test_baseline_table_is_labelled(capsys, log_file):
+    assert main(["baseline", "popular", str(log_file), "--min-user-interactions", "0",
+                 "--no-cache", "--ks", "1,10"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "popular: full ranking over 5 items, test split, 3 users, seen items excluded"
+    assert out[1].split() == ["k", "NDCG@k", "HR@k"]
+    assert [line.split()[0] for line in out[2:]] == ["1", "10", "MRR"]
+
+
+def test_bad_ks_and_unknown_baseline_are_usage_errors(capsys, log_file):
+    for argv in (["baseline", "popular", str(log_file), "--ks", "ten"],
+                 ["baseline", "popular", str(log_file), "--n-negatives", "0"],
+                 ["baseline", "pop", str(log_file)]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+    assert "invalid choice: 'pop'" in capsys.readouterr().err
+
+
+def test_too_many_sampled_negatives_is_a_one_line_error(capsys, log_file):
+    assert main(["baseline", "popular", str(log_file), "--min-user-interactions", "0",
+                 "--no-cache", "--protocol", "sampled", "--n-negatives", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "3 users have fewer than 3 items left to sample as negatives (fewest: 0)" in err
+    assert "lower n_negatives" in err
+
+
+@pytest.mark.parametrize("command", ["baseline"])
+def test_help(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "--keep-seen" in capsys.readouterr().out
