@@ -25,8 +25,10 @@ from bert4rec.model import BERT4Rec
 from bert4rec.rundir import load_model
 
 PAD = 0
-# Most contributing history items reported per recommendation when explaining.
+# Most contributing history items reported per recommendation when explaining ...
 EXPLAIN_TOP = 3
+# ... counting only drops of at least this many logits (smaller ones are noise, not reasons).
+EXPLAIN_MIN_DROP = 0.05
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ class Recommender:
             because = tuple(
                 self._contribution(distinct[d], float(drops[d, col]))
                 for d in order
-                if drops[d, col] > 0
+                if drops[d, col] >= EXPLAIN_MIN_DROP
             )
             explained.append(replace(rec, because=because))
         return Recommendations(tuple(explained), result.history)
