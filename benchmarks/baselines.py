@@ -30,8 +30,9 @@ def main() -> None:
     parser.add_argument("source", nargs="?", default=str(default))
     parser.add_argument("--split", choices=("valid", "test"), default="test")
     args = parser.parse_args()
-    corpus = load_corpus(args.source, PrepareSettings(min_rating=None, min_user_interactions=0),
-                         use_cache=False)
+    corpus = load_corpus(
+        args.source, PrepareSettings(min_rating=None, min_user_interactions=0), use_cache=False
+    )
     rows = []
     print(f"{'baseline':<9} {'protocol':<16} {'NDCG@10':>8} {'HR@10':>8} {'MRR':>8} {'seconds':>8}")
     for name in BASELINES:
@@ -41,8 +42,10 @@ def main() -> None:
             report = evaluate(scorer, corpus, args.split, **options)
             seconds = time.perf_counter() - start
             m = report.metrics
-            print(f"{name:<9} {label:<16} {m['NDCG@10']:>8.4f} {m['HR@10']:>8.4f} "
-                  f"{m['MRR']:>8.4f} {seconds:>8.1f}")
+            print(
+                f"{name:<9} {label:<16} {m['NDCG@10']:>8.4f} {m['HR@10']:>8.4f} "
+                f"{m['MRR']:>8.4f} {seconds:>8.1f}"
+            )
             rows.append({"baseline": name, **report.to_dict(), "seconds": round(seconds, 2)})
     out = Path(__file__).parent / "out" / f"baselines-{Path(args.source).stem}-{args.split}.json"
     out.parent.mkdir(exist_ok=True)

@@ -51,7 +51,7 @@ def test_markov_scores_follow_the_last_item_with_popularity_tie_break():
     expected = [0, 0.6, 2 + 0.8, 0.6, 0, 0.2, 0]
     assert scorer(torch.tensor([[0, 3, 1]])).tolist() == [pytest.approx(expected)]
     # empty history: pure popularity
-    assert scorer(torch.tensor([[0, 0]])).tolist() == [pytest.approx([0, .6, .8, .6, 0, .2, 0])]
+    assert scorer(torch.tensor([[0, 0]])).tolist() == [pytest.approx([0, 0.6, 0.8, 0.6, 0, 0.2, 0])]
     # valid: last items 3, 1, 5 -> targets 1 (3->1), 4 (after 2, 1, 3, 5), 3 (popularity)
     assert ranks(scorer, corpus, "valid", exclude_seen=False) == [1, 5, 3]
     assert ranks(scorer, corpus, "valid", exclude_seen=True) == [1, 2, 1]
@@ -64,8 +64,9 @@ def test_item_knn_sums_cooccurrence_of_recent_items():
     scorer = ItemKNN.fit(corpus, window=2)
     # pairs within 2 positions, unordered: {1,2} x3, {2,3} x3, {1,3} x2, {1,5} x1, {2,5} x1.
     # history [.., 5, 3]: row 5 = {1: 1, 2: 1} plus row 3 = {1: 2, 2: 3}
-    scores = scorer(torch.tensor([[0, 5, 3]]))[0] - torch.tensor([0, .6, .8, .6, 0, .2, 0],
-                                                                  dtype=torch.float64)
+    scores = scorer(torch.tensor([[0, 5, 3]]))[0] - torch.tensor(
+        [0, 0.6, 0.8, 0.6, 0, 0.2, 0], dtype=torch.float64
+    )
     assert scores.tolist() == pytest.approx([0, 3, 4, 0, 0, 0, 0])
 
 
@@ -114,21 +115,50 @@ def test_ml1m_popularity_full_ranking_test_metrics(ml1m):
     report = evaluate(Popularity.fit(ml1m), ml1m, "test", protocol="full", exclude_seen=True)
     assert report.users == 6040
     got = {key: round(value, 4) for key, value in report.metrics.items()}
-    assert got == {"NDCG@1": 0.0058, "HR@1": 0.0058, "NDCG@5": 0.0126, "HR@5": 0.0200,
-                   "NDCG@10": 0.0180, "HR@10": 0.0369, "NDCG@20": 0.0258, "HR@20": 0.0682,
-                   "MRR": 0.0199}
+    assert got == {
+        "NDCG@1": 0.0058,
+        "HR@1": 0.0058,
+        "NDCG@5": 0.0126,
+        "HR@5": 0.0200,
+        "NDCG@10": 0.0180,
+        "HR@10": 0.0369,
+        "NDCG@20": 0.0258,
+        "HR@20": 0.0682,
+        "MRR": 0.0199,
+    }
 
 
 def test_ml1m_popularity_sampled_matches_the_bert4rec_paper(ml1m):
     """100 popularity-sampled negatives (seed 0), test split: the BERT4Rec paper's Table 2 POP
     row on ML-1m is HR@1 .0141, HR@5 .0715, HR@10 .1358, NDCG@5 .0416, NDCG@10 .0621, MRR .0627."""
-    report = evaluate(Popularity.fit(ml1m), ml1m, "test", protocol="sampled",
-                      negatives="popular", n_negatives=100, seed=0, ks=(1, 5, 10))
+    report = evaluate(
+        Popularity.fit(ml1m),
+        ml1m,
+        "test",
+        protocol="sampled",
+        negatives="popular",
+        n_negatives=100,
+        seed=0,
+        ks=(1, 5, 10),
+    )
     got = {key: round(value, 4) for key, value in report.metrics.items()}
-    assert got == {"NDCG@1": 0.0137, "HR@1": 0.0137, "NDCG@5": 0.0416, "HR@5": 0.0709,
-                   "NDCG@10": 0.0620, "HR@10": 0.1343, "MRR": 0.0632}
-    paper = {"HR@1": .0141, "HR@5": .0715, "HR@10": .1358, "NDCG@5": .0416, "NDCG@10": .0621,
-             "MRR": .0627}
+    assert got == {
+        "NDCG@1": 0.0137,
+        "HR@1": 0.0137,
+        "NDCG@5": 0.0416,
+        "HR@5": 0.0709,
+        "NDCG@10": 0.0620,
+        "HR@10": 0.1343,
+        "MRR": 0.0632,
+    }
+    paper = {
+        "HR@1": 0.0141,
+        "HR@5": 0.0715,
+        "HR@10": 0.1358,
+        "NDCG@5": 0.0416,
+        "NDCG@10": 0.0621,
+        "MRR": 0.0627,
+    }
     assert all(abs(got[key] - value) < 0.003 for key, value in paper.items())
 
 

@@ -45,7 +45,8 @@ def test_parse_title_splits_names_and_year():
     assert parsed.year == 1994
     assert parse_title("Matrix, The (1999)").names == ("The Matrix",)
     assert parse_title("Avventura, L' (Adventure, The) (1960)").names == (
-        "L'Avventura", "The Adventure",
+        "L'Avventura",
+        "The Adventure",
     )
     assert parse_title("Death Note: Desu nôto (2006–2007)").year == 2006
     assert parse_title("Babylon 5") == parse_title("Babylon 5 ")

@@ -25,11 +25,34 @@ def run_json(capsys, *argv):
 
 
 def test_baseline_json_has_protocol_split_seen_policy_users_and_metrics(capsys, log_file, tmp_path):
-    record = run_json(capsys, "baseline", "popular", str(log_file), "--min-user-interactions", "0",
-                      "--cache-dir", str(tmp_path / "cache"), "--json")
-    assert list(record) == ["scorer", "protocol", "split", "seen_items", "users", "candidates",
-                            "NDCG@1", "HR@1", "NDCG@5", "HR@5", "NDCG@10", "HR@10",
-                            "NDCG@20", "HR@20", "MRR"]
+    record = run_json(
+        capsys,
+        "baseline",
+        "popular",
+        str(log_file),
+        "--min-user-interactions",
+        "0",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+    )
+    assert list(record) == [
+        "scorer",
+        "protocol",
+        "split",
+        "seen_items",
+        "users",
+        "candidates",
+        "NDCG@1",
+        "HR@1",
+        "NDCG@5",
+        "HR@5",
+        "NDCG@10",
+        "HR@10",
+        "NDCG@20",
+        "HR@20",
+        "MRR",
+    ]
     assert record["scorer"] == "popular" and record["protocol"] == "full"
     assert record["split"] == "test" and record["seen_items"] == "excluded"
     assert record["users"] == 3 and record["MRR"] == 1.0
@@ -46,16 +69,46 @@ def test_baseline_keep_seen_and_split_options(capsys, log_file, tmp_path):
 
 
 def test_baseline_sampled_json_names_negatives_and_seed(capsys, log_file):
-    record = run_json(capsys, "baseline", "markov", str(log_file), "--min-user-interactions", "0",
-                      "--no-cache", "--json", "--protocol", "sampled", "--negatives", "uniform",
-                      "--n-negatives", "1", "--seed", "4", "--split", "valid")
+    record = run_json(
+        capsys,
+        "baseline",
+        "markov",
+        str(log_file),
+        "--min-user-interactions",
+        "0",
+        "--no-cache",
+        "--json",
+        "--protocol",
+        "sampled",
+        "--negatives",
+        "uniform",
+        "--n-negatives",
+        "1",
+        "--seed",
+        "4",
+        "--split",
+        "valid",
+    )
     assert (record["protocol"], record["negatives"]) == ("sampled", "uniform")
     assert (record["n_negatives"], record["seed"], record["candidates"]) == (1, 4, 2)
 
 
 def test_baseline_table_is_labelled(capsys, log_file):
-    assert main(["baseline", "popular", str(log_file), "--min-user-interactions", "0",
-                 "--no-cache", "--ks", "1,10"]) == 0
+    assert (
+        main(
+            [
+                "baseline",
+                "popular",
+                str(log_file),
+                "--min-user-interactions",
+                "0",
+                "--no-cache",
+                "--ks",
+                "1,10",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "popular: full ranking over 5 items, test split, 3 users, seen items excluded"
     assert out[1].split() == ["k", "NDCG@k", "HR@k"]
@@ -63,9 +116,11 @@ def test_baseline_table_is_labelled(capsys, log_file):
 
 
 def test_bad_ks_and_unknown_baseline_are_usage_errors(capsys, log_file):
-    for argv in (["baseline", "popular", str(log_file), "--ks", "ten"],
-                 ["baseline", "popular", str(log_file), "--n-negatives", "0"],
-                 ["baseline", "pop", str(log_file)]):
+    for argv in (
+        ["baseline", "popular", str(log_file), "--ks", "ten"],
+        ["baseline", "popular", str(log_file), "--n-negatives", "0"],
+        ["baseline", "pop", str(log_file)],
+    ):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 2
@@ -73,8 +128,23 @@ def test_bad_ks_and_unknown_baseline_are_usage_errors(capsys, log_file):
 
 
 def test_too_many_sampled_negatives_is_a_one_line_error(capsys, log_file):
-    assert main(["baseline", "popular", str(log_file), "--min-user-interactions", "0",
-                 "--no-cache", "--protocol", "sampled", "--n-negatives", "3"]) == 1
+    assert (
+        main(
+            [
+                "baseline",
+                "popular",
+                str(log_file),
+                "--min-user-interactions",
+                "0",
+                "--no-cache",
+                "--protocol",
+                "sampled",
+                "--n-negatives",
+                "3",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "3 users have fewer than 3 items left to sample as negatives (fewest: 0)" in err
     assert "lower n_negatives" in err

@@ -95,8 +95,10 @@ def random_corpus(n_users=300, n_items=60, seed=1):
     popularity = 1.0 / np.arange(1, n_items + 1)  # item 1 most popular
     p = popularity / popularity.sum()
     return tiny_corpus(
-        [list(rng.choice(np.arange(1, n_items + 1), size=rng.integers(3, 20), p=p))
-         for _ in range(n_users)],
+        [
+            list(rng.choice(np.arange(1, n_items + 1), size=rng.integers(3, 20), p=p))
+            for _ in range(n_users)
+        ],
         name="random",
     )
 
@@ -168,8 +170,18 @@ def test_report_labels_protocol_and_serialises_flat():
     corpus = tiny_corpus(SEQUENCES)
     report = evaluate(descending, corpus, "valid", ks=(5, 10))
     record = json.loads(json.dumps(report.to_dict()))
-    assert list(record) == ["protocol", "split", "seen_items", "users", "candidates",
-                            "NDCG@5", "HR@5", "NDCG@10", "HR@10", "MRR"]
+    assert list(record) == [
+        "protocol",
+        "split",
+        "seen_items",
+        "users",
+        "candidates",
+        "NDCG@5",
+        "HR@5",
+        "NDCG@10",
+        "HR@10",
+        "MRR",
+    ]
     assert record["protocol"] == "full" and record["seen_items"] == "excluded"
     assert record["users"] == 2 and record["candidates"] == 5
     assert report.label() == "full ranking over 5 items, valid split, 2 users, seen items excluded"

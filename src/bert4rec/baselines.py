@@ -49,7 +49,8 @@ class SparseRows:
         n_out = len(rows) // groups
         cells = np.bincount(
             out_row * self.vocab_size + self.cols[position],
-            weights=self.values[position], minlength=n_out * self.vocab_size,
+            weights=self.values[position],
+            minlength=n_out * self.vocab_size,
         )
         return cells.reshape(n_out, self.vocab_size)
 

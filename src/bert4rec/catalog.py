@@ -128,7 +128,8 @@ class Catalog:
             return self.find(ref)
         raise TitleNotFoundError(
             f"item id {ref!r} is not in the catalogue; pass an id from the item table or a title",
-            str(ref), [],
+            str(ref),
+            [],
         )
 
     def find(self, title: str) -> ItemId:
@@ -153,7 +154,8 @@ class Catalog:
         raise AmbiguousTitleError(
             f"title {query!r} matches {len(positions)} items: {_listing(candidates)}; "
             "add the year in parentheses or pass the item id",
-            query, candidates,
+            query,
+            candidates,
         )
 
     def _fuzzy(self, query: str) -> ItemId:
@@ -219,8 +221,11 @@ class Catalog:
         return sorted(
             tier,
             key=lambda pos: (
-                tier[pos], year is not None and self._years[pos] != year,
-                -self._popularity[pos], len(self._titles[pos]), self._titles[pos],
+                tier[pos],
+                year is not None and self._years[pos] != year,
+                -self._popularity[pos],
+                len(self._titles[pos]),
+                self._titles[pos],
             ),
         )
 

@@ -24,9 +24,7 @@ class TitleError(Bert4RecError, LookupError):
     caller (CLI, HTTP, web page) can offer them instead of guessing.
     """
 
-    def __init__(
-        self, message: str, query: str, candidates: list[tuple[int | str, str]]
-    ) -> None:
+    def __init__(self, message: str, query: str, candidates: list[tuple[int | str, str]]) -> None:
         super().__init__(message)
         self.query = query
         self.candidates = candidates

@@ -64,8 +64,11 @@ class EvalReport:
     def to_dict(self) -> dict[str, str | int | float | None]:
         """Flat JSON-ready dict: protocol, split, seen-items policy, users, then each metric."""
         head: dict[str, str | int | float | None] = {
-            "protocol": self.protocol, "split": self.split, "seen_items": self.seen_items,
-            "users": self.users, "candidates": self.candidates,
+            "protocol": self.protocol,
+            "split": self.split,
+            "seen_items": self.seen_items,
+            "users": self.users,
+            "candidates": self.candidates,
         }
         if self.protocol == "sampled":
             head.update(negatives=self.negatives, n_negatives=self.n_negatives, seed=self.seed)
@@ -100,24 +103,30 @@ def evaluate(
     data = corpus.split(split)
     weights = _sampling_weights(corpus, negatives) if protocol == "sampled" else None
     ranks = []
-    with torch.inference_mode(), tqdm(
-        total=len(data), desc=f"evaluate {split}", unit="user", disable=not progress
-    ) as bar:
+    with (
+        torch.inference_mode(),
+        tqdm(total=len(data), desc=f"evaluate {split}", unit="user", disable=not progress) as bar,
+    ):
         for chunk, start in enumerate(range(0, len(data), SAMPLE_CHUNK)):
             rows = np.arange(start, min(start + SAMPLE_CHUNK, len(data)))
             allowed = None
             if weights is not None:
                 allowed = sample_negatives(data, rows, weights, n_negatives, (seed, chunk))
             for batch, part in _batches(rows, batch_size, allowed):
-                ranks.append(_rank_batch(scorer, data, batch, corpus.vocab_size,
-                                         exclude_seen, part))
+                ranks.append(
+                    _rank_batch(scorer, data, batch, corpus.vocab_size, exclude_seen, part)
+                )
                 bar.update(len(batch))
     sampled = protocol == "sampled"
     return EvalReport(
-        protocol=protocol, split=split, exclude_seen=exclude_seen, users=len(data),
+        protocol=protocol,
+        split=split,
+        exclude_seen=exclude_seen,
+        users=len(data),
         candidates=n_negatives + 1 if sampled else corpus.n_items,
         metrics=ranking_metrics(torch.cat(ranks), ks),
-        negatives=negatives if sampled else None, n_negatives=n_negatives if sampled else None,
+        negatives=negatives if sampled else None,
+        n_negatives=n_negatives if sampled else None,
         seed=seed if sampled else None,
     )
 
@@ -146,7 +155,11 @@ def _batches(
 
 
 def _rank_batch(
-    scorer: Scorer, data: Split, rows: np.ndarray, vocab_size: int, exclude_seen: bool,
+    scorer: Scorer,
+    data: Split,
+    rows: np.ndarray,
+    vocab_size: int,
+    exclude_seen: bool,
     allowed: torch.Tensor | None,
 ) -> torch.Tensor:
     """Ranks of the targets of `rows`: score, mask non-candidates, compare with the target."""

@@ -14,8 +14,28 @@ from dataclasses import dataclass
 # Articles MovieLens moves to the end of a title ("Cercle Rouge, Le", "Avventura, L'").
 ARTICLES = frozenset(
     {
-        "the", "a", "an", "le", "la", "les", "l'", "il", "el", "der", "die", "das", "los",
-        "las", "lo", "un", "une", "det", "den", "ein", "eine", "gli",
+        "the",
+        "a",
+        "an",
+        "le",
+        "la",
+        "les",
+        "l'",
+        "il",
+        "el",
+        "der",
+        "die",
+        "das",
+        "los",
+        "las",
+        "lo",
+        "un",
+        "une",
+        "det",
+        "den",
+        "ein",
+        "eine",
+        "gli",
     }
 )
 

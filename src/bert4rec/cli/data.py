@@ -1,10 +1,11 @@
-"""`bert4rec data ...`: prepare a source and show its statistics."""
+"""`bert4rec data ...`: download MovieLens releases, list them, prepare a source."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from bert4rec.data import download, movielens
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 from bert4rec.data.interactions import LogColumns
@@ -71,9 +72,39 @@ def run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_download(args: argparse.Namespace) -> int:
+    path = download.download(args.name, args.data_dir, base_url=args.base_url)
+    print(path)
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    for name, entry in movielens.RELEASES.items():
+        found = movielens.find(name, args.data_dir)
+        checksum = "sha256" if entry.sha256 else "md5" if entry.md5 else "unverifiable"
+        size = f"{entry.size / 1e6:7.1f} MB" if entry.size else "      ? MB"
+        where = f"present  {found}" if found else "absent"
+        print(f"{name:<16} {size}  {checksum:<12}  {where}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    data = subparsers.add_parser("data", help="prepare and inspect data sets")
+    data = subparsers.add_parser("data", help="download, list and prepare data sets")
     commands = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
+    fetch = commands.add_parser(
+        "download",
+        help="download and verify a MovieLens release",
+        description=download.download.__doc__,
+    )
+    fetch.add_argument("name", metavar="NAME", choices=list(movielens.RELEASES))
+    fetch.add_argument("--data-dir", help="where to put it (default $BERT4REC_DATA_DIR or cache)")
+    fetch.add_argument("--base-url", help=f"mirror to download from (or ${download.BASE_URL_ENV})")
+    fetch.set_defaults(handler=run_download)
+    listing = commands.add_parser(
+        "list", help="list MovieLens releases and where they are", description=movielens.__doc__
+    )
+    listing.add_argument("--data-dir", help="also look here first")
+    listing.set_defaults(handler=run_list)
     prepare = commands.add_parser(
         "prepare",
         help="prepare SOURCE and print its statistics",

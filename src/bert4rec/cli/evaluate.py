@@ -36,32 +36,66 @@ def _positive(text: str) -> int:
 
 def add_eval_options(parser: argparse.ArgumentParser) -> None:
     """The protocol options shared by `evaluate` and `baseline`."""
-    parser.add_argument("--split", choices=("valid", "test"), default="test",
-                        help="which held-out item to rank (default test; select models on valid)")
-    parser.add_argument("--protocol", choices=("full", "sampled"), default="full",
-                        help="full: rank against every item (default); sampled: against "
-                             "--n-negatives sampled items (the BERT4Rec paper's protocol)")
-    parser.add_argument("--negatives", choices=("popular", "uniform"), default="popular",
-                        help="how sampled negatives are drawn (default popular: by training "
-                             "counts)")
-    parser.add_argument("--n-negatives", type=_positive, default=100,
-                        help="negatives per user for --protocol sampled (default 100)")
+    parser.add_argument(
+        "--split",
+        choices=("valid", "test"),
+        default="test",
+        help="which held-out item to rank (default test; select models on valid)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("full", "sampled"),
+        default="full",
+        help="full: rank against every item (default); sampled: against "
+        "--n-negatives sampled items (the BERT4Rec paper's protocol)",
+    )
+    parser.add_argument(
+        "--negatives",
+        choices=("popular", "uniform"),
+        default="popular",
+        help="how sampled negatives are drawn (default popular: by training counts)",
+    )
+    parser.add_argument(
+        "--n-negatives",
+        type=_positive,
+        default=100,
+        help="negatives per user for --protocol sampled (default 100)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the negative sampling")
-    parser.add_argument("--keep-seen", action="store_true",
-                        help="keep items of the user's history as candidates (default: excluded)")
-    parser.add_argument("--ks", type=_ks, default=DEFAULT_KS, metavar="K,K,...",
-                        help="cut-offs for NDCG@k and HR@k (default 1,5,10,20)")
+    parser.add_argument(
+        "--keep-seen",
+        action="store_true",
+        help="keep items of the user's history as candidates (default: excluded)",
+    )
+    parser.add_argument(
+        "--ks",
+        type=_ks,
+        default=DEFAULT_KS,
+        metavar="K,K,...",
+        help="cut-offs for NDCG@k and HR@k (default 1,5,10,20)",
+    )
     parser.add_argument("--batch-size", type=_positive, default=256, help="users per scoring batch")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object (protocol, split, seen items, users, metrics)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (protocol, split, seen items, users, metrics)",
+    )
 
 
 def run_evaluation(scorer, corpus, args: argparse.Namespace) -> EvalReport:
     """Call evaluate() with the protocol options of `args`."""
     return evaluate(
-        scorer, corpus, args.split, protocol=args.protocol, negatives=args.negatives,
-        n_negatives=args.n_negatives, exclude_seen=not args.keep_seen, ks=args.ks,
-        batch_size=args.batch_size, seed=args.seed, progress=not args.json,
+        scorer,
+        corpus,
+        args.split,
+        protocol=args.protocol,
+        negatives=args.negatives,
+        n_negatives=args.n_negatives,
+        exclude_seen=not args.keep_seen,
+        ks=args.ks,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        progress=not args.json,
     )
 
 
@@ -91,8 +125,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="evaluate a baseline (popular, markov, itemknn) on SOURCE",
         description=f"{_first_line(baselines.__doc__)} {_first_line(evaluate.__doc__)}",
     )
-    baseline.add_argument("name", choices=tuple(baselines.BASELINES), metavar="NAME",
-                          help=f"one of {', '.join(baselines.BASELINES)}")
+    baseline.add_argument(
+        "name",
+        choices=tuple(baselines.BASELINES),
+        metavar="NAME",
+        help=f"one of {', '.join(baselines.BASELINES)}",
+    )
     add_source_options(baseline)
     add_eval_options(baseline)
     baseline.set_defaults(handler=run_baseline)

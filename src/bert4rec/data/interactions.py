@@ -54,16 +54,30 @@ def read_log(path: str | Path, columns: LogColumns = LogColumns()) -> Interactio
         known = ", ".join(sorted([*TABLE_SUFFIXES, *TEXT_SUFFIXES]))
         raise DataError(f"{path}: unknown log format {suffix!r}; expected one of {known}")
     frame = _read_table(path, TABLE_SUFFIXES[suffix])
+    if frame.height == 0:
+        raise DataError(f"{path}: the file holds no interactions (only a header, or empty)")
     return Interactions(normalise_events(frame, columns, path), None, path.name)
 
 
 def _read_table(path: Path, separator: str | None) -> pl.DataFrame:
+    """Read with inferred types; if a value late in the file breaks the inferred type, read
+    everything as text so that `normalise_events` can name the offending line."""
+    kind = path.suffix[1:]
     try:
         if separator is None:
             return pl.read_parquet(path)
-        return pl.read_csv(path, separator=separator, infer_schema_length=10_000)
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as err:
-        raise DataError(f"{path}: cannot be read as {path.suffix[1:]}: {err}") from err
+        try:
+            return pl.read_csv(path, separator=separator, infer_schema_length=10_000)
+        except pl.exceptions.ComputeError:
+            return pl.read_csv(path, separator=separator, infer_schema=False)
+    except pl.exceptions.NoDataError as err:
+        raise DataError(f"{path}: the file is empty; expected a header and rows") from err
+    except (pl.exceptions.PolarsError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(
+            f"{path}: cannot be read as {kind}: {first}; check that it is a {kind} file "
+            "with a header row"
+        ) from err
 
 
 def normalise_events(frame: pl.DataFrame, columns: LogColumns, path: Path) -> pl.DataFrame:
@@ -106,8 +120,11 @@ def _timestamp_column(frame: pl.DataFrame, source: str, path: Path) -> pl.Series
     if series.dtype == pl.String:
         parsed = series.str.strip_chars().cast(pl.Int64, strict=False)
         if parsed.null_count() > series.null_count():
-            dates = series.str.to_datetime(strict=False)
-            if dates.null_count() == series.null_count():
+            try:
+                dates = series.str.to_datetime(strict=False)
+            except pl.exceptions.ComputeError:  # no date format fits: report the bad line below
+                dates = None
+            if dates is not None and dates.null_count() == series.null_count():
                 return dates.dt.epoch("s").alias(TIMESTAMP)
         series = parsed if parsed.null_count() == series.null_count() else series
     return _numeric(frame.with_columns(series), TIMESTAMP, source, path, pl.Int64)
@@ -151,18 +168,26 @@ def read_sequence_text(path: str | Path) -> Interactions:
     path = Path(path)
     users: list[str] = []
     items: list[str] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            tokens = line.split()
-            if not tokens:
-                continue
-            if len(tokens) < 2:
-                raise DataError(
-                    f"{path}: line {number}: expected 'user item' or 'user item1 item2 ...', "
-                    f"got {line.strip()!r}"
-                )
-            users.extend([tokens[0]] * (len(tokens) - 1))
-            items.extend(tokens[1:])
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    if lines and "::" in lines[0]:
+        raise DataError(
+            f"{path}: line 1 holds '::': this looks like a MovieLens ratings.dat; pass the "
+            "release folder (or zip) that holds it, not the file"
+        )
+    for number, line in enumerate(lines, start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) < 2:
+            raise DataError(
+                f"{path}: line {number}: expected 'user item' or 'user item1 item2 ...', "
+                f"got {line.strip()!r}"
+            )
+        users.extend([tokens[0]] * (len(tokens) - 1))
+        items.extend(tokens[1:])
     if not users:
         raise DataError(f"{path}: the file holds no interactions")
     events = pl.DataFrame({USER: users, ITEM: items})

@@ -1,4 +1,4 @@
-"""Resolve a SOURCE (a release name, a release directory, or a log file) to `Interactions`."""
+"""Resolve a SOURCE (a release name, a release folder or zip, or a log file) to `Interactions`."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def resolve(source: str | Path, data_dir: str | Path | None = None) -> Path:
 def load_source(
     source: str | Path, data_dir: str | Path | None = None, columns: LogColumns = LogColumns()
 ) -> Interactions:
-    """Read whatever SOURCE names: a MovieLens release (by name or folder) or a log file."""
+    """Read whatever SOURCE names: a MovieLens release (by name, folder or zip) or a log file."""
     path = resolve(source, data_dir)
-    if path.is_dir():
+    if path.is_dir() or path.suffix.lower() == ".zip":
         return movielens.load_release(path)
     return read_log(path, columns)

@@ -1,0 +1,196 @@
+"""Download a MovieLens release: stream, verify, rename into place, extract safely.
+
+The zip is streamed into a temporary name beside its destination with a progress bar, its
+digests are checked against the release table, and only then is it renamed and extracted
+(into a staging folder, renamed into place at the end). An interrupted or failed download
+therefore never leaves anything that looks complete. Only https is used; plain http is
+accepted for loopback hosts alone, so tests can serve archives from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import os
+import shutil
+import stat
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from tqdm.auto import tqdm
+
+from bert4rec.data import movielens
+from bert4rec.errors import ChecksumError, DataError
+
+BASE_URL_ENV = "BERT4REC_MOVIELENS_URL"
+MARKER = ".bert4rec-download.json"
+CHUNK = 1 << 20
+logger = logging.getLogger(__name__)
+
+
+def target_root(data_dir: str | Path | None = None) -> Path:
+    """Where downloads go: --data-dir, else $BERT4REC_DATA_DIR, else the user cache."""
+    return movielens.data_roots(data_dir)[0]
+
+
+def download(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    base_url: str | None = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Make release `name` present as `<root>/<name>/`; returns at once if it already is."""
+    entry = movielens.release(name)
+    root = target_root(data_dir)
+    final = root / name
+    if final.is_dir() and movielens.find(name, root) == final:
+        logger.info("%s already present at %s", name, final)
+        return final
+    url = entry.url(base_url or os.environ.get(BASE_URL_ENV))
+    _check_scheme(url)
+    root.mkdir(parents=True, exist_ok=True)
+    archive = _fetch(url, root / entry.filename, progress, timeout)
+    try:
+        digests = _verify(entry, url, archive, root / entry.filename)
+        _extract(archive, final, entry)
+        (final / MARKER).write_text(json.dumps({"url": url, **digests}, indent=2))
+    finally:
+        archive.unlink(missing_ok=True)
+    return final
+
+
+def _check_scheme(url: str) -> None:
+    parsed = urllib.parse.urlparse(url)
+    loopback = parsed.hostname in ("127.0.0.1", "localhost", "::1")
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and loopback):
+        raise DataError(
+            f"{url}: refusing to download over {parsed.scheme or 'no scheme'}; "
+            f"use an https URL (set {BASE_URL_ENV} or --base-url)"
+        )
+
+
+def _fetch(url: str, destination: Path, progress: bool, timeout: float) -> Path:
+    """Stream `url` into a temporary file next to `destination`; return that file."""
+    descriptor, name = tempfile.mkstemp(
+        dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
+    )
+    partial = Path(name)
+    try:
+        with (
+            open(descriptor, "wb") as handle,
+            urllib.request.urlopen(url, timeout=timeout) as response,
+        ):
+            total = int(response.headers.get("Content-Length") or 0) or None
+            received = 0
+            with tqdm(
+                total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress
+            ) as bar:
+                while chunk := response.read(CHUNK):
+                    handle.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+        if total is not None and received != total:
+            raise DataError(
+                f"{url}: download interrupted after {received:,} of {total:,} bytes; "
+                "run the same command again"
+            )
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+        partial.unlink(missing_ok=True)
+        raise DataError(
+            f"{url}: download failed ({err}); check the network (or {BASE_URL_ENV}) and run "
+            "the same command again"
+        ) from err
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return partial
+
+
+def file_digests(path: Path) -> dict[str, str | int]:
+    """sha256, md5 and size of a file, read in chunks."""
+    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            sha256.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return {"sha256": sha256.hexdigest(), "md5": md5.hexdigest(), "size": size}
+
+
+def _verify(
+    entry: movielens.Release, url: str, path: Path, destination: Path
+) -> dict[str, str | int]:
+    """Check every recorded digest; warn (never pass silently) when none is recorded."""
+    actual = file_digests(path)
+    for kind in ("sha256", "md5"):
+        expected = getattr(entry, kind)
+        if expected and actual[kind] != expected:
+            raise ChecksumError(
+                f"{url}: checksum mismatch for {destination}: expected {kind} {expected}, got "
+                f"{actual[kind]} ({actual['size']:,} bytes). The file was deleted; run "
+                f"`bert4rec data download {entry.name}` again, and if it keeps failing the "
+                "server copy changed: report it"
+            )
+    if not entry.verifiable:
+        warnings.warn(
+            f"{entry.name}: the file could not be verified (no published checksum is recorded "
+            f"for it; sha256 {actual['sha256']})",
+            UserWarning,
+            stacklevel=3,
+        )
+    return actual
+
+
+def safe_members(archive: zipfile.ZipFile, where: Path) -> list[zipfile.ZipInfo]:
+    """The members of a zip, refusing absolute paths, '..', drive letters and symlinks."""
+    members = archive.infolist()
+    for info in members:
+        parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+        unsafe = (
+            info.filename.startswith(("/", "\\"))
+            or ".." in parts
+            or (parts and ":" in parts[0])
+            or stat.S_ISLNK(info.external_attr >> 16)
+        )
+        if unsafe:
+            raise DataError(
+                f"{where}: refusing to extract unsafe member {info.filename!r} (absolute path, "
+                "'..', drive or symlink); the archive is not a GroupLens release"
+            )
+    return members
+
+
+def _extract(path: Path, final: Path, entry: movielens.Release) -> None:
+    """Extract into a staging folder, then rename the release folder to `final`."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".extract", dir=final.parent))
+    try:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.extractall(staging, members=safe_members(archive, path))
+        except (zipfile.BadZipFile, EOFError) as err:
+            raise DataError(
+                f"{path}: the archive is damaged ({err}); run `bert4rec data download "
+                f"{entry.name}` again"
+            ) from err
+        inner = staging / entry.folder
+        if not inner.is_dir():
+            raise DataError(
+                f"{path}: expected the folder {entry.folder}/ inside the archive, found "
+                f"{sorted(p.name for p in staging.iterdir())}"
+            )
+        movielens.detect(inner)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(inner, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,93 @@
+"""Cloze losses over the item catalogue: full softmax, and sampled softmax for huge catalogues.
+
+Every loss takes the encoder output at the masked positions only (`hidden [N, H]`), the
+output item embeddings (`weight [V, H]`, tied to the input embeddings) and bias (`[V]`), and
+the true items (`targets [N]`). The full softmax scores all V items per position: N * V floats,
+which for a million-item catalogue no longer fits. Sampled softmax scores the target against
+a shared set of sampled negatives and subtracts log Q (the sampling log-probability) from every
+logit, the correction that keeps the estimate consistent (Bengio & Senecal 2008; Yi et al.,
+RecSys 2019, for in-batch negatives).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("full", "uniform", "in-batch")
+
+
+def full_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """Mean cross-entropy of the targets against every vocab entry."""
+    logits = hidden @ weight.T + bias  # [N, V]
+    return F.cross_entropy(logits.float(), targets)
+
+
+def sampled_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    targets: torch.Tensor,
+    negatives: torch.Tensor,
+    log_q_negatives: torch.Tensor,
+    log_q_targets: torch.Tensor,
+) -> torch.Tensor:
+    """Cross-entropy of each target against shared `negatives [S]`, with logQ correction.
+
+    A negative equal to a row's own target (an "accidental hit") is removed from that row.
+    """
+    positive = (hidden * weight[targets]).sum(-1) + bias[targets] - log_q_targets  # [N]
+    negative = hidden @ weight[negatives].T + bias[negatives] - log_q_negatives  # [N, S]
+    negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
+    logits = torch.cat([positive[:, None], negative], dim=1).float()  # [N, 1 + S]
+    return F.cross_entropy(logits, torch.zeros_like(targets))
+
+
+def cloze_loss(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    kind: str = "full",
+    n_negatives: int = 1024,
+    n_items: int | None = None,
+    item_log_q: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The training loss at masked positions.
+
+    `kind`: "full" (softmax over the whole vocabulary), "uniform" (`n_negatives` items drawn
+    uniformly from 1..n_items, shared by the batch) or "in-batch" (the batch's own targets are
+    the negatives; `item_log_q [V]`, the log of each item's share of training interactions,
+    corrects for their popularity bias).
+    """
+    if kind == "full":
+        return full_cross_entropy(hidden, weight, bias, targets)
+    if kind == "uniform":
+        n_items = n_items if n_items is not None else weight.shape[0] - 2
+        negatives = torch.randint(
+            1, n_items + 1, (n_negatives,), device=targets.device, generator=generator
+        )
+        log_q = torch.full((), -math.log(n_items), device=hidden.device)
+        return sampled_cross_entropy(
+            hidden, weight, bias, targets, negatives, log_q, log_q.expand_as(targets)
+        )
+    if kind == "in-batch":
+        if item_log_q is None:
+            raise ValueError("in-batch negatives need item_log_q (log item frequency)")
+        negatives = torch.unique(targets)
+        return sampled_cross_entropy(
+            hidden, weight, bias, targets, negatives, item_log_q[negatives], item_log_q[targets]
+        )
+    raise ValueError(f"unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
+
+
+def log_item_frequency(counts: torch.Tensor) -> torch.Tensor:
+    """log of each vocab entry's share of training interactions (zero counts floored at 1)."""
+    counts = counts.to(torch.float64).clamp_min(1.0)
+    return (counts / counts.sum()).log().to(torch.float32)

@@ -1,0 +1,75 @@
+"""Cloze losses: the sampled softmax agrees with the full one where it must, and learns."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bert4rec.losses import (
+    cloze_loss,
+    full_cross_entropy,
+    log_item_frequency,
+    sampled_cross_entropy,
+)
+
+
+def toy(n: int = 6, v: int = 12, h: int = 4, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(n, h, generator=g),
+        torch.randn(v, h, generator=g),
+        torch.randn(v, generator=g),
+        torch.randint(1, v - 1, (n,), generator=g),
+    )
+
+
+def test_sampled_with_every_item_and_uniform_q_equals_full_softmax():
+    hidden, weight, bias, targets = toy()
+    items = torch.arange(weight.shape[0])
+    log_q = torch.full((), -math.log(len(items)))
+    sampled = sampled_cross_entropy(
+        hidden, weight, bias, targets, items, log_q, log_q.expand_as(targets)
+    )
+    assert sampled.item() == pytest.approx(
+        full_cross_entropy(hidden, weight, bias, targets).item(), rel=1e-5
+    )
+
+
+def test_accidental_hits_are_removed():
+    hidden, weight, bias, targets = toy(n=1)
+    only_target = targets.clone()
+    zero = torch.zeros(())
+    loss = sampled_cross_entropy(hidden, weight, bias, targets, only_target, zero, zero[None])
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_in_batch_needs_frequencies_and_unknown_kind_is_refused():
+    hidden, weight, bias, targets = toy()
+    with pytest.raises(ValueError, match="item_log_q"):
+        cloze_loss(hidden, weight, bias, targets, kind="in-batch")
+    with pytest.raises(ValueError, match="unknown loss"):
+        cloze_loss(hidden, weight, bias, targets, kind="bogus")
+
+
+@pytest.mark.parametrize("kind", ["full", "uniform", "in-batch"])
+def test_each_loss_learns_a_planted_mapping(kind):
+    torch.manual_seed(0)
+    v, h, n = 50, 16, 48
+    contexts = torch.randn(n, h)
+    targets = torch.randint(1, v - 1, (n,))
+    weight = torch.nn.Parameter(torch.randn(v, h) * 0.1)
+    bias = torch.nn.Parameter(torch.zeros(v))
+    project = torch.nn.Linear(h, h)
+    optimiser = torch.optim.Adam([weight, bias, *project.parameters()], lr=0.05)
+    log_q = log_item_frequency(torch.bincount(targets, minlength=v))
+    for _ in range(120):
+        loss = cloze_loss(
+            project(contexts), weight, bias, targets, kind=kind, n_negatives=20, item_log_q=log_q
+        )
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    predicted = (project(contexts) @ weight.T + bias)[:, 1 : v - 1].argmax(1) + 1
+    assert (predicted == targets).float().mean() > 0.9
