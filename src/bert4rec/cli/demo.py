@@ -1,6 +1,7 @@
 """`bert4rec demo`: from nothing to recommendations in one command.
 
-Finds ml-latest-small (in --data-dir, $BERT4REC_DATA_DIR or the user cache), trains the
+Finds ml-latest-small (in --data-dir, $BERT4REC_DATA_DIR or the user cache; downloads it
+into the cache, checksum verified, when absent), trains the
 `fast` preset with progress bars, and prints what to watch after the founding document's
 Harry Potter films. A finished run in --out is reused; an interrupted one is resumed.
 """
@@ -14,6 +15,7 @@ from bert4rec.cli.use import format_table
 from bert4rec.config import preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
+from bert4rec.data.download import download
 from bert4rec.data.movielens import locate
 from bert4rec.recommender import Recommender
 from bert4rec.rundir import CONFIG, METRICS
@@ -43,7 +45,11 @@ def demo(data_dir: str | None, out: str | Path, query: list[str]) -> int:
 
 def train(data_dir: str | None, out: Path) -> None:
     """The fast preset on ml-latest-small, resuming an interrupted run in `out`."""
-    source = locate(RELEASE, data_dir)
+    try:
+        source = locate(RELEASE, data_dir)
+    except FileNotFoundError:
+        print(f"{RELEASE} not found locally; downloading it (about 1 MB)")
+        source = download(RELEASE, data_dir)
     settings = PrepareSettings()
     corpus = load_corpus(source, settings, data_dir=data_dir)
     resume = (out / CONFIG).is_file()
