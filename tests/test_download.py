@@ -171,3 +171,10 @@ def test_cli_checksum_mismatch_exits_non_zero_with_one_line(server, monkeypatch,
     assert main(["data", "download", "ml-100k", "--data-dir", str(tmp_path / "d")]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "checksum mismatch" in errors[0] and "f" * 32 in errors[0]
+
+
+def test_unwritable_data_dir_says_pass_data_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DataError, match=r"cannot write there.*pass --data-dir"):
+        download.download("ml-1m", blocker / "data", progress=False)

@@ -57,7 +57,14 @@ def download(
         return final
     url = entry.url(base_url or os.environ.get(BASE_URL_ENV))
     _check_scheme(url)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / f".{name}.write-test").touch()
+        (root / f".{name}.write-test").unlink()
+    except OSError as err:
+        raise DataError(
+            f"{root}: cannot write there ({err.strerror}); pass --data-dir with a writable folder"
+        ) from err
     archive = _fetch(url, root / entry.filename, progress, timeout)
     try:
         digests = _verify(entry, url, archive, root / entry.filename)

@@ -1,0 +1,157 @@
+"""Model inputs, one builder per phase: cloze batches for training, history + [MASK] for prediction.
+
+Everything is **left-padded** with 0: the most recent item sits in the last column. Sequences
+longer than the model's `max_len` keep their most recent items. Masking is vectorised (torch),
+with an explicit generator so runs are reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from bert4rec.config import MaskingSettings
+
+PAD = 0
+
+
+def training_windows(
+    flat: np.ndarray, offsets: np.ndarray, max_len: int, windows_per_sequence: int = 1
+) -> np.ndarray:
+    """Training windows [N, max_len] int64, left-padded, cut from ragged sequences.
+
+    The first window of a sequence holds its `max_len` most recent items; further windows
+    (up to `windows_per_sequence`) hold the `max_len` items before that, and so on. Empty
+    sequences give no window. Rows are grouped by window number, then by sequence.
+    """
+    flat, offsets = np.asarray(flat, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)  # [U]
+    columns = np.arange(max_len)  # [max_len]
+    blocks = []
+    for w in range(windows_per_sequence):
+        end = lengths - w * max_len  # [U] exclusive end within each sequence
+        keep = end > 0
+        end, base = end[keep], offsets[:-1][keep]
+        size = np.minimum(end, max_len)  # [N_w] real items per window
+        index = base[:, None] + end[:, None] - max_len + columns  # [N_w, max_len] flat positions
+        real = columns >= (max_len - size)[:, None]  # [N_w, max_len]
+        blocks.append(np.where(real, flat[np.where(real, index, 0)], PAD))
+    return np.concatenate(blocks) if blocks else np.zeros((0, max_len), dtype=np.int64)
+
+
+class WindowDataset(Dataset):
+    """The training windows of `corpus.split("train")` as a map-style dataset of LongTensor rows."""
+
+    def __init__(self, windows: np.ndarray) -> None:
+        self.windows = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.int64))
+
+    @classmethod
+    def from_split(cls, split, max_len: int, windows_per_sequence: int = 1) -> WindowDataset:
+        """Windows of a training `Split` (`corpus.split("train")`: flat items + offsets)."""
+        return cls(training_windows(split.flat, split.offsets, max_len, windows_per_sequence))
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.windows[index]
+
+
+def cloze_mask(
+    items: torch.Tensor, masking: MaskingSettings, mask_token: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hide training targets in a left-padded batch; returns `(inputs, labels)`, both [B, T].
+
+    Each non-padding position is a target with probability `mask_prob` (at least one per row);
+    a target becomes [MASK] (share `mask_token_share`), a random item (`random_token_share`) or
+    stays. A share `last_item_share` of rows instead hide only their final item, always as
+    [MASK]. `labels` holds the true item at targets and 0 elsewhere.
+    """
+    real = items != PAD  # [B, T]
+    b, t = items.shape
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=generator, device=items.device)
+
+    targets = real & (uniform(b, t) < masking.mask_prob)  # [B, T]
+    empty = ~targets.any(dim=1)  # rows that drew no target get one real position at random
+    pick = torch.where(real, uniform(b, t), -1.0).argmax(dim=1)  # [B]
+    targets[empty, pick[empty]] = True
+    last_only = uniform(b) < masking.last_item_share  # [B]
+    targets[last_only] = False
+    targets[last_only, -1] = True
+
+    how = uniform(b, t)  # [B, T] decides [MASK] / random / unchanged per target
+    to_mask = targets & ((how < masking.mask_token_share) | last_only[:, None])
+    to_random = targets & ~to_mask & (how < masking.mask_token_share + masking.random_token_share)
+    random_items = torch.randint(1, mask_token, (b, t), generator=generator, device=items.device)
+    inputs = torch.where(to_mask, mask_token, torch.where(to_random, random_items, items))
+    labels = torch.where(targets, items, PAD)
+    return inputs, labels
+
+
+class ClozeCollate:
+    """`collate_fn` for a DataLoader over `WindowDataset`: stacks rows and applies `cloze_mask`.
+
+    Owns the generator; seed it at the start of each epoch (`.generator.manual_seed`) so that
+    an epoch's masks depend only on the seed and the epoch.
+    """
+
+    def __init__(self, masking: MaskingSettings, mask_token: int) -> None:
+        self.masking = masking
+        self.mask_token = mask_token
+        self.generator = torch.Generator()
+
+    def __call__(self, rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return cloze_mask(torch.stack(rows), self.masking, self.mask_token, self.generator)
+
+
+def left_pad(sequences: Sequence[Sequence[int]], width: int) -> torch.Tensor:
+    """Ragged item lists -> LongTensor [B, width], left-padded with 0, keeping the most recent."""
+    out = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        kept = list(seq)[-width:] if width else []
+        if kept:
+            out[row, width - len(kept):] = torch.as_tensor(kept, dtype=torch.long)
+    return out
+
+
+def prediction_inputs(
+    histories: torch.Tensor | Sequence[Sequence[int]], max_len: int, mask_token: int
+) -> torch.Tensor:
+    """Inputs [B, max_len] to predict each history's next item (evaluation and serving).
+
+    `histories` is a left-padded LongTensor [B, T] (or ragged lists of item indices). Each row
+    keeps its `max_len - 1` most recent items, gets [MASK] appended in the last column, and is
+    left-padded with 0. An empty history gives padding followed by [MASK].
+    """
+    if not isinstance(histories, torch.Tensor):
+        histories = left_pad(histories, max_len - 1)
+    recent = histories[:, -(max_len - 1):]  # [B, <= max_len - 1]
+    b, t = recent.shape
+    out = torch.zeros((b, max_len), dtype=torch.long, device=histories.device)
+    out[:, max_len - 1 - t: max_len - 1] = recent
+    out[:, -1] = mask_token
+    return out
+
+
+def model_scorer(
+    model: torch.nn.Module, device: torch.device | str
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A scorer (docs/architecture.md): left-padded histories [B, T] -> scores [B, vocab_size].
+
+    Runs `model` (a `BERT4Rec`, put in eval mode) on `device` without gradients; the scores
+    come back as float32 on the histories' device.
+    """
+    config = model.config
+
+    @torch.no_grad()
+    def score(histories: torch.Tensor) -> torch.Tensor:
+        model.eval()
+        inputs = prediction_inputs(histories.to(device), config.max_len, config.mask_token)
+        return model(inputs).float().to(histories.device)  # [B, V]
+
+    return score

@@ -1,0 +1,200 @@
+"""The BERT4Rec network (Sun et al., CIKM 2019): a bidirectional transformer over item sequences.
+
+Pure torch: LongTensors of vocabulary indices in, logits over the vocabulary out. Vocabulary
+layout (see docs/architecture.md): 0 is padding, 1..n_items are items, vocab_size - 1 is [MASK].
+Inputs are left-padded, so the most recent item (or the [MASK] to predict) is at position T - 1.
+Defined bottom-up: embeddings, attention, block, encoder, BERT4Rec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PAD = 0
+
+
+@dataclass(frozen=True)
+class BERT4RecConfig:
+    """Everything needed to rebuild the network; stored as `model` in a run's config.json."""
+
+    vocab_size: int  # n_items + 2: padding (0), the items, [MASK] (vocab_size - 1)
+    max_len: int = 200  # longest input sequence, [MASK] included
+    hidden: int = 64  # width of embeddings and encoder blocks
+    layers: int = 2  # number of encoder blocks
+    heads: int = 2  # attention heads per block; must divide `hidden`
+    dropout: float = 0.1  # dropout on embeddings, attention output and feed-forward output
+    attention_dropout: float = 0.1  # dropout on the attention probabilities
+    ff_mult: int = 4  # feed-forward inner width = ff_mult * hidden
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 3:
+            raise ValueError(f"vocab_size must be >= 3 (pad, an item, mask), got {self.vocab_size}")
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.max_len < 2:
+            raise ValueError(f"max_len must be >= 2 (an item and [MASK]), got {self.max_len}")
+
+    @property
+    def mask_token(self) -> int:
+        """The [MASK] index: the last entry of the vocabulary."""
+        return self.vocab_size - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BERT4RecConfig:
+        """Inverse of `to_dict`; unknown keys are an error so typos in config.json surface."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown model settings {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+class Embeddings(nn.Module):
+    """Item embedding (row 0 = padding, kept at zero) plus a learned position embedding.
+
+    Positions count back from the end (the last column is position 0), so a left-padded sequence
+    and the same sequence without padding see identical embeddings for every real item.
+    """
+
+    def __init__(self, config: BERT4RecConfig) -> None:
+        super().__init__()
+        self.item = nn.Embedding(config.vocab_size, config.hidden, padding_idx=PAD)
+        self.position = nn.Embedding(config.max_len, config.hidden)
+        self.norm = nn.LayerNorm(config.hidden)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(items.shape[1] - 1, -1, -1, device=items.device)  # [T]: T-1 .. 0
+        x = self.item(items) + self.position(positions)  # [B, T, H]
+        return self.dropout(self.norm(x))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head bidirectional self-attention; padded keys are never attended to."""
+
+    def __init__(self, config: BERT4RecConfig) -> None:
+        super().__init__()
+        self.heads = config.heads
+        self.qkv = nn.Linear(config.hidden, 3 * config.hidden)
+        self.out = nn.Linear(config.hidden, config.hidden)
+        self.attention_dropout = config.attention_dropout
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """`x` [B, T, H]; `keep` [B, 1, 1, T] bool, True for real (non-padding) keys."""
+        b, t, h = x.shape
+        q, k, v = self.qkv(x).split(h, dim=-1)  # 3 x [B, T, H]
+        q, k, v = (z.view(b, t, self.heads, h // self.heads).transpose(1, 2) for z in (q, k, v))
+        dropout = self.attention_dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=dropout)
+        y = y.transpose(1, 2).reshape(b, t, h)  # [B, heads, T, H/heads] -> [B, T, H]
+        return self.out(y)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer encoder block: attention then GELU feed-forward, each residual."""
+
+    def __init__(self, config: BERT4RecConfig) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.hidden)
+        self.attention = SelfAttention(config)
+        self.norm2 = nn.LayerNorm(config.hidden)
+        self.ff = nn.Sequential(
+            nn.Linear(config.hidden, config.ff_mult * config.hidden),
+            nn.GELU(),
+            nn.Linear(config.ff_mult * config.hidden, config.hidden),
+        )
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attention(self.norm1(x), keep))
+        return x + self.dropout(self.ff(self.norm2(x)))
+
+
+class Encoder(nn.Module):
+    """Embeddings, N blocks and a final LayerNorm: items [B, T] -> hidden states [B, T, H]."""
+
+    def __init__(self, config: BERT4RecConfig) -> None:
+        super().__init__()
+        self.embeddings = Embeddings(config)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
+        self.norm = nn.LayerNorm(config.hidden)
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        keep = (items != PAD)[:, None, None, :]  # [B, 1, 1, T]
+        x = self.embeddings(items)  # [B, T, H]
+        for block in self.blocks:
+            x = block(x, keep)
+        return self.norm(x)
+
+
+class BERT4Rec(nn.Module):
+    """Encoder plus a BERT-style transform head whose output layer is the item embedding + a bias.
+
+    `forward(items, targets)` in training gives logits only where `targets` is True ([N, V],
+    N = number of masked positions); `forward(items)` gives logits at the last position [B, V].
+    Every row of `items` needs at least one non-padding entry.
+    """
+
+    def __init__(self, config: BERT4RecConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.transform = nn.Sequential(
+            nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.LayerNorm(config.hidden)
+        )
+        self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.register_buffer("not_items", torch.tensor([PAD, config.mask_token]), persistent=False)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """BERT's initialisation: truncated normal(0.02) weights, zero biases, padding row zero."""
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.trunc_normal_(module.weight, std=0.02, a=-0.04, b=0.04)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+
+    def forward(self, items: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [N, V] at positions where `targets` [B, T] is True, else [B, V] at T - 1."""
+        hidden = self.encoder(items)  # [B, T, H]
+        selected = hidden[targets] if targets is not None else hidden[:, -1]  # [N or B, H]
+        return self.project(selected)
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states [N, H] -> logits [N, V] through the head and the tied item embedding.
+
+        Padding and [MASK] are never predictions: their logits are -inf, which also keeps the
+        output loss from moving their embeddings.
+        """
+        h = self.transform(hidden)  # [N, H]
+        logits = F.linear(h, self.encoder.embeddings.item.weight, self.output_bias)  # [N, V]
+        return logits.index_fill(1, self.not_items, float("-inf"))
+
+    def num_parameters(self) -> int:
+        """Count of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def flops_per_sequence(config: BERT4RecConfig, n_targets: float) -> float:
+    """Approximate forward-pass FLOPs for one sequence of length max_len (2 per multiply-add).
+
+    Counts the matrix multiplies: the blocks' projections and feed-forward, attention scores
+    and mixing, and the transform head plus output projection at `n_targets` positions.
+    """
+    t, h, v = config.max_len, config.hidden, config.vocab_size
+    per_block = 2 * t * (3 * h * h + h * h + 2 * config.ff_mult * h * h) + 2 * 2 * t * t * h
+    head = 2 * n_targets * (h * h + h * v)
+    return float(config.layers * per_block + head)
+

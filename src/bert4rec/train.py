@@ -1,0 +1,341 @@
+"""`fit`: train BERT4Rec on a corpus and write a run directory. One path, plain PyTorch.
+
+Setup (device, DDP when launched by torchrun, seed), data (cloze windows of the train split),
+model, optimiser, a learning-rate schedule that is a pure function of the step, the epoch loop
+with validation (full ranking, seen items excluded) and early stopping, then the checkpoint.
+Under DDP each process trains on its shard of the windows; only rank 0 logs, evaluates and
+writes, and it broadcasts the validation metrics so every process stops together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
+
+from bert4rec import rundir
+from bert4rec.config import OptimSettings, Settings
+from bert4rec.data.batches import ClozeCollate, WindowDataset, model_scorer
+from bert4rec.data.corpus import SequenceCorpus
+from bert4rec.errors import ModelDirError
+from bert4rec.evaluate import evaluate
+from bert4rec.model import BERT4Rec, BERT4RecConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    """What `fit` leaves behind: the model with its best weights and the figures that chose them."""
+
+    run_dir: Path
+    model: BERT4Rec
+    best_epoch: int
+    valid: dict[str, float]
+    test: dict[str, Any] | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    finished: bool = True
+
+
+@dataclass
+class Runtime:
+    """Where this process runs and its place among DDP processes (rank 0 of 1 when alone)."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    owns_group: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class Progress:
+    """The training state that a checkpoint carries beyond the weights and optimiser."""
+
+    epoch: int = 0
+    step: int = 0
+    best: float = -math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def learning_rate(optim: OptimSettings, step: int, steps_per_epoch: int, total_steps: int) -> float:
+    """The rate for optimiser step `step` (0-based): constant, step decay by epoch, or warm-up
+    then linear decay to zero at `total_steps`."""
+    if optim.schedule == "step":
+        return optim.lr * optim.step_gamma ** ((step // steps_per_epoch) // optim.step_epochs)
+    if optim.schedule == "warmup_linear":
+        warmup = max(1, round(optim.warmup_fraction * total_steps))
+        if step < warmup:
+            return optim.lr * (step + 1) / warmup
+        return optim.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+    return optim.lr
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """`auto` picks CUDA (this process's GPU under DDP), then Apple MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        name = "mps" if torch.backends.mps.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+def start_runtime(device_name: str) -> Runtime:
+    """Join the process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_name, local_rank)
+    if world == 1:
+        return Runtime(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Runtime(device, rank, world, owns)
+
+
+def validate(model: BERT4Rec, corpus: SequenceCorpus, device: torch.device, batch_size: int,
+             split: str = "valid") -> dict[str, Any]:
+    """Full-ranking metrics (seen items excluded) of `model` on a split, labelled."""
+    report = evaluate(model_scorer(model, device), corpus, split, protocol="full",
+                      exclude_seen=True, batch_size=batch_size)
+    return report.to_dict()
+
+
+def make_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimizer:
+    """Adam or AdamW; weight decay only on matrices (not biases or LayerNorm gains)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    kind = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
+    return kind(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2))
+
+
+def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime) -> DataLoader:
+    """Shuffled, masked training batches of this process's shard of the windows."""
+    windows = WindowDataset.from_split(corpus.split("train"), settings.model.max_len,
+                                       settings.masking.windows_per_sequence)
+    sampler = DistributedSampler(windows, num_replicas=runtime.world, rank=runtime.rank,
+                                 shuffle=True, seed=settings.loop.seed)
+    collate = ClozeCollate(settings.masking, corpus.mask_token)
+    collate.generator.manual_seed(settings.loop.seed * 1000 + runtime.rank)
+    return DataLoader(windows, batch_size=settings.loop.batch_size, sampler=sampler,
+                      collate_fn=collate)
+
+
+def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                settings: Settings, progress: Progress, runtime: Runtime, bar: tqdm) -> float:
+    """One pass over the loader; returns the mean loss. Sets the rate before every step."""
+    model.train()
+    total_steps = settings.loop.epochs * len(loader)
+    losses = []
+    for inputs, labels in loader:
+        inputs, labels = inputs.to(runtime.device), labels.to(runtime.device)
+        targets = labels != 0  # [B, T]
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(settings.optim, progress.step, len(loader), total_steps)
+        with torch.autocast("cuda", torch.bfloat16, enabled=runtime.device.type == "cuda"):
+            logits = model(inputs, targets)  # [N, V]
+        loss = F.cross_entropy(logits.float(), labels[targets])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.optim.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.optim.clip_norm)
+        optimizer.step()
+        progress.step += 1
+        losses.append(loss.detach())
+        bar.update(1)
+        bar.set_postfix(loss=f"{torch.stack(losses[-50:]).mean().item():.3f}", refresh=False)
+    return torch.stack(losses).mean().item() if losses else float("nan")
+
+
+def fit(
+    corpus: SequenceCorpus,
+    settings: Settings,
+    out_dir: str | Path,
+    *,
+    data: dict[str, Any] | None = None,
+    resume: bool = False,
+    stop_after_epoch: int | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train on `corpus.split("train")`, pick the epoch with the best validation metric, write
+    the run directory `out_dir` and return the model with those best weights.
+
+    `data` describes how to rebuild the corpus (stored in config.json). `resume` continues from
+    `out_dir/checkpoints/last.pt`. `stop_after_epoch` ends this call after that epoch (the
+    schedule still spans `settings.loop.epochs`), so a later `resume=True` carries on.
+    """
+    settings = settings.validated()
+    out_dir = Path(out_dir)
+    runtime = start_runtime(settings.loop.device)
+    try:
+        return _fit(corpus, settings, out_dir, data or {}, resume, stop_after_epoch,
+                    progress, runtime)
+    finally:
+        if runtime.owns_group:
+            dist.destroy_process_group()
+
+
+def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[str, Any],
+         resume: bool, stop_after_epoch: int | None, show: bool, runtime: Runtime) -> FitResult:
+    torch.manual_seed(settings.loop.seed)
+    loader = make_loader(corpus, settings, runtime)
+    config = BERT4RecConfig(vocab_size=corpus.vocab_size, **settings.to_dict()["model"])
+    model = BERT4Rec(config).to(runtime.device)
+    optimizer = make_optimizer(model, settings.optim)
+    state = Progress()
+    if resume:
+        state = _restore(out_dir, model, optimizer, loader, settings)
+    elif runtime.main:
+        _start_run_dir(out_dir, corpus, model, data, settings)
+    trained = DistributedDataParallel(model) if runtime.world > 1 else model
+    writer = _tensorboard(out_dir, state.step) if runtime.main else None
+    epochs_end = min(settings.loop.epochs, stop_after_epoch or settings.loop.epochs)
+    while state.epoch < epochs_end and not _out_of_patience(state, settings):
+        state.epoch += 1
+        loader.sampler.set_epoch(state.epoch)
+        with tqdm(total=len(loader), desc=f"epoch {state.epoch}", unit="batch", leave=False,
+                  disable=not (show and runtime.main)) as bar:
+            loss = train_epoch(trained, loader, optimizer, settings, state, runtime, bar)
+        metrics = _validate_everywhere(model, corpus, settings, runtime)
+        train = {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
+        _record_epoch(state, train, metrics, settings, model, out_dir, runtime, writer)
+        if runtime.main:
+            _save_checkpoint(out_dir, model, optimizer, loader, settings, state)
+    if writer is not None:
+        writer.close()
+    finished = state.epoch >= settings.loop.epochs or _out_of_patience(state, settings)
+    return _finish(out_dir, model, corpus, settings, state, runtime, finished)
+
+
+def _out_of_patience(state: Progress, settings: Settings) -> bool:
+    return settings.loop.patience > 0 and state.bad_epochs >= settings.loop.patience
+
+
+def _start_run_dir(out_dir: Path, corpus: SequenceCorpus, model: BERT4Rec,
+                   data: dict[str, Any], settings: Settings) -> None:
+    """Refuse to overwrite an earlier run, then write config.json and items.parquet."""
+    if (out_dir / rundir.CONFIG).exists():
+        raise ModelDirError(f"{out_dir}: already holds a run; pass --resume or choose a new --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rundir.write_config(out_dir, model.config, data, settings.to_dict())
+    rundir.atomic_write(out_dir / rundir.ITEMS, lambda t: corpus.item_table.write_parquet(t))
+    logger.info("run %s: %s", out_dir, json.dumps(settings.to_dict()))
+    logger.info("model: %s, %d parameters", json.dumps(model.config.to_dict()),
+                model.num_parameters())
+
+
+def _tensorboard(out_dir: Path, step: int):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(out_dir / "tensorboard"), purge_step=step or None)
+
+
+def _validate_everywhere(model: BERT4Rec, corpus: SequenceCorpus, settings: Settings,
+                         runtime: Runtime) -> dict[str, Any]:
+    """Rank 0 evaluates the valid split; the metrics are broadcast so all ranks decide alike."""
+    box = [validate(model, corpus, runtime.device, settings.loop.eval_batch_size)
+           if runtime.main else None]
+    if runtime.world > 1:
+        dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _record_epoch(state: Progress, train: dict[str, float], metrics: dict[str, Any],
+                  settings: Settings, model: BERT4Rec, out_dir: Path, runtime: Runtime,
+                  writer) -> None:
+    """Log the epoch, update early stopping and (rank 0) keep the best weights on disk."""
+    value = metrics[settings.loop.metric]
+    improved = value > state.best
+    if improved:
+        state.best, state.best_epoch, state.bad_epochs = value, state.epoch, 0
+    else:
+        state.bad_epochs += 1
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, float)}
+    state.history.append({"epoch": state.epoch, **train, **numbers})
+    if not runtime.main:
+        return
+    if improved:
+        rundir.save_weights(model, out_dir / rundir.WEIGHTS)
+    for key, number in train.items():
+        writer.add_scalar(f"train/{key}", number, state.step)
+    for key, number in numbers.items():
+        writer.add_scalar(f"valid/{key}", number, state.step)
+    logger.info("epoch %d: loss %.4f, valid %s %.4f%s", state.epoch, train["loss"],
+                settings.loop.metric, value, " (best)" if improved else "")
+
+
+def _save_checkpoint(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
+                     loader: DataLoader, settings: Settings, state: Progress) -> None:
+    """Everything needed to carry on exactly: weights, optimiser, progress, RNG states, settings."""
+    checkpoint = {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "progress": {k: v for k, v in vars(state).items()},
+        "rng": {"torch": torch.get_rng_state(), "masking": loader.collate_fn.generator.get_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        "settings": settings.to_dict(),
+    }
+    rundir.save_checkpoint(out_dir / rundir.CHECKPOINT, checkpoint)
+
+
+def _restore(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
+             loader: DataLoader, settings: Settings) -> Progress:
+    """Load `checkpoints/last.pt` into the model, optimiser and RNGs; the settings must match."""
+    checkpoint = rundir.load_checkpoint(out_dir / rundir.CHECKPOINT)
+    saved, now = dict(checkpoint["settings"]), settings.to_dict()
+    saved["loop"] = {**saved["loop"], "device": now["loop"]["device"]}
+    if saved != now:
+        changed = sorted(f"{s}.{k}" for s in now for k in now[s] if saved[s].get(k) != now[s][k])
+        raise ModelDirError(f"{out_dir}: cannot resume with changed settings {changed}")
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    torch.set_rng_state(checkpoint["rng"]["torch"])
+    loader.collate_fn.generator.set_state(checkpoint["rng"]["masking"])
+    if checkpoint["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+    logger.info("resuming %s after epoch %d", out_dir, checkpoint["progress"]["epoch"])
+    return Progress(**checkpoint["progress"])
+
+
+def _finish(out_dir: Path, model: BERT4Rec, corpus: SequenceCorpus, settings: Settings,
+            state: Progress, runtime: Runtime, finished: bool) -> FitResult:
+    """Reload the best weights; once training is over, rank 0 scores test, writes metrics.json."""
+    if runtime.world > 1:
+        dist.barrier()  # rank 0 has written the best weights
+    model.load_state_dict(load_file(str(out_dir / rundir.WEIGHTS), device=str(runtime.device)))
+    best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
+    test = None
+    if finished and runtime.main:
+        test = validate(model, corpus, runtime.device, settings.loop.eval_batch_size, "test")
+        metrics = {"best_epoch": state.best_epoch, "epochs_run": state.epoch,
+                   "selected_by": f"valid {settings.loop.metric} (full ranking, seen excluded)",
+                   "valid": best, "test": test, "history": state.history}
+        rundir.write_json(out_dir / rundir.METRICS, metrics)
+        logger.info("best epoch %d: valid %s, test %s", state.best_epoch, best, test)
+    return FitResult(out_dir, model.eval(), state.best_epoch, best, test, state.history, finished)

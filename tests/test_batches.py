@@ -1,0 +1,108 @@
+"""Cloze masking statistics, training windows, prediction inputs and the model scorer."""
+
+import numpy as np
+import pytest
+import torch
+
+from bert4rec.config import MaskingSettings
+from bert4rec.data.batches import (
+    ClozeCollate,
+    cloze_mask,
+    model_scorer,
+    prediction_inputs,
+    training_windows,
+)
+from bert4rec.model import BERT4Rec, BERT4RecConfig
+
+MASK = 999  # vocabulary of 1000: items 1..998
+
+
+def test_windows_keep_the_most_recent_items_left_padded():
+    flat = np.arange(1, 21)
+    offsets = np.array([0, 3, 3, 10, 20])  # lengths 3, 0, 7, 10
+    np.testing.assert_array_equal(training_windows(flat, offsets, 4), [
+        [0, 1, 2, 3], [7, 8, 9, 10], [17, 18, 19, 20],
+    ])
+    np.testing.assert_array_equal(training_windows(flat, offsets, 4, windows_per_sequence=3), [
+        [0, 1, 2, 3], [7, 8, 9, 10], [17, 18, 19, 20],  # most recent window of each
+        [0, 4, 5, 6], [13, 14, 15, 16],  # the window before it, where there is one
+        [0, 0, 11, 12],
+    ])
+
+
+def random_batch(rows: int = 4000, width: int = 50, shortest: int = 1) -> torch.Tensor:
+    """Left-padded rows of random items with lengths shortest..width."""
+    g = torch.Generator().manual_seed(0)
+    items = torch.randint(1, MASK, (rows, width), generator=g)
+    lengths = torch.randint(shortest, width + 1, (rows, 1), generator=g)
+    return torch.where(torch.arange(width) >= width - lengths, items, 0)
+
+
+def masked(items, **settings):
+    g = torch.Generator().manual_seed(1)
+    return cloze_mask(items, MaskingSettings(**settings), MASK, g)
+
+
+def test_founding_document_masking_rates():
+    items = random_batch()
+    inputs, labels = masked(items, mask_prob=0.15, mask_token_share=0.8, random_token_share=0.1)
+    targets, real = labels != 0, items != 0
+    assert not (targets & ~real).any(), "padding is never a target"
+    assert torch.equal(inputs[~real], items[~real]), "padding stays padding"
+    assert targets.any(dim=1).all(), "every row has a target"
+    assert torch.equal(labels[targets], items[targets])
+    assert torch.equal(inputs[~targets], items[~targets])
+    rate = targets.sum() / real.sum()
+    assert 0.15 < rate < 0.17  # 0.15 plus the forced target of short rows that drew none
+    as_mask = (inputs[targets] == MASK).float().mean()
+    unchanged = (inputs[targets] == items[targets]).float().mean()
+    assert abs(as_mask - 0.8) < 0.01 and abs(unchanged - 0.1) < 0.01
+    randomised = inputs[targets][(inputs[targets] != MASK) & (inputs[targets] != items[targets])]
+    assert ((randomised >= 1) & (randomised < MASK)).all()
+
+
+def test_paper_masking_always_uses_the_mask_token():
+    items = random_batch()
+    inputs, labels = masked(items, mask_prob=0.2, mask_token_share=1.0, random_token_share=0.0)
+    targets = labels != 0
+    assert (inputs[targets] == MASK).all()
+    assert abs(targets.sum() / (items != 0).sum() - 0.2) < 0.015
+
+
+def test_last_item_samples_mask_only_the_final_item():
+    items = random_batch(shortest=30)  # ordinary cloze rows almost never hide only the last
+    inputs, labels = masked(items, mask_prob=0.15, mask_token_share=0.8, last_item_share=0.3)
+    only_last = ((labels != 0).sum(dim=1) == 1) & (labels[:, -1] != 0) & (inputs[:, -1] == MASK)
+    assert abs(only_last.float().mean() - 0.3) < 0.03
+    rows = only_last.nonzero().squeeze(1)
+    assert torch.equal(inputs[rows, :-1], items[rows, :-1])
+    assert torch.equal(labels[rows, -1], items[rows, -1])
+
+
+def test_masking_is_reproducible_from_the_generator():
+    items = random_batch(100)
+    collate = ClozeCollate(MaskingSettings(), MASK)
+    collate.generator.manual_seed(5)
+    first = collate(list(items))
+    collate.generator.manual_seed(5)
+    second = collate(list(items))
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_prediction_inputs_truncate_then_append_mask():
+    out = prediction_inputs([[1, 2, 3], [], list(range(1, 10))], max_len=5, mask_token=MASK)
+    assert out.tolist() == [[0, 1, 2, 3, MASK], [0, 0, 0, 0, MASK], [6, 7, 8, 9, MASK]]
+    padded = torch.tensor([[0, 0, 0, 0, 1, 2, 3], [3, 4, 5, 6, 7, 8, 9]])  # [B, T]
+    assert prediction_inputs(padded, 5, MASK).tolist() == [[0, 1, 2, 3, MASK], [6, 7, 8, 9, MASK]]
+    assert prediction_inputs(torch.tensor([[4]]), 4, MASK).tolist() == [[0, 0, 4, MASK]]
+
+
+@pytest.mark.parametrize("width", [3, 40])
+def test_model_scorer_scores_every_vocabulary_entry(width):
+    torch.manual_seed(0)
+    model = BERT4Rec(BERT4RecConfig(vocab_size=50, max_len=10, hidden=8, heads=2))
+    histories = torch.randint(1, 49, (6, width))
+    scores = model_scorer(model, "cpu")(histories)
+    assert scores.shape == (6, 50) and scores.dtype == torch.float32
+    expected = model.eval()(prediction_inputs(histories, 10, 49))
+    torch.testing.assert_close(scores, expected)

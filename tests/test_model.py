@@ -1,0 +1,71 @@
+"""BERT4Rec network: shapes, tied output weights, padding invariance, config round trip."""
+
+import pytest
+import torch
+
+from bert4rec.model import BERT4Rec, BERT4RecConfig, flops_per_sequence
+
+
+@pytest.fixture
+def model() -> BERT4Rec:
+    torch.manual_seed(0)
+    config = BERT4RecConfig(vocab_size=30, max_len=12, hidden=16, layers=2, heads=2)
+    return BERT4Rec(config).eval()
+
+
+def test_training_logits_only_at_targets_and_inference_at_last_position(model):
+    items = torch.randint(1, 29, (4, 12))  # [B, T]
+    targets = torch.zeros(4, 12, dtype=torch.bool)
+    targets[0, 3] = targets[2, 5] = targets[2, 11] = True
+    assert model(items, targets).shape == (3, 30)
+    assert model(items).shape == (4, 30)
+    hidden = model.encoder(items)  # [B, T, H]
+    torch.testing.assert_close(model(items, targets)[1], model.project(hidden[2, 5:6])[0])
+    torch.testing.assert_close(model(items), model.project(hidden[:, -1]))
+
+
+def test_output_layer_is_the_item_embedding_plus_a_bias(model):
+    names = [name for name, _ in model.named_parameters()]
+    assert sum("weight" in n and p.shape[0] == 30 for n, p in model.named_parameters()) == 1
+    assert "output_bias" in names
+    h = torch.randn(5, 16)
+    expected = model.transform(h) @ model.encoder.embeddings.item.weight.T + model.output_bias
+    torch.testing.assert_close(model.project(h)[:, 1:-1], expected[:, 1:-1])
+    assert model.project(h)[:, [0, -1]].eq(float("-inf")).all()  # never padding or [MASK]
+    model.project(h)[:, 1:-1].sum().backward()
+    assert model.encoder.embeddings.item.weight.grad.abs().sum() > 0
+
+
+def test_left_padding_does_not_change_the_prediction(model):
+    sequence = torch.tensor([[5, 7, 3, 9, 29]])  # 29 = [MASK] at the end
+    padded = torch.cat([torch.zeros(1, 7, dtype=torch.long), sequence], dim=1)  # [1, 12]
+    torch.testing.assert_close(model(padded), model(sequence), atol=1e-5, rtol=1e-5)
+    other = padded.clone()
+    other[0, 6] = 4  # a real item where padding was: the prediction must move
+    assert not torch.allclose(model(other), model(padded))
+
+
+def test_padding_embedding_is_zero_and_stays_untrained(model):
+    assert model.encoder.embeddings.item.weight[0].abs().sum() == 0
+    model.train()
+    items = torch.tensor([[0, 0, 3, 4, 29]])
+    model(items, items == 29).logsumexp(-1).sum().backward()
+    assert model.encoder.embeddings.item.weight.grad[0].abs().sum() == 0
+
+
+def test_config_round_trip_and_errors():
+    config = BERT4RecConfig(vocab_size=100, max_len=50, hidden=32, heads=4, dropout=0.3)
+    assert BERT4RecConfig.from_dict(config.to_dict()) == config
+    assert config.mask_token == 99
+    with pytest.raises(ValueError, match="unknown model settings \\['hiden'\\]"):
+        BERT4RecConfig.from_dict({**config.to_dict(), "hiden": 3})
+    with pytest.raises(ValueError, match="divisible by heads"):
+        BERT4RecConfig(vocab_size=100, hidden=30, heads=4)
+
+
+def test_flops_grow_with_depth_and_targets():
+    small = BERT4RecConfig(vocab_size=1000, max_len=100, hidden=64, layers=2)
+    deep = BERT4RecConfig(vocab_size=1000, max_len=100, hidden=64, layers=4)
+    assert flops_per_sequence(deep, 10) > flops_per_sequence(small, 10)
+    head = flops_per_sequence(small, 11) - flops_per_sequence(small, 10)
+    assert head == 2 * (64 * 64 + 64 * 1000)

@@ -1,0 +1,122 @@
+"""fit(): learns a planted pattern, writes a loadable run directory, resumes exactly, is
+deterministic, runs under DDP, and refuses pickled files."""
+
+import json
+import socket
+
+import pytest
+import torch
+from planted import ddp_worker, planted_corpus, tiny_settings
+from safetensors.torch import load_file
+
+from bert4rec.config import OptimSettings
+from bert4rec.data.batches import model_scorer
+from bert4rec.errors import ModelDirError
+from bert4rec.evaluate import evaluate, train_item_counts
+from bert4rec.rundir import load_checkpoint, load_model
+from bert4rec.train import fit, learning_rate
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The CI machine has 2 shared cores; one thread per process is faster and steadier."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return planted_corpus(n_users=500)
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run") / "planted"
+    return fit(corpus, tiny_settings(epochs=8), run_dir, data={"source": "planted"}, progress=False)
+
+
+def test_schedules_are_pure_functions_of_the_step():
+    step = OptimSettings(lr=1.0, schedule="step", step_epochs=25, step_gamma=0.1)
+    assert [learning_rate(step, e * 10, 10, 1000) for e in (0, 24, 25, 50)] == pytest.approx(
+        [1.0, 1.0, 0.1, 0.01])
+    warm = OptimSettings(lr=1.0, schedule="warmup_linear", warmup_fraction=0.1)
+    assert [learning_rate(warm, s, 10, 100) for s in (0, 9, 10, 55, 100)] == pytest.approx(
+        [0.1, 1.0, 1.0, 0.5, 0.0])
+
+
+def test_learns_a_planted_sequence_pattern_that_popularity_cannot(trained, corpus):
+    assert trained.valid["HR@10"] > 0.9
+    assert trained.test["HR@10"] > 0.9 and trained.test["protocol"] == "full"
+    counts = torch.from_numpy(train_item_counts(corpus)).float()
+    popularity = evaluate(lambda h: counts.expand(len(h), -1), corpus, "valid")
+    assert popularity.metrics["HR@10"] < 0.5  # about 10 / (40 - seen items)
+
+
+def test_run_directory_holds_everything_serving_needs(trained, corpus):
+    run_dir = trained.run_dir
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["format_version"] == 1 and config["data"] == {"source": "planted"}
+    assert config["model"]["vocab_size"] == corpus.vocab_size
+    assert config["train"]["model"]["hidden"] == 64
+    model, loaded_config = load_model(run_dir)
+    assert loaded_config == config
+    histories = torch.from_numpy(corpus.split("test").padded(torch.arange(20).numpy()))
+    torch.testing.assert_close(model_scorer(model, "cpu")(histories),
+                               model_scorer(trained.model, "cpu")(histories))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["best_epoch"] == trained.best_epoch and len(metrics["history"]) == 8
+    assert metrics["valid"]["HR@10"] == trained.valid["HR@10"]
+    assert (run_dir / "items.parquet").is_file()
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["progress"]["epoch"] == 8
+
+
+def test_same_seed_same_metrics_and_resume_equals_an_uninterrupted_run(corpus, tmp_path):
+    settings = tiny_settings(epochs=3, **{"loop.seed": 7, "model.dropout": 0.1})
+    small = planted_corpus(n_users=120, seed=3)
+    whole = fit(small, settings, tmp_path / "whole", progress=False)
+    again = fit(small, settings, tmp_path / "again", progress=False)
+    assert again.history == whole.history
+    first = fit(small, settings, tmp_path / "split", stop_after_epoch=1, progress=False)
+    assert not first.finished and len(first.history) == 1
+    resumed = fit(small, settings, tmp_path / "split", resume=True, progress=False)
+    assert resumed.history == whole.history and resumed.test == whole.test
+    with pytest.raises(ModelDirError, match=r"cannot resume with changed settings \['optim\.lr'\]"):
+        fit(small, settings.override({"optim.lr": 0.1}), tmp_path / "split", resume=True)
+    with pytest.raises(ModelDirError, match="already holds a run"):
+        fit(small, settings, tmp_path / "whole", progress=False)
+
+
+def test_two_process_ddp_on_cpu_trains_and_ranks_agree(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(ddp_worker, args=(2, port, str(tmp_path / "run")), nprocs=2)
+    rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["valid"]["HR@10"] > 0.5  # popularity is near 0.25 here
+
+
+def test_pickled_or_mismatched_weights_are_refused(trained, tmp_path):
+    run_dir = tmp_path / "copy"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text((trained.run_dir / "config.json").read_text())
+    torch.save(trained.model, run_dir / "model.safetensors")  # a pickle under the right name
+    with pytest.raises(ModelDirError, match=r"not a safetensors file.*pickled weights are refused"):
+        load_model(run_dir)
+    torch.save({"x": torch.nn.Linear(2, 2)}, run_dir / "last.pt")
+    with pytest.raises(ModelDirError, match="refused"):
+        load_checkpoint(run_dir / "last.pt")
+    config = json.loads((trained.run_dir / "config.json").read_text())
+    weights = (trained.run_dir / "model.safetensors").read_bytes()
+    (run_dir / "model.safetensors").write_bytes(weights)
+    narrower = {**config, "model": {**config["model"], "hidden": 32}}
+    (run_dir / "config.json").write_text(json.dumps(narrower))
+    with pytest.raises(ModelDirError, match="shape mismatches"):
+        load_model(run_dir)
+    (run_dir / "config.json").write_text(json.dumps({**config, "format_version": 2}))
+    with pytest.raises(ModelDirError, match="format_version 2"):
+        load_model(run_dir)
