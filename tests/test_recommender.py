@@ -3,11 +3,11 @@
 import polars as pl
 import pytest
 import torch
+from tiny_run import FILMS, make_run_dir
 
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.errors import AmbiguousTitleError, ModelDirError, TitleNotFoundError
 from bert4rec.recommender import EXPLAIN_MIN_DROP, EXPLAIN_TOP, Recommender
-from tiny_run import FILMS, make_run_dir
 
 HARRY = [
     "Harry Potter and the Philosopher's Stone",
