@@ -7,3 +7,6 @@ RATING = "rating"
 TITLE = "title"
 GENRES = "genres"
 INDEX = "index"
+RANK = "rank"
+SCORE = "score"
+

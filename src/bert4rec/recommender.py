@@ -1,0 +1,224 @@
+"""Inference on a trained run directory: recommendations, similar items and explanations.
+
+    rec = Recommender.load("runs/ml-latest-small")
+    rec.recommend(["The Matrix", "Alien (1979)"], k=10).to_frame()
+
+Histories are original item ids or titles (resolved by `Catalog`, which raises with candidates
+rather than guess). Scores are the model's logits for the next item; higher is better.
+Explanations are leave-one-out score drops (docs/explanations.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from bert4rec import columns as C
+from bert4rec.catalog import Catalog, CatalogItem, ItemId
+from bert4rec.data.batches import prediction_inputs
+from bert4rec.errors import ModelDirError
+from bert4rec.model import BERT4Rec
+from bert4rec.rundir import load_model
+
+PAD = 0
+# Most contributing history items reported per recommendation when explaining ...
+EXPLAIN_TOP = 3
+# ... counting only drops of at least this many logits (smaller ones are noise, not reasons).
+EXPLAIN_MIN_DROP = 0.05
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """A history item and how much the recommended item's score drops without it."""
+
+    item: ItemId
+    title: str
+    score_drop: float
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One ranked item: original id, title, genres, score and (if asked) its explanation."""
+
+    rank: int
+    item: ItemId
+    title: str
+    genres: tuple[str, ...]
+    score: float
+    because: tuple[Contribution, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Ranked items for one history, with the history as resolved from ids or titles."""
+
+    items: tuple[Recommendation, ...]
+    history: tuple[CatalogItem, ...]
+
+    def __iter__(self) -> Iterator[Recommendation]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, position: int) -> Recommendation:
+        return self.items[position]
+
+    def to_frame(self) -> pl.DataFrame:
+        """Columns rank, item, title, genres, score (names from `bert4rec.columns`)."""
+        return pl.DataFrame(
+            {
+                C.RANK: [r.rank for r in self.items],
+                C.ITEM: [r.item for r in self.items],
+                C.TITLE: [r.title for r in self.items],
+                C.GENRES: [list(r.genres) for r in self.items],
+                C.SCORE: [r.score for r in self.items],
+            },
+            schema_overrides={C.GENRES: pl.List(pl.String)},
+        )
+
+
+class Recommender:
+    """A trained BERT4Rec plus its item table, for inference only."""
+
+    def __init__(self, model: BERT4Rec, items: pl.DataFrame, batch_size: int = 256) -> None:
+        """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`."""
+        items = items.sort(C.INDEX)
+        n_items = model.config.vocab_size - 2
+        if items[C.INDEX].to_list() != list(range(1, n_items + 1)):
+            raise ModelDirError(
+                f"item table has {len(items)} rows but the model has {n_items} items; the "
+                f"{C.INDEX!r} column must hold 1..{n_items} exactly once each"
+            )
+        self.model = model.eval()
+        self.batch_size = batch_size
+        self._ids: list[ItemId] = items[C.ITEM].to_list()
+        self._index_of = {item: i + 1 for i, item in enumerate(self._ids)}
+        with torch.no_grad():
+            weights = model.encoder.embeddings.item.weight.detach().float()  # [V, H]
+            self._unit_embeddings = torch.nn.functional.normalize(weights, dim=1)  # [V, H]
+            prior = self._scores([[]])[0, 1 : n_items + 1]  # [n_items] score of an empty history
+        self.catalog = Catalog(items, popularity=prior.tolist())
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Recommender:
+        """Read a run directory (config.json, model.safetensors, items.parquet) written by fit."""
+        run_dir = Path(run_dir)
+        items_path = run_dir / "items.parquet"
+        if not items_path.is_file():
+            raise ModelDirError(f"{items_path} is missing; a run directory written by fit has it")
+        model, _ = load_model(run_dir)
+        return cls(model, pl.read_parquet(items_path))
+
+    @property
+    def n_items(self) -> int:
+        return len(self._ids)
+
+    def resolve(self, history: Sequence[ItemId]) -> list[CatalogItem]:
+        """History entries (ids or titles) as catalogue items, in order; raises `TitleError`."""
+        return [self.catalog.entry(self.catalog.resolve(ref)) for ref in history]
+
+    def recommend(
+        self,
+        history: Sequence[ItemId],
+        k: int = 10,
+        exclude_seen: bool = True,
+        explain: bool = False,
+    ) -> Recommendations:
+        """The top `k` next items for one history of ids or titles (oldest first).
+
+        `exclude_seen` leaves out items already in the history; `explain` adds, for each
+        recommendation, the history items whose removal lowers its score most.
+        """
+        result = self.recommend_many([history], k=k, exclude_seen=exclude_seen)[0]
+        return self._explain(result) if explain else result
+
+    def recommend_many(
+        self, histories: Sequence[Sequence[ItemId]], k: int = 10, exclude_seen: bool = True
+    ) -> list[Recommendations]:
+        """`recommend` for many histories, one forward pass per `batch_size` of them."""
+        _check_k(k)
+        resolved = [self.resolve(history) for history in histories]
+        indices = [[self._index_of[entry.item] for entry in h] for h in resolved]
+        results: list[Recommendations] = []
+        for start in range(0, len(indices), self.batch_size):
+            chunk = indices[start : start + self.batch_size]
+            scores = self._scores(chunk)  # [b, V]
+            if exclude_seen:
+                for row, seq in enumerate(chunk):
+                    scores[row, seq] = float("-inf")
+            top = scores.topk(min(k, self._rankable(chunk, exclude_seen)), dim=1)
+            for row, history in enumerate(resolved[start : start + self.batch_size]):
+                ranked = self._ranked(top.indices[row].tolist(), top.values[row].tolist())
+                results.append(Recommendations(ranked, tuple(history)))
+        return results
+
+    def similar_items(self, item: ItemId, k: int = 10) -> Recommendations:
+        """The `k` items whose embeddings are closest (cosine) to `item` (an id or a title)."""
+        _check_k(k)
+        entry = self.catalog.entry(self.catalog.resolve(item))
+        index = self._index_of[entry.item]
+        cosine = self._unit_embeddings @ self._unit_embeddings[index]  # [V]
+        cosine[[PAD, index, len(cosine) - 1]] = float("-inf")  # padding, itself, [MASK]
+        top = cosine.topk(min(k, self.n_items - 1))
+        return Recommendations(self._ranked(top.indices.tolist(), top.values.tolist()), (entry,))
+
+    def _scores(self, indices: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Next-item logits [B, V] for histories of vocabulary indices; padding and [MASK]
+        get -inf. Inputs are only as wide as the longest history needs (left padding is
+        invisible to the model), which keeps short requests fast."""
+        config = self.model.config
+        width = min(config.max_len, max(len(seq) for seq in indices) + 1)
+        inputs = prediction_inputs([list(seq) for seq in indices], width, config.mask_token)
+        with torch.no_grad():
+            scores = self.model(inputs).float()  # [B, V]
+        scores[:, [PAD, config.mask_token]] = float("-inf")
+        return scores
+
+    def _rankable(self, indices: Sequence[Sequence[int]], exclude_seen: bool) -> int:
+        """How many items every history can be offered (all minus its seen ones, at least 1)."""
+        seen = max((len(set(seq)) for seq in indices), default=0) if exclude_seen else 0
+        return max(1, self.n_items - seen)
+
+    def _ranked(self, indices: list[int], scores: list[float]) -> tuple[Recommendation, ...]:
+        out = []
+        for rank, (index, score) in enumerate(zip(indices, scores, strict=True), start=1):
+            entry = self.catalog.entry(self._ids[index - 1])
+            out.append(Recommendation(rank, entry.item, entry.title, entry.genres, score))
+        return tuple(out)
+
+    def _explain(self, result: Recommendations) -> Recommendations:
+        """Leave-one-out: re-score the history without each distinct item, in one batch, and
+        report the largest positive drops of each recommended item's score."""
+        history = [self._index_of[entry.item] for entry in result.history]
+        used = history[-(self.model.config.max_len - 1) :]  # what the model actually sees
+        distinct = list(dict.fromkeys(used))
+        if not distinct or not result.items:
+            return result
+        variants = [used, *([i for i in used if i != drop] for drop in distinct)]
+        scores = self._scores(variants)  # [1 + D, V]
+        targets = [self._index_of[r.item] for r in result.items]
+        drops = scores[:1, targets] - scores[1:, targets]  # [D, K]
+        explained = []
+        for col, rec in enumerate(result.items):
+            order = drops[:, col].argsort(descending=True)[:EXPLAIN_TOP].tolist()
+            because = tuple(
+                self._contribution(distinct[d], float(drops[d, col]))
+                for d in order
+                if drops[d, col] >= EXPLAIN_MIN_DROP
+            )
+            explained.append(replace(rec, because=because))
+        return Recommendations(tuple(explained), result.history)
+
+    def _contribution(self, index: int, score_drop: float) -> Contribution:
+        item = self._ids[index - 1]
+        return Contribution(item, self.catalog.title(item), score_drop)
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive whole number of items, got {k!r}")

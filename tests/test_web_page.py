@@ -1,0 +1,105 @@
+"""End to end: the real server on 127.0.0.1, the page driven in headless Chromium (selenium).
+
+Builds a history through the autocomplete, checks the recommendations shown against the API,
+and saves a screenshot to test-artifacts/web_page.png (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from tiny_run import make_run_dir
+
+from bert4rec.serve import create_app
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app under uvicorn in a thread, on a free port of 127.0.0.1; yields its base URL."""
+    run = make_run_dir(tmp_path_factory.mktemp("run"))
+    config = uvicorn.Config(create_app(run), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    if not CHROMIUM or not DRIVER:
+        pytest.skip("no browser: install Debian's chromium and chromium-driver (see .ci/run)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1280,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(DRIVER))
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+def pick(browser, typed: str, wanted: str) -> None:
+    """Type into the search box and click the suggestion whose text contains `wanted`."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    box = browser.find_element(By.ID, "search")
+    box.clear()
+    box.send_keys(typed)
+    wait = WebDriverWait(browser, 10)
+    option = wait.until(lambda b: next(
+        (li for li in b.find_elements(By.CSS_SELECTOR, "#suggestions li")
+         if wanted in li.text), None))
+    option.click()
+    wait.until(lambda b: wanted in b.find_element(By.ID, "history").text)
+
+
+def test_page_builds_a_history_and_shows_recommendations(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + "/")
+    assert browser.title.startswith("bert4rec")
+    pick(browser, "philosopher", "Sorcerer's Stone")
+    pick(browser, "chamber of sec", "Chamber of Secrets")
+    pick(browser, "matrix", "Matrix, The (1999)")
+
+    expected = httpx.post(server + "/recommend", json={
+        "history": [4896, 5816, 2571], "k": 10, "explain": True}).json()["items"]
+
+    def shown(b):
+        titles = [e.text for e in b.find_elements(By.CSS_SELECTOR, "#results .title")]
+        return titles if len(titles) == len(expected) else None
+
+    titles = WebDriverWait(browser, 10).until(shown)
+    assert titles == [r["title"] for r in expected]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#results li")
+    first_genres = [g.text for g in rows[0].find_elements(By.CSS_SELECTOR, ".genre")]
+    assert first_genres == expected[0]["genres"]
+    because = rows[0].find_element(By.CSS_SELECTOR, ".because").text
+    for contribution in expected[0]["because"]:
+        assert contribution["title"] in because
+    assert "3 titles" in browser.find_element(By.ID, "status").text
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "web_page.png"))
