@@ -14,7 +14,7 @@ import sys
 from bert4rec import __version__
 from bert4rec.errors import Bert4RecError
 
-GROUPS = ["bert4rec.cli.data", "bert4rec.cli.evaluate", "bert4rec.cli.use"]
+GROUPS = ["bert4rec.cli.data", "bert4rec.cli.evaluate", "bert4rec.cli.train", "bert4rec.cli.use"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,85 @@
+"""`bert4rec train SOURCE --preset P --out RUN_DIR`: prepare SOURCE and fit BERT4Rec.
+
+Every training setting has a flag named after it (`--hidden`, `--mask-prob`, ...) that
+overrides the preset; the help text comes from `bert4rec.config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from bert4rec.cli.data import add_source_options, corpus_from_args, settings_from_args
+from bert4rec.config import PRESETS, SECTIONS, preset
+from bert4rec.data.interactions import LogColumns
+from bert4rec.train import fit
+
+TYPES = {"int": int, "float": float, "str": str}
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One optional flag per settings field, grouped by section; unset flags keep the preset."""
+    for name, section in SECTIONS.items():
+        group = parser.add_argument_group(f"{name} settings", section.__doc__)
+        for f in fields(section):
+            group.add_argument(
+                "--" + f.name.replace("_", "-"), dest=f"{name}.{f.name}", type=TYPES[f.type],
+                choices=f.metadata.get("choices"), default=argparse.SUPPRESS,
+                metavar=None if f.metadata.get("choices") else f.name.upper(),
+                help=f"{f.metadata['help']} (default: the preset's)",
+            )
+
+
+def data_description(args: argparse.Namespace) -> dict:
+    """What config.json records so the corpus can be rebuilt: source, filters, columns."""
+    source = Path(args.source)
+    return {
+        "source": str(source.resolve()) if source.exists() else args.source,
+        "prepare": asdict(settings_from_args(args)),
+        "columns": asdict(LogColumns(args.user_col, args.item_col, args.time_col, args.rating_col)),
+    }
+
+
+def run_train(args: argparse.Namespace) -> int:
+    overrides = {key: value for key, value in vars(args).items() if "." in key}
+    settings = preset(args.preset).override(overrides)
+    speak = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
+    if speak:
+        print(f"bert4rec train: preset {args.preset}, settings {json.dumps(settings.to_dict())}")
+    corpus = corpus_from_args(args)
+    result = fit(corpus, settings, args.out, data=data_description(args), resume=args.resume)
+    if not speak:
+        return 0
+    print(f"run directory: {result.run_dir}")
+    print(f"best epoch {result.best_epoch} of {len(result.history)}, chosen on valid "
+          f"{settings.loop.metric} (full ranking, seen items excluded)")
+    keys = ("NDCG@10", "HR@10", "MRR")
+    print("valid: " + ", ".join(f"{k} {result.valid[k]:.4f}" for k in keys))
+    if result.test is not None:
+        print("test:  " + ", ".join(f"{k} {result.test[k]:.4f}" for k in keys))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="train BERT4Rec on SOURCE and write a run directory",
+        description=(
+            "Prepare SOURCE, train BERT4Rec with a preset (any setting overridable), keep the "
+            "weights with the best validation metric and write RUN_DIR (config.json, "
+            "model.safetensors, items.parquet, metrics.json, tensorboard/, checkpoints/). "
+            "Launch with torchrun for multi-GPU or multi-node data parallel training."
+        ),
+    )
+    add_source_options(train)
+    train.add_argument("--preset", choices=sorted(PRESETS), default="fast",
+                       help="settings to start from (default fast; see docs/configuration.md)")
+    train.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
+                       help="run directory to create (or to continue with --resume)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue RUN_DIR from checkpoints/last.pt with the same settings")
+    add_setting_flags(train)
+    train.set_defaults(handler=run_train)

@@ -1,0 +1,47 @@
+"""`bert4rec train`: flags override the preset, the run is reproducible, mistakes are clear."""
+
+import json
+
+import polars as pl
+from planted import planted_corpus
+
+from bert4rec.cli import main
+
+TINY = ["--max-len", "16", "--hidden", "32", "--batch-size", "32", "--epochs", "2",
+        "--device", "cpu", "--all-ratings", "--min-user-interactions", "3"]
+
+
+def planted_log(tmp_path):
+    corpus = planted_corpus(n_users=80)
+    users = [u for u in range(corpus.n_users) for _ in corpus.sequence(u)]
+    log = pl.DataFrame({"user": users, "item": corpus.item_ids[corpus.items_flat - 1],
+                        "timestamp": list(range(len(users)))})
+    path = tmp_path / "log.csv"
+    log.write_csv(path)
+    return path
+
+
+def test_train_writes_the_effective_settings_and_is_reproducible(tmp_path, capsys):
+    log = planted_log(tmp_path)
+    for out in ("a", "b"):
+        assert main(["train", str(log), "--out", str(tmp_path / out), "--seed", "3", *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "best epoch" in printed and "test:  NDCG@10" in printed
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["train"]["model"]["hidden"] == 32 and config["train"]["loop"]["seed"] == 3
+    assert config["train"]["optim"]["schedule"] == "warmup_linear"  # the fast preset's
+    assert config["data"]["source"] == str(log.resolve())
+    assert config["data"]["prepare"]["min_rating"] is None
+    first, second = ((tmp_path / o / "metrics.json").read_text() for o in ("a", "b"))
+    assert first == second
+
+
+def test_train_refuses_to_overwrite_or_resume_with_other_settings(tmp_path, capsys):
+    log = planted_log(tmp_path)
+    out = str(tmp_path / "run")
+    assert main(["train", str(log), "--out", out, *TINY]) == 0
+    assert main(["train", str(log), "--out", out, *TINY]) == 1
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+    assert main(["train", str(log), "--out", out, "--resume", *TINY, "--lr", "0.5"]) == 1
+    assert "changed settings ['optim.lr']" in capsys.readouterr().err
+    assert main(["train", str(log), "--out", out, "--resume", *TINY]) == 0
