@@ -3,6 +3,7 @@
 import json
 
 import polars as pl
+import pytest
 from planted import planted_corpus
 
 from bert4rec.cli import main
@@ -27,13 +28,17 @@ def test_train_writes_the_effective_settings_and_is_reproducible(tmp_path, capsy
         assert main(["train", str(log), "--out", str(tmp_path / out), "--seed", "3", *TINY]) == 0
     printed = capsys.readouterr().out
     assert "best epoch" in printed and "test:  NDCG@10" in printed
+    first, second = ((tmp_path / o / "metrics.json").read_text() for o in ("a", "b"))
+    assert first == second
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["train"]["model"]["hidden"] == 32 and config["train"]["loop"]["seed"] == 3
     assert config["train"]["optim"]["schedule"] == "warmup_linear"  # the fast preset's
     assert config["data"]["source"] == str(log.resolve())
-    assert config["data"]["prepare"]["min_rating"] is None
-    first, second = ((tmp_path / o / "metrics.json").read_text() for o in ("a", "b"))
-    assert first == second
+    assert config["data"]["min_rating"] is None and config["data"]["min_user_interactions"] == 3
+    assert main(["evaluate", str(tmp_path / "a"), "--split", "valid", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    best = json.loads((tmp_path / "a" / "metrics.json").read_text())["valid"]
+    assert evaluated["NDCG@10"] == pytest.approx(best["NDCG@10"])
 
 
 def test_train_refuses_to_overwrite_or_resume_with_other_settings(tmp_path, capsys):

@@ -148,6 +148,26 @@ def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime) ->
                       collate_fn=collate)
 
 
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
+               labels: torch.Tensor, lr: float, clip_norm: float, device: torch.device
+               ) -> torch.Tensor:
+    """One optimiser step on a cloze batch (`labels` 0 where nothing is to be predicted);
+    bf16 autocast on CUDA. Returns the detached loss."""
+    inputs, labels = inputs.to(device), labels.to(device)
+    targets = labels != 0  # [B, T]
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda"):
+        logits = model(inputs, targets)  # [N, V]
+    loss = F.cross_entropy(logits.float(), labels[targets])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+    return loss.detach()
+
+
 def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                 settings: Settings, progress: Progress, runtime: Runtime, bar: tqdm) -> float:
     """One pass over the loader; returns the mean loss. Sets the rate before every step."""
@@ -155,20 +175,11 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.opt
     total_steps = settings.loop.epochs * len(loader)
     losses = []
     for inputs, labels in loader:
-        inputs, labels = inputs.to(runtime.device), labels.to(runtime.device)
-        targets = labels != 0  # [B, T]
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(settings.optim, progress.step, len(loader), total_steps)
-        with torch.autocast("cuda", torch.bfloat16, enabled=runtime.device.type == "cuda"):
-            logits = model(inputs, targets)  # [N, V]
-        loss = F.cross_entropy(logits.float(), labels[targets])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if settings.optim.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.optim.clip_norm)
-        optimizer.step()
+        lr = learning_rate(settings.optim, progress.step, len(loader), total_steps)
+        loss = train_step(model, optimizer, inputs, labels, lr, settings.optim.clip_norm,
+                          runtime.device)
         progress.step += 1
-        losses.append(loss.detach())
+        losses.append(loss)
         bar.update(1)
         bar.set_postfix(loss=f"{torch.stack(losses[-50:]).mean().item():.3f}", refresh=False)
     return torch.stack(losses).mean().item() if losses else float("nan")

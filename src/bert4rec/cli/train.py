@@ -34,11 +34,12 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def data_description(args: argparse.Namespace) -> dict:
-    """What config.json records so the corpus can be rebuilt: source, filters, columns."""
+    """What config.json records so the corpus can be rebuilt (docs/architecture.md): the source,
+    the `PrepareSettings` fields flat, and the log's columns."""
     source = Path(args.source)
     return {
         "source": str(source.resolve()) if source.exists() else args.source,
-        "prepare": asdict(settings_from_args(args)),
+        **asdict(settings_from_args(args)),
         "columns": asdict(LogColumns(args.user_col, args.item_col, args.time_col, args.rating_col)),
     }
 
