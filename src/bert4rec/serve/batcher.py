@@ -105,9 +105,14 @@ class MicroBatcher:
                 continue
             groups.setdefault((job.k, job.exclude_seen), []).append(job)
         for (k, exclude_seen), jobs in groups.items():
-            results = self.rec.recommend_resolved(
-                [job.resolved for job in jobs], k=k, exclude_seen=exclude_seen
-            )
+            try:
+                results = self.rec.recommend_resolved(
+                    [job.resolved for job in jobs], k=k, exclude_seen=exclude_seen
+                )
+            except Exception as err:  # fails this group only
+                for job in jobs:
+                    _settle(job, error=err)
+                continue
             for job, result in zip(jobs, results, strict=True):
                 try:
                     _settle(job, result=self.rec.explain(result) if job.explain else result)
