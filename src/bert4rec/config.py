@@ -162,6 +162,9 @@ class Settings:
             raise ValueError(
                 "masking: need 0 <= last_item_share <= 1 and windows_per_sequence >= 1"
             )
+        loop = self.loop
+        if loop.epochs < 1 or loop.batch_size < 1 or loop.eval_batch_size < 1 or loop.patience < 0:
+            raise ValueError("loop: need epochs, batch_size, eval_batch_size >= 1, patience >= 0")
         if k.hidden % k.heads or k.max_len < 2:
             raise ValueError(
                 f"model: hidden ({k.hidden}) must divide by heads ({k.heads}); max_len >= 2"
