@@ -68,8 +68,7 @@ def run_preset(name: str, corpus, device: torch.device, steps: int, warmup: int)
         if step == warmup:
             sync(device)
             start = time.perf_counter()
-        train_step(model, optimizer, inputs, labels, settings.optim.lr, settings.optim.clip_norm,
-                   device)
+        train_step(model, optimizer, inputs, labels, settings.optim.lr, settings.optim, device)
         if step >= warmup:
             sequences += len(inputs)
             tokens += inputs.numel()

@@ -123,3 +123,19 @@ def test_pickled_or_mismatched_weights_are_refused(trained, tmp_path):
     (run_dir / "config.json").write_text(json.dumps({**config, "format_version": 2}))
     with pytest.raises(ModelDirError, match="format_version 2"):
         load_model(run_dir)
+
+
+@pytest.mark.parametrize("loss", ["uniform", "in-batch"])
+def test_sampled_softmax_learns_the_planted_pattern_too(corpus, tmp_path, loss):
+    settings = tiny_settings(epochs=8, **{"optim.loss": loss, "optim.negatives": 16})
+    result = fit(corpus, settings, tmp_path / loss, progress=False)
+    assert result.valid["HR@10"] > 0.8
+
+
+def test_time_budget_stops_after_the_first_epoch_past_it_and_keeps_the_best(corpus, tmp_path):
+    seen = []
+    settings = tiny_settings(epochs=50, **{"loop.time_budget": 1e-6})
+    result = fit(corpus, settings, tmp_path / "budget", progress=False,
+                 callback=lambda model, record: seen.append(record))
+    assert result.finished and len(result.history) == 1 and result.test is not None
+    assert [record["epoch"] for record in seen] == [1] and seen[0]["seconds"] > 0

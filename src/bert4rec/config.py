@@ -76,6 +76,13 @@ class OptimSettings:
         "warmup_linear schedule: share of all steps spent warming up linearly from 0",
     )
     clip_norm: float = _f(0.0, "clip the global gradient norm to this (0: no clipping)")
+    loss: str = _f(
+        "full",
+        "loss over the catalogue: full softmax, or a logQ-corrected sampled softmax with "
+        "uniform or in-batch negatives for catalogues too large for the full one",
+        ("full", "uniform", "in-batch"),
+    )
+    negatives: int = _f(1024, "uniform sampled softmax: negatives drawn per batch")
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,11 @@ class LoopSettings:
     )
     seed: int = _f(0, "seed for initialisation, shuffling, masking and dropout")
     device: str = _f("auto", "where to train: auto, cpu, cuda, cuda:N or mps")
+    time_budget: float = _f(
+        0.0,
+        "stop after the first epoch that ends past this many seconds (0: no limit); "
+        "the best weights so far are kept",
+    )
 
 
 SECTIONS: dict[str, type] = {

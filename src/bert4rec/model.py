@@ -166,11 +166,24 @@ class BERT4Rec(nn.Module):
             with torch.no_grad():
                 module.weight[module.padding_idx].zero_()
 
-    def forward(self, items: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits [N, V] at positions where `targets` [B, T] is True, else [B, V] at T - 1."""
+    def forward(
+        self, items: torch.Tensor, targets: torch.Tensor | None = None, project: bool = True
+    ) -> torch.Tensor:
+        """Logits [N, V] at positions where `targets` [B, T] is True, else [B, V] at T - 1.
+
+        With `project=False` it stops before the output layer and returns the transformed
+        states [N or B, H], for losses that score only some items (sampled softmax).
+        """
         hidden = self.encoder(items)  # [B, T, H]
         selected = hidden[targets] if targets is not None else hidden[:, -1]  # [N or B, H]
+        if not project:
+            return self.transform(selected)
         return self.project(selected)
+
+    @property
+    def output_weight(self) -> torch.Tensor:
+        """The output layer's item matrix [V, H]: the input item embedding (tied)."""
+        return self.encoder.embeddings.item.weight
 
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden states [N, H] -> logits [N, V] through the head and the tied item embedding.
@@ -179,7 +192,7 @@ class BERT4Rec(nn.Module):
         output loss from moving their embeddings.
         """
         h = self.transform(hidden)  # [N, H]
-        logits = F.linear(h, self.encoder.embeddings.item.weight, self.output_bias)  # [N, V]
+        logits = F.linear(h, self.output_weight, self.output_bias)  # [N, V]
         return logits.index_fill(1, self.not_items, float("-inf"))
 
     def num_parameters(self) -> int:

@@ -13,10 +13,13 @@ import json
 import logging
 import math
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -31,6 +34,7 @@ from bert4rec.data.batches import ClozeCollate, WindowDataset, model_scorer
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.errors import ModelDirError
 from bert4rec.evaluate import evaluate
+from bert4rec.losses import cloze_loss, log_item_frequency
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 
 logger = logging.getLogger(__name__)
@@ -149,35 +153,45 @@ def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime) ->
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
-               labels: torch.Tensor, lr: float, clip_norm: float, device: torch.device
-               ) -> torch.Tensor:
-    """One optimiser step on a cloze batch (`labels` 0 where nothing is to be predicted);
-    bf16 autocast on CUDA. Returns the detached loss."""
+               labels: torch.Tensor, lr: float, optim: OptimSettings, device: torch.device,
+               item_log_q: torch.Tensor | None = None) -> torch.Tensor:
+    """One optimiser step on a cloze batch (`labels` 0 where nothing is to be predicted) with
+    the loss `optim.loss`; bf16 autocast on CUDA. Returns the detached loss.
+
+    `item_log_q` (log item frequency) is needed by the in-batch sampled softmax only.
+    """
     inputs, labels = inputs.to(device), labels.to(device)
     targets = labels != 0  # [B, T]
     for group in optimizer.param_groups:
         group["lr"] = lr
     with torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda"):
-        logits = model(inputs, targets)  # [N, V]
-    loss = F.cross_entropy(logits.float(), labels[targets])
+        if optim.loss == "full":
+            loss = F.cross_entropy(model(inputs, targets).float(), labels[targets])
+        else:
+            core = getattr(model, "module", model)  # the BERT4Rec inside DDP
+            hidden = model(inputs, targets, project=False)  # [N, H]
+            loss = cloze_loss(hidden, core.output_weight, core.output_bias, labels[targets],
+                              kind=optim.loss, n_negatives=optim.negatives,
+                              n_items=core.config.vocab_size - 2, item_log_q=item_log_q)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if clip_norm > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    if optim.clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), optim.clip_norm)
     optimizer.step()
     return loss.detach()
 
 
 def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                settings: Settings, progress: Progress, runtime: Runtime, bar: tqdm) -> float:
+                settings: Settings, progress: Progress, runtime: Runtime, bar: tqdm,
+                item_log_q: torch.Tensor | None = None) -> float:
     """One pass over the loader; returns the mean loss. Sets the rate before every step."""
     model.train()
     total_steps = settings.loop.epochs * len(loader)
     losses = []
     for inputs, labels in loader:
         lr = learning_rate(settings.optim, progress.step, len(loader), total_steps)
-        loss = train_step(model, optimizer, inputs, labels, lr, settings.optim.clip_norm,
-                          runtime.device)
+        loss = train_step(model, optimizer, inputs, labels, lr, settings.optim, runtime.device,
+                          item_log_q)
         progress.step += 1
         losses.append(loss)
         bar.update(1)
@@ -194,6 +208,7 @@ def fit(
     resume: bool = False,
     stop_after_epoch: int | None = None,
     progress: bool = True,
+    callback: Callable[[BERT4Rec, dict[str, float]], None] | None = None,
 ) -> FitResult:
     """Train on `corpus.split("train")`, pick the epoch with the best validation metric, write
     the run directory `out_dir` and return the model with those best weights.
@@ -202,20 +217,23 @@ def fit(
     from `out_dir/checkpoints/last.pt` (or starts afresh in `out_dir` if no epoch finished).
     `stop_after_epoch` ends this call after that epoch (the schedule still spans
     `settings.loop.epochs`), so a later `resume=True` carries on.
+    `callback(model, record)` runs on rank 0 after each epoch with that epoch's record (loss,
+    rate, seconds since the start of this call, validation metrics).
     """
     settings = settings.validated()
     out_dir = Path(out_dir)
     runtime = start_runtime(settings.loop.device)
     try:
         return _fit(corpus, settings, out_dir, data or {}, resume, stop_after_epoch,
-                    progress, runtime)
+                    progress, runtime, callback)
     finally:
         if runtime.owns_group:
             dist.destroy_process_group()
 
 
 def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[str, Any],
-         resume: bool, stop_after_epoch: int | None, show: bool, runtime: Runtime) -> FitResult:
+         resume: bool, stop_after_epoch: int | None, show: bool, runtime: Runtime,
+         callback: Callable[[BERT4Rec, dict[str, float]], None] | None) -> FitResult:
     torch.manual_seed(settings.loop.seed)
     loader = make_loader(corpus, settings, runtime)
     config = BERT4RecConfig(vocab_size=corpus.vocab_size, **settings.to_dict()["model"])
@@ -228,21 +246,27 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
         _start_run_dir(out_dir, corpus, model, data, settings, replace=resume)
     trained = DistributedDataParallel(model) if runtime.world > 1 else model
     writer = _tensorboard(out_dir, state.step) if runtime.main else None
+    item_log_q = _item_log_q(corpus, settings, runtime.device)
     epochs_end = min(settings.loop.epochs, stop_after_epoch or settings.loop.epochs)
-    while state.epoch < epochs_end and not _out_of_patience(state, settings):
+    started, out_of_time = time.monotonic(), False
+    while state.epoch < epochs_end and not _out_of_patience(state, settings) and not out_of_time:
         state.epoch += 1
         loader.sampler.set_epoch(state.epoch)
         with tqdm(total=len(loader), desc=f"epoch {state.epoch}", unit="batch", leave=False,
                   disable=not (show and runtime.main)) as bar:
-            loss = train_epoch(trained, loader, optimizer, settings, state, runtime, bar)
-        metrics = _validate_everywhere(model, corpus, settings, runtime)
+            loss = train_epoch(trained, loader, optimizer, settings, state, runtime, bar,
+                               item_log_q)
+        metrics, out_of_time = _validate_everywhere(model, corpus, settings, runtime, started)
         train = {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
         _record_epoch(state, train, metrics, settings, model, out_dir, runtime, writer)
+        if callback is not None and runtime.main:
+            callback(model, {**state.history[-1], "seconds": time.monotonic() - started})
         if runtime.main:
             _save_checkpoint(out_dir, model, optimizer, loader, settings, state)
     if writer is not None:
         writer.close()
-    finished = state.epoch >= settings.loop.epochs or _out_of_patience(state, settings)
+    finished = (state.epoch >= settings.loop.epochs or _out_of_patience(state, settings)
+                or out_of_time)
     return _finish(out_dir, model, corpus, settings, state, runtime, finished)
 
 
@@ -270,13 +294,26 @@ def _tensorboard(out_dir: Path, step: int):
 
 
 def _validate_everywhere(model: BERT4Rec, corpus: SequenceCorpus, settings: Settings,
-                         runtime: Runtime) -> dict[str, Any]:
-    """Rank 0 evaluates the valid split; the metrics are broadcast so all ranks decide alike."""
-    box = [validate(model, corpus, runtime.device, settings.loop.eval_batch_size)
-           if runtime.main else None]
+                         runtime: Runtime, started: float) -> tuple[dict[str, Any], bool]:
+    """Rank 0 evaluates the valid split and checks the time budget; both are broadcast so all
+    ranks decide alike."""
+    box: list[Any] = [None]
+    if runtime.main:
+        metrics = validate(model, corpus, runtime.device, settings.loop.eval_batch_size)
+        budget = settings.loop.time_budget
+        box = [(metrics, budget > 0 and time.monotonic() - started >= budget)]
     if runtime.world > 1:
         dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def _item_log_q(corpus: SequenceCorpus, settings: Settings, device: torch.device
+                ) -> torch.Tensor | None:
+    """log item frequency in the training part, for the in-batch sampled softmax only."""
+    if settings.optim.loss != "in-batch":
+        return None
+    counts = np.bincount(corpus.split("train").flat, minlength=corpus.vocab_size)
+    return log_item_frequency(torch.from_numpy(counts)).to(device)
 
 
 def _record_epoch(state: Progress, train: dict[str, float], metrics: dict[str, Any],

@@ -1,0 +1,148 @@
+"""RecBole's BERT4Rec beside ours: same sequences, same model and batch shape, one machine, one run.
+
+Shape (both sides): hidden 64, 2 layers, 2 heads, max length 200, batch 256, mask rate 0.2 (all
+[MASK]), full softmax cross-entropy. RecBole trains on every prefix of every sequence, so its
+"epoch" is not ours; the comparison is (a) training throughput in sequences/s and masked
+targets/s at that identical batch shape, and (b) full-ranking test NDCG@10 reached by each
+within the same wall-clock budget. Runs alternate (RecBole, ours, RecBole, ours ...).
+
+RecBole 1.2.1 is installed from PyPI into its own virtual environment (benchmarks/out/), with
+torch==2.13.0 kept and numpy < 2 (RecBole 1.2.1 still uses `np.float_`).
+
+    nice python benchmarks/peers/recbole_bert4rec.py --data ml-100k --budget 900
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bert4rec.config import LoopSettings, MaskingSettings, ModelSettings, OptimSettings, Settings
+from bert4rec.data.cache import load_corpus
+from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
+from bert4rec.model import BERT4Rec, BERT4RecConfig
+from bert4rec.train import Runtime, fit, make_loader, make_optimizer, train_step
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE.parent / "out"
+VENV = OUT / "recbole-venv"
+RECBOLE_REQUIREMENTS = ["torch==2.13.0", "recbole==1.2.1", "numpy<2", "scipy<1.14", "pandas<2.3"]
+
+SHAPE = Settings(
+    model=ModelSettings(max_len=200, hidden=64, layers=2, heads=2, dropout=0.2,
+                        attention_dropout=0.2),
+    masking=MaskingSettings(mask_prob=0.2, mask_token_share=1.0, random_token_share=0.0),
+    optim=OptimSettings(optimizer="adam", lr=1e-3, schedule="constant"),
+    loop=LoopSettings(batch_size=256, device="cpu"),
+)
+"""The shared shape; learning rate 0.001 and Adam are RecBole's defaults."""
+
+
+def recbole_python() -> Path:
+    """The venv's interpreter, creating the venv and installing RecBole on first use."""
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *RECBOLE_REQUIREMENTS],
+                       check=True)
+    return python
+
+
+def write_atomic_files(corpus: SequenceCorpus, folder: Path) -> None:
+    """RecBole's .inter file of the corpus: user, item, and the position in time as timestamp."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+    for user in range(corpus.n_users):
+        for position, item in enumerate(corpus.sequence(user)):
+            lines.append(f"{user + 1}\t{int(item)}\t{position}")
+    (folder / f"{folder.name}.inter").write_text("\n".join(lines) + "\n")
+
+
+def run_recbole(mode: str, data_path: Path, name: str, args: argparse.Namespace) -> dict:
+    command = [
+        str(recbole_python()), str(HERE / "_recbole_driver.py"), "--data-path", str(data_path),
+        "--dataset", name, "--work-dir", str(OUT / "recbole-work"), "--mode", mode,
+        "--steps", str(args.steps), "--budget", str(args.budget), "--threads", str(args.threads),
+    ]
+    result = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def ours_throughput(corpus: SequenceCorpus, steps: int, warmup: int = 3) -> dict:
+    """Sequences/s and masked targets/s of our training step at the shared batch shape."""
+    torch.manual_seed(0)
+    device = torch.device("cpu")
+    loader = make_loader(corpus, SHAPE, Runtime(device))
+    model = BERT4Rec(BERT4RecConfig(vocab_size=corpus.vocab_size, **SHAPE.to_dict()["model"]))
+    optimizer = make_optimizer(model, SHAPE.optim)
+    batches, sequences, targets = iter(loader), 0, 0
+    for step in range(warmup + steps):
+        try:
+            inputs, labels = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            inputs, labels = next(batches)
+        if step == warmup:
+            start = time.perf_counter()
+        train_step(model, optimizer, inputs, labels, SHAPE.optim.lr, SHAPE.optim, device)
+        if step >= warmup:
+            sequences += len(inputs)
+            targets += int((labels != 0).sum())
+    seconds = time.perf_counter() - start
+    return {"peer": "bert4rec", "mode": "throughput", "steps": steps, "seconds": seconds,
+            "sequences_per_s": sequences / seconds, "targets_per_s": targets / seconds}
+
+
+def ours_budget(corpus: SequenceCorpus, budget: float, settings: Settings) -> dict:
+    """Train `settings` for `budget` seconds and report full-ranking test NDCG@10."""
+    start = time.perf_counter()
+    settings = settings.override({"loop.time_budget": budget, "loop.epochs": 10_000})
+    result = fit(corpus, settings, OUT / "peers-ours-run", progress=False)
+    return {"peer": "bert4rec", "mode": "budget", "train_seconds": time.perf_counter() - start,
+            "epochs": result.best_epoch, "test_NDCG@10": result.test["NDCG@10"],
+            "test_HR@10": result.test["HR@10"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="ml-100k", choices=["ml-100k", "ml-1m"])
+    parser.add_argument("--data-dir", default=os.environ.get("BERT4REC_DATA_DIR"))
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per throughput run")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating throughput rounds")
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds per budget run")
+    parser.add_argument("--skip-budget", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if not args.data_dir:
+        parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
+    torch.set_num_threads(args.threads)
+    source = Path(args.data_dir) / ("ml-1m/ml-1m.txt" if args.data == "ml-1m" else "ml-100k")
+    filters = PrepareSettings(min_rating=None, min_user_interactions=0)
+    corpus = load_corpus(source, filters)
+    atomic = OUT / "recbole-data" / args.data
+    write_atomic_files(corpus, atomic)
+    rows = []
+    for _ in range(args.rounds):
+        rows.append(run_recbole("throughput", atomic.parent, args.data, args))
+        rows.append(ours_throughput(corpus, args.steps))
+        print(json.dumps(rows[-2]), json.dumps(rows[-1]), sep="\n", flush=True)
+    if not args.skip_budget:
+        rows.append(run_recbole("budget", atomic.parent, args.data, args))
+        rows.append(ours_budget(corpus, args.budget, SHAPE))
+        print(json.dumps(rows[-2]), json.dumps(rows[-1]), sep="\n", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"peers_recbole_{args.data}.json"
+    path.write_text(json.dumps({"data": args.data, "corpus": corpus.statistics(),
+                                "threads": args.threads, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Time to quality on ML-1M: full-ranking NDCG@10 against wall-clock training time.
+
+Trains a preset (default `fast`) on ml-1m.txt (the published benchmark file, no filtering) and
+records after every epoch the training seconds so far (the per-epoch test evaluation done for
+this plot is not counted; validation, which training itself needs, is), the validation and
+test full-ranking NDCG@10 (seen items excluded). Writes JSON and a PNG plot with the published
+BERT4Rec figure (0.1537, Klenitskiy & Vasilev, RecSys 2023) as a line. Not a test.
+
+    nice python benchmarks/time_to_quality.py --budget 1500 [--preset fast] [--set optim.lr=2e-3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from bert4rec.config import preset
+from bert4rec.data.batches import model_scorer
+from bert4rec.data.cache import load_corpus
+from bert4rec.data.corpus import PrepareSettings
+from bert4rec.evaluate import evaluate
+from bert4rec.train import fit
+
+OUT = Path(__file__).resolve().parent / "out"
+PUBLISHED = 0.1537
+
+
+def parse_changes(pairs: list[str]) -> dict:
+    """`section.field=value` strings -> a Settings.override dict (values parsed as literals)."""
+    changes = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        try:
+            changes[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            changes[key] = text
+    return changes
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    seconds = [r["train_seconds"] for r in rows]
+    ax.plot(seconds, [r["test_NDCG@10"] for r in rows], marker="o", ms=3, label="test")
+    ax.plot(seconds, [r["valid_NDCG@10"] for r in rows], ls="--", label="valid")
+    ax.axhline(PUBLISHED, color="grey", ls=":", label=f"published BERT4Rec {PUBLISHED}")
+    ax.set_xlabel("training wall time (s)")
+    ax.set_ylabel("full-ranking NDCG@10 (seen excluded)")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("BERT4REC_DATA_DIR"))
+    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--budget", type=float, default=1500.0, help="training seconds")
+    parser.add_argument("--epochs", type=int, help="override the preset's epochs")
+    parser.add_argument("--set", nargs="*", default=[], help="section.field=value changes")
+    parser.add_argument("--name", default="time_to_quality")
+    args = parser.parse_args()
+    if not args.data_dir:
+        parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
+    corpus = load_corpus(Path(args.data_dir) / "ml-1m" / "ml-1m.txt",
+                         PrepareSettings(min_rating=None, min_user_interactions=0))
+    changes = {"loop.time_budget": args.budget, "loop.device": "cpu", **parse_changes(args.set)}
+    if args.epochs:
+        changes["loop.epochs"] = args.epochs
+    settings = preset(args.preset).override(changes)
+    rows: list[dict] = []
+    excluded = [0.0]
+
+    def record(model, epoch: dict) -> None:
+        start = time.monotonic()
+        test = evaluate(model_scorer(model, "cpu"), corpus, "test", ks=(10,), batch_size=512)
+        model.train()
+        seconds = round(epoch["seconds"] - excluded[0], 1)
+        rows.append({"epoch": epoch["epoch"], "train_seconds": seconds,
+                     "loss": epoch["loss"], "valid_NDCG@10": epoch["NDCG@10"],
+                     "test_NDCG@10": test.metrics["NDCG@10"], "test_HR@10": test.metrics["HR@10"]})
+        excluded[0] += time.monotonic() - start
+        print(json.dumps(rows[-1]), flush=True)
+
+    result = fit(corpus, settings, OUT / f"{args.name}-run", progress=False, callback=record)
+    reached = next((r["train_seconds"] for r in rows if r["test_NDCG@10"] >= PUBLISHED), None)
+    report = {
+        "preset": args.preset, "settings": settings.to_dict(), "threads": torch.get_num_threads(),
+        "machine": platform.platform(), "processor": platform.processor(),
+        "best_epoch": result.best_epoch, "selected_test": result.test,
+        "seconds_to_published_ndcg10": reached, "epochs": rows,
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(rows, OUT / f"{args.name}.png",
+         f"BERT4Rec ({args.preset}) on ML-1M, {torch.get_num_threads()} CPU threads")
+    print(f"selected (best valid) epoch {result.best_epoch}: test NDCG@10 "
+          f"{result.test['NDCG@10']:.4f}; reached {PUBLISHED} after: {reached} s")
+
+
+if __name__ == "__main__":
+    main()
