@@ -87,6 +87,9 @@ def test_same_seed_same_metrics_and_resume_equals_an_uninterrupted_run(corpus, t
         fit(small, settings.override({"optim.lr": 0.1}), tmp_path / "split", resume=True)
     with pytest.raises(ModelDirError, match="already holds a run"):
         fit(small, settings, tmp_path / "whole", progress=False)
+    (tmp_path / "whole" / "checkpoints" / "last.pt").unlink()  # as if killed in epoch 1
+    restarted = fit(small, settings, tmp_path / "whole", resume=True, progress=False)
+    assert restarted.history == whole.history
 
 
 def test_two_process_ddp_on_cpu_trains_and_ranks_agree(tmp_path):

@@ -174,6 +174,9 @@ class Settings:
             raise ValueError(
                 "masking: need 0 <= last_item_share <= 1 and windows_per_sequence >= 1"
             )
+        loop = self.loop
+        if loop.epochs < 1 or loop.batch_size < 1 or loop.eval_batch_size < 1 or loop.patience < 0:
+            raise ValueError("loop: need epochs, batch_size, eval_batch_size >= 1, patience >= 0")
         if k.hidden % k.heads or k.max_len < 2:
             raise ValueError(
                 f"model: hidden ({k.hidden}) must divide by heads ({k.heads}); max_len >= 2"
@@ -211,18 +214,20 @@ PAPER = Settings(
 
 FAST = Settings(
     model=ModelSettings(
-        max_len=200, hidden=64, layers=2, heads=2, dropout=0.1, attention_dropout=0.1
+        max_len=50, hidden=64, layers=2, heads=2, dropout=0.1, attention_dropout=0.1
     ),
     masking=MaskingSettings(
-        mask_prob=0.2, mask_token_share=1.0, random_token_share=0.0, last_item_share=0.1
+        mask_prob=0.2, mask_token_share=1.0, random_token_share=0.0, last_item_share=0.2
     ),
     optim=OptimSettings(
         optimizer="adamw", lr=2e-3, weight_decay=0.01, schedule="warmup_linear",
-        warmup_fraction=0.05, clip_norm=5.0,
+        warmup_fraction=0.02, clip_norm=5.0,
     ),
-    loop=LoopSettings(epochs=30, batch_size=128, patience=5),
+    loop=LoopSettings(epochs=30, batch_size=64, patience=10),
 )
-"""Our default: good results in minutes on a small CPU (tuned on ml-1m.txt and ml-latest-small)."""
+"""Our default for a small CPU, tuned on ml-1m.txt: short windows, small batches (more steps:
+BERT4Rec sits at popularity level for its first ~800 steps), a higher rate, and 20% of samples
+masking only their last item."""
 
 PRESETS: dict[str, Settings] = {"seed": SEED, "paper": PAPER, "fast": FAST}
 

@@ -213,9 +213,10 @@ def fit(
     """Train on `corpus.split("train")`, pick the epoch with the best validation metric, write
     the run directory `out_dir` and return the model with those best weights.
 
-    `data` describes how to rebuild the corpus (stored in config.json). `resume` continues from
-    `out_dir/checkpoints/last.pt`. `stop_after_epoch` ends this call after that epoch (the
-    schedule still spans `settings.loop.epochs`), so a later `resume=True` carries on.
+    `data` describes how to rebuild the corpus (stored in config.json). `resume` continues
+    from `out_dir/checkpoints/last.pt` (or starts afresh in `out_dir` if no epoch finished).
+    `stop_after_epoch` ends this call after that epoch (the schedule still spans
+    `settings.loop.epochs`), so a later `resume=True` carries on.
     `callback(model, record)` runs on rank 0 after each epoch with that epoch's record (loss,
     rate, seconds since the start of this call, validation metrics).
     """
@@ -239,10 +240,10 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
     model = BERT4Rec(config).to(runtime.device)
     optimizer = make_optimizer(model, settings.optim)
     state = Progress()
-    if resume:
+    if resume and (out_dir / rundir.CHECKPOINT).is_file():
         state = _restore(out_dir, model, optimizer, loader, settings)
-    elif runtime.main:
-        _start_run_dir(out_dir, corpus, model, data, settings)
+    elif runtime.main:  # a run stopped before its first checkpoint starts again
+        _start_run_dir(out_dir, corpus, model, data, settings, replace=resume)
     trained = DistributedDataParallel(model) if runtime.world > 1 else model
     writer = _tensorboard(out_dir, state.step) if runtime.main else None
     item_log_q = _item_log_q(corpus, settings, runtime.device)
@@ -274,9 +275,9 @@ def _out_of_patience(state: Progress, settings: Settings) -> bool:
 
 
 def _start_run_dir(out_dir: Path, corpus: SequenceCorpus, model: BERT4Rec,
-                   data: dict[str, Any], settings: Settings) -> None:
-    """Refuse to overwrite an earlier run, then write config.json and items.parquet."""
-    if (out_dir / rundir.CONFIG).exists():
+                   data: dict[str, Any], settings: Settings, replace: bool) -> None:
+    """Write config.json and items.parquet; an earlier run is only replaced if `replace`."""
+    if (out_dir / rundir.CONFIG).exists() and not replace:
         raise ModelDirError(f"{out_dir}: already holds a run; pass --resume or choose a new --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_config(out_dir, model.config, data, settings.to_dict())
