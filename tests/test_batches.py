@@ -106,3 +106,35 @@ def test_model_scorer_scores_every_vocabulary_entry(width):
     assert scores.shape == (6, 50) and scores.dtype == torch.float32
     expected = model.eval()(prediction_inputs(histories, 10, 49))
     torch.testing.assert_close(scores, expected)
+
+
+def test_trim_padding_drops_only_all_padding_columns():
+    from bert4rec.data.batches import trim_padding
+
+    batch = torch.tensor([[0, 0, 0, 5, 6], [0, 0, 7, 8, 9]])
+    assert trim_padding(batch).tolist() == [[0, 5, 6], [7, 8, 9]]
+    assert trim_padding(torch.zeros(2, 4, dtype=torch.long)).shape == (2, 1)
+
+
+def test_trimmed_batch_gives_the_same_predictions():
+    from bert4rec.data.batches import trim_padding
+    from bert4rec.model import BERT4Rec, BERT4RecConfig
+
+    torch.manual_seed(0)
+    model = BERT4Rec(BERT4RecConfig(vocab_size=30, max_len=12, hidden=16, heads=2)).eval()
+    batch = torch.tensor([[0] * 6 + [3, 4, 5, 6, 7, 29], [0] * 8 + [9, 10, 11, 29]])
+    torch.testing.assert_close(model(batch), model(trim_padding(batch)))
+
+
+def test_length_buckets_cover_each_window_once_across_ranks_and_group_lengths():
+    from bert4rec.data.batches import LengthBucketSampler
+
+    lengths = np.random.default_rng(0).integers(1, 200, size=1000)
+    shards = [LengthBucketSampler(lengths, 16, rank=r, world=2, seed=3) for r in (0, 1)]
+    for sampler in shards:
+        sampler.set_epoch(5)
+    seen = [i for sampler in shards for batch in sampler for i in batch]
+    assert sorted(seen) == list(range(1000)) and all(len(s) == len(list(s)) for s in shards)
+    spread = np.mean([np.ptp(lengths[b]) for b in shards[0]])
+    plain = np.mean([np.ptp(lengths[b]) for b in LengthBucketSampler(lengths, 16, chunk_batches=1)])
+    assert spread < plain / 4

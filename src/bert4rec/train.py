@@ -25,12 +25,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from bert4rec import rundir
 from bert4rec.config import OptimSettings, Settings
-from bert4rec.data.batches import ClozeCollate, WindowDataset, model_scorer
+from bert4rec.data.batches import ClozeCollate, LengthBucketSampler, WindowDataset, model_scorer
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.errors import ModelDirError
 from bert4rec.evaluate import evaluate
@@ -144,12 +144,14 @@ def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime) ->
     """Shuffled, masked training batches of this process's shard of the windows."""
     windows = WindowDataset.from_split(corpus.split("train"), settings.model.max_len,
                                        settings.masking.windows_per_sequence)
-    sampler = DistributedSampler(windows, num_replicas=runtime.world, rank=runtime.rank,
-                                 shuffle=True, seed=settings.loop.seed)
+    lengths = (windows.windows != 0).sum(dim=1).numpy()  # [N] real items per window
+    chunk_batches = 32 if settings.loop.batching == "bucket" else 1
+    sampler = LengthBucketSampler(lengths, settings.loop.batch_size, rank=runtime.rank,
+                                  world=runtime.world, seed=settings.loop.seed,
+                                  chunk_batches=chunk_batches)
     collate = ClozeCollate(settings.masking, corpus.mask_token)
     collate.generator.manual_seed(settings.loop.seed * 1000 + runtime.rank)
-    return DataLoader(windows, batch_size=settings.loop.batch_size, sampler=sampler,
-                      collate_fn=collate)
+    return DataLoader(windows, batch_sampler=sampler, collate_fn=collate)
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
@@ -251,7 +253,7 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
     started, out_of_time = time.monotonic(), False
     while state.epoch < epochs_end and not _out_of_patience(state, settings) and not out_of_time:
         state.epoch += 1
-        loader.sampler.set_epoch(state.epoch)
+        loader.batch_sampler.set_epoch(state.epoch)
         with tqdm(total=len(loader), desc=f"epoch {state.epoch}", unit="batch", leave=False,
                   disable=not (show and runtime.main)) as bar:
             loss = train_epoch(trained, loader, optimizer, settings, state, runtime, bar,

@@ -7,11 +7,11 @@ with an explicit generator so runs are reproducible.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from bert4rec.config import MaskingSettings
 
@@ -106,7 +106,59 @@ class ClozeCollate:
         self.generator = torch.Generator()
 
     def __call__(self, rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return cloze_mask(torch.stack(rows), self.masking, self.mask_token, self.generator)
+        return cloze_mask(trim_padding(torch.stack(rows)), self.masking, self.mask_token,
+                          self.generator)
+
+
+def trim_padding(batch: torch.Tensor) -> torch.Tensor:
+    """Drop the leading columns that are padding in every row of a left-padded batch.
+
+    Positions count back from the last column, so every real item keeps its position and the
+    model's outputs are unchanged; the work on all-padding columns is simply not done.
+    """
+    real_columns = (batch != PAD).any(dim=0)  # [T]
+    first = int(real_columns.int().argmax()) if bool(real_columns.any()) else batch.shape[1] - 1
+    return batch[:, first:]
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Batches of windows of similar length, so that trimmed batches carry little padding.
+
+    Each epoch: shuffle (seeded by seed and epoch), keep this process's shard (every
+    `world`-th window from `rank`), sort chunks of `batch_size * chunk_batches` windows by
+    length, cut them into batches and shuffle the batch order. With `chunk_batches=1` this is
+    plain shuffled batching.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, *, rank: int = 0, world: int = 1,
+                 seed: int = 0, chunk_batches: int = 32) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.rank, self.world = batch_size, rank, world
+        self.seed, self.chunk = seed, batch_size * chunk_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _shard_size(self) -> int:
+        return -(-len(self.lengths) // self.world)  # ceil: every rank gets as many windows
+
+    def __len__(self) -> int:
+        return -(-self._shard_size() // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths))
+        padded = np.resize(order, self._shard_size() * self.world)  # repeat to divide evenly
+        mine = padded[self.rank :: self.world]
+        batches = []
+        for start in range(0, len(mine), self.chunk):
+            chunk = mine[start : start + self.chunk]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            cuts = range(0, len(chunk), self.batch_size)
+            batches += [chunk[i : i + self.batch_size] for i in cuts]
+        for index in rng.permutation(len(batches)):
+            yield batches[index].tolist()
 
 
 def left_pad(sequences: Sequence[Sequence[int]], width: int) -> torch.Tensor:
