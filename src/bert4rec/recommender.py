@@ -135,15 +135,23 @@ class Recommender:
         recommendation, the history items whose removal lowers its score most.
         """
         result = self.recommend_many([history], k=k, exclude_seen=exclude_seen)[0]
-        return self._explain(result) if explain else result
+        return self.explain(result) if explain else result
 
     def recommend_many(
         self, histories: Sequence[Sequence[ItemId]], k: int = 10, exclude_seen: bool = True
     ) -> list[Recommendations]:
         """`recommend` for many histories, one forward pass per `batch_size` of them."""
+        return self.recommend_resolved(
+            [self.resolve(history) for history in histories], k=k, exclude_seen=exclude_seen
+        )
+
+    def recommend_resolved(
+        self, histories: Sequence[Sequence[CatalogItem]], k: int = 10, exclude_seen: bool = True
+    ) -> list[Recommendations]:
+        """`recommend_many` for histories already resolved by `resolve`; each answer is the
+        same as for that history alone, so callers may batch unrelated requests together."""
         _check_k(k)
-        resolved = [self.resolve(history) for history in histories]
-        indices = [[self._index_of[entry.item] for entry in h] for h in resolved]
+        indices = [[self._index_of[entry.item] for entry in h] for h in histories]
         results: list[Recommendations] = []
         for start in range(0, len(indices), self.batch_size):
             chunk = indices[start : start + self.batch_size]
@@ -151,9 +159,11 @@ class Recommender:
             if exclude_seen:
                 for row, seq in enumerate(chunk):
                     scores[row, seq] = float("-inf")
-            top = scores.topk(min(k, self._rankable(chunk, exclude_seen)), dim=1)
-            for row, history in enumerate(resolved[start : start + self.batch_size]):
-                ranked = self._ranked(top.indices[row].tolist(), top.values[row].tolist())
+            wanted = [min(k, self._rankable(seq, exclude_seen)) for seq in chunk]
+            top = scores.topk(max(wanted), dim=1)  # [b, max(wanted)]
+            for row, history in enumerate(histories[start : start + self.batch_size]):
+                n = wanted[row]
+                ranked = self._ranked(top.indices[row, :n].tolist(), top.values[row, :n].tolist())
                 results.append(Recommendations(ranked, tuple(history)))
         return results
 
@@ -179,9 +189,9 @@ class Recommender:
         scores[:, [PAD, config.mask_token]] = float("-inf")
         return scores
 
-    def _rankable(self, indices: Sequence[Sequence[int]], exclude_seen: bool) -> int:
-        """How many items every history can be offered (all minus its seen ones, at least 1)."""
-        seen = max((len(set(seq)) for seq in indices), default=0) if exclude_seen else 0
+    def _rankable(self, seq: Sequence[int], exclude_seen: bool) -> int:
+        """How many items a history can be offered (all minus its seen ones, at least 1)."""
+        seen = len(set(seq)) if exclude_seen else 0
         return max(1, self.n_items - seen)
 
     def _ranked(self, indices: list[int], scores: list[float]) -> tuple[Recommendation, ...]:
@@ -191,9 +201,10 @@ class Recommender:
             out.append(Recommendation(rank, entry.item, entry.title, entry.genres, score))
         return tuple(out)
 
-    def _explain(self, result: Recommendations) -> Recommendations:
-        """Leave-one-out: re-score the history without each distinct item, in one batch, and
-        report the largest positive drops of each recommended item's score."""
+    def explain(self, result: Recommendations) -> Recommendations:
+        """`result` with each recommendation's `because` filled in. Leave-one-out: re-score the
+        history without each distinct item, in one batch, and report the largest positive
+        drops of each recommended item's score."""
         history = [self._index_of[entry.item] for entry in result.history]
         used = history[-(self.model.config.max_len - 1) :]  # what the model actually sees
         distinct = list(dict.fromkeys(used))

@@ -1,8 +1,10 @@
 """The FastAPI app: `create_app(run_dir)` loads the Recommender once (lifespan) and serves the
 JSON API plus the web page in `static/`.
 
-Handlers are plain `def` so FastAPI runs the model calls in its thread pool, and they get the
-Recommender through the `recommender` dependency rather than a global.
+Handlers get the Recommender through the `recommender` dependency rather than a global. The
+light ones are plain `def` (FastAPI runs them in its thread pool); `/recommend` is `async` and
+awaits the `MicroBatcher`, whose one worker thread scores concurrent requests in one forward
+pass (docs/performance.md, "Serving").
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from bert4rec.catalog import CatalogItem
 from bert4rec.errors import TitleError, TitleNotFoundError
 from bert4rec.recommender import Recommendations, Recommender
 from bert4rec.serve import schemas as S
+from bert4rec.serve.batcher import MicroBatcher
 from bert4rec.serve.limits import BodySizeLimit
 from bert4rec.serve.settings import ServeSettings
 
@@ -38,8 +41,12 @@ def create_app(run_dir: str | Path, settings: ServeSettings | None = None) -> Fa
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch.set_num_threads(settings.torch_threads)
         app.state.recommender = Recommender.load(run_dir)
+        app.state.batcher = MicroBatcher(
+            app.state.recommender, settings.batch_window_ms / 1000, settings.max_batch
+        )
         log.info("serving %s (%d items)", run_dir, app.state.recommender.n_items)
         yield
+        app.state.batcher.close()
 
     app = FastAPI(
         title="bert4rec",
@@ -59,7 +66,13 @@ def recommender(request: Request) -> Recommender:
     return request.app.state.recommender
 
 
+async def batcher(request: Request) -> MicroBatcher:
+    """Dependency: the micro-batcher in front of the Recommender (async: no thread hop)."""
+    return request.app.state.batcher
+
+
 Model = Annotated[Recommender, Depends(recommender)]
+Batcher = Annotated[MicroBatcher, Depends(batcher)]
 PROBLEMS = {404: {"model": S.Problem}, 413: {"model": S.Problem}, 422: {"model": S.Problem}}
 
 
@@ -77,11 +90,9 @@ def _routes() -> APIRouter:
         return S.Health(status="ok", items=rec.n_items, max_len=rec.model.config.max_len)
 
     @router.post("/recommend", response_model=S.RecommendResponse, responses=PROBLEMS)
-    def recommend(body: S.RecommendRequest, rec: Model) -> S.RecommendResponse:
+    async def recommend(body: S.RecommendRequest, batch: Batcher) -> S.RecommendResponse:
         """The top `k` next items for a history of item ids or titles (oldest first)."""
-        result = rec.recommend(
-            body.history, k=body.k, exclude_seen=body.exclude_seen, explain=body.explain
-        )
+        result = await batch.recommend(body.history, body.k, body.exclude_seen, body.explain)
         return S.RecommendResponse(
             history=[_item(entry) for entry in result.history],
             items=_ranked(result),

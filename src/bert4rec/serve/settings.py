@@ -18,3 +18,8 @@ class ServeSettings(BaseSettings):
         1, ge=1, description="intra-op threads per forward pass; 1 suits the thread pool that "
         "runs concurrent requests side by side",
     )
+    batch_window_ms: float = Field(
+        1.0, ge=0, le=100, description="how long a /recommend request waits for others to "
+        "share its forward pass (dynamic micro-batching); 0 batches only what is already queued",
+    )
+    max_batch: int = Field(64, ge=1, description="most /recommend requests in one forward pass")

@@ -1,0 +1,139 @@
+"""Dynamic micro-batching: concurrent `/recommend` requests share one forward pass.
+
+Handlers put a job on a queue and await its future. One worker thread takes the first job,
+gathers whatever else arrives within `window_s` (or until `max_batch` jobs), resolves each
+history on its own (a bad title fails only its own request), scores the rest with
+`Recommender.recommend_resolved` — one forward pass per (k, exclude_seen) group — and hands
+each answer back to the event loop. Under light load a request waits at most `window_s`;
+under heavy load the queue fills while the model runs, so batches grow by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bert4rec.catalog import CatalogItem, ItemId
+from bert4rec.recommender import Recommendations, Recommender
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Job:
+    """One request waiting for its answer (or exception) on `future`."""
+
+    history: Sequence[ItemId]
+    k: int
+    exclude_seen: bool
+    explain: bool
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+    resolved: list[CatalogItem] = field(default_factory=list)
+
+
+_STOP = None  # queue sentinel: the worker finishes its batch and exits
+
+
+class MicroBatcher:
+    """Serves `recommend` calls from any event loop through one worker thread."""
+
+    def __init__(self, rec: Recommender, window_s: float = 0.001, max_batch: int = 64) -> None:
+        self.rec = rec
+        self.window_s = window_s
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="bert4rec-batcher", daemon=True)
+        self._thread.start()
+
+    async def recommend(
+        self, history: Sequence[ItemId], k: int, exclude_seen: bool, explain: bool
+    ) -> Recommendations:
+        """`Recommender.recommend`, batched with whatever other requests arrive meanwhile."""
+        loop = asyncio.get_running_loop()
+        job = _Job(history, k, exclude_seen, explain, loop, loop.create_future())
+        self._queue.put(job)
+        return await job.future
+
+    def close(self) -> None:
+        """Let queued jobs finish, then stop the worker thread."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch, stop = self._collect(first)
+            try:
+                self._serve(batch)
+            except Exception as err:  # a bug here must not kill the worker or hang clients
+                log.exception("micro-batch of %d requests failed", len(batch))
+                for job in batch:
+                    _settle(job, error=err)
+            if stop:
+                return
+
+    def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
+        """`first` plus the jobs that arrive within the window; True if asked to stop."""
+        batch = [first]
+        deadline = time.monotonic() + self.window_s
+        while len(batch) < self.max_batch:
+            try:
+                job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if job is _STOP:
+                return batch, True
+            batch.append(job)
+        return batch, False
+
+    def _serve(self, batch: list[_Job]) -> None:
+        """Resolve each job alone, then one forward pass per (k, exclude_seen) group."""
+        groups: dict[tuple[int, bool], list[_Job]] = {}
+        for job in batch:
+            try:
+                job.resolved = self.rec.resolve(job.history)
+            except Exception as err:
+                _settle(job, error=err)
+                continue
+            groups.setdefault((job.k, job.exclude_seen), []).append(job)
+        for (k, exclude_seen), jobs in groups.items():
+            try:
+                results = self.rec.recommend_resolved(
+                    [job.resolved for job in jobs], k=k, exclude_seen=exclude_seen
+                )
+            except Exception as err:  # fails this group only
+                for job in jobs:
+                    _settle(job, error=err)
+                continue
+            for job, result in zip(jobs, results, strict=True):
+                try:
+                    _settle(job, result=self.rec.explain(result) if job.explain else result)
+                except Exception as err:
+                    _settle(job, error=err)
+
+
+def _settle(
+    job: _Job, result: Recommendations | None = None, error: BaseException | None = None
+) -> None:
+    """Complete the job's future on its own event loop (futures are not thread-safe)."""
+
+    def finish() -> None:
+        if job.future.done():  # the client went away and the request was cancelled
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
+
+    try:
+        job.loop.call_soon_threadsafe(finish)
+    except RuntimeError:  # the loop has closed: nobody is waiting any more
+        log.debug("dropped an answer for a closed event loop")
