@@ -71,7 +71,9 @@ def run_recbole(mode: str, data_path: Path, name: str, args: argparse.Namespace)
         "--dataset", name, "--work-dir", str(OUT / "recbole-work"), "--mode", mode,
         "--steps", str(args.steps), "--budget", str(args.budget), "--threads", str(args.threads),
     ]
-    result = subprocess.run(command, check=True, capture_output=True, text=True)
+    work = OUT / "recbole-work"
+    work.mkdir(parents=True, exist_ok=True)  # RecBole writes its logs into the working directory
+    result = subprocess.run(command, check=True, capture_output=True, text=True, cwd=work)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
