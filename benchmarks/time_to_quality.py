@@ -16,6 +16,7 @@ import ast
 import json
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def main() -> None:
         excluded[0] += time.monotonic() - start
         print(json.dumps(rows[-1]), flush=True)
 
+    shutil.rmtree(OUT / f"{args.name}-run", ignore_errors=True)  # a benchmark starts afresh
     result = fit(corpus, settings, OUT / f"{args.name}-run", progress=False, callback=record)
     reached = next((r["train_seconds"] for r in rows if r["test_NDCG@10"] >= PUBLISHED), None)
     report = {
