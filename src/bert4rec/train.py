@@ -220,7 +220,8 @@ def fit(
     `stop_after_epoch` ends this call after that epoch (the schedule still spans
     `settings.loop.epochs`), so a later `resume=True` carries on.
     `callback(model, record)` runs on rank 0 after each epoch with that epoch's record (loss,
-    rate, seconds since the start of this call, validation metrics).
+    rate, validation metrics, seconds of this call so far); time spent in callbacks counts
+    neither there nor against `loop.time_budget`.
     """
     settings = settings.validated()
     out_dir = Path(out_dir)
@@ -250,7 +251,7 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
     writer = _tensorboard(out_dir, state.step) if runtime.main else None
     item_log_q = _item_log_q(corpus, settings, runtime.device)
     epochs_end = min(settings.loop.epochs, stop_after_epoch or settings.loop.epochs)
-    started, out_of_time = time.monotonic(), False
+    started, paused, out_of_time = time.monotonic(), 0.0, False  # paused: in callbacks
     while state.epoch < epochs_end and not _out_of_patience(state, settings) and not out_of_time:
         state.epoch += 1
         loader.batch_sampler.set_epoch(state.epoch)
@@ -258,11 +259,14 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
                   disable=not (show and runtime.main)) as bar:
             loss = train_epoch(trained, loader, optimizer, settings, state, runtime, bar,
                                item_log_q)
-        metrics, out_of_time = _validate_everywhere(model, corpus, settings, runtime, started)
+        metrics, out_of_time = _validate_everywhere(model, corpus, settings, runtime,
+                                                    started + paused)
         train = {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
         _record_epoch(state, train, metrics, settings, model, out_dir, runtime, writer)
         if callback is not None and runtime.main:
-            callback(model, {**state.history[-1], "seconds": time.monotonic() - started})
+            entered = time.monotonic()
+            callback(model, {**state.history[-1], "seconds": entered - started - paused})
+            paused += time.monotonic() - entered
         if runtime.main:
             _save_checkpoint(out_dir, model, optimizer, loader, settings, state)
     if writer is not None:
