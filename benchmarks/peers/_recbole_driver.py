@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=600.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--attention-dropout", type=float, default=0.2)
     args = parser.parse_args()
     logging.disable(logging.INFO)
     import torch

@@ -78,6 +78,7 @@ def run_recbole(mode: str, data_path: Path, name: str, args: argparse.Namespace)
         str(recbole_python()), str(HERE / "_recbole_driver.py"), "--data-path", str(data_path),
         "--dataset", name, "--work-dir", str(OUT / "recbole-work"), "--mode", mode,
         "--steps", str(args.steps), "--budget", str(args.budget), "--threads", str(args.threads),
+        "--attention-dropout", str(args.attention_dropout),
     ]
     work = OUT / "recbole-work"
     work.mkdir(parents=True, exist_ok=True)  # RecBole writes its logs into the working directory
@@ -85,13 +86,15 @@ def run_recbole(mode: str, data_path: Path, name: str, args: argparse.Namespace)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def ours_throughput(corpus: SequenceCorpus, steps: int, warmup: int = 3) -> dict:
+def ours_throughput(corpus: SequenceCorpus, steps: int, attention_dropout: float,
+                    warmup: int = 3) -> dict:
     """Sequences/s and masked targets/s of our training step at the shared batch shape."""
     torch.manual_seed(0)
     device = torch.device("cpu")
-    loader = make_loader(corpus, SHAPE, Runtime(device))
-    model = BERT4Rec(BERT4RecConfig(vocab_size=corpus.vocab_size, **SHAPE.to_dict()["model"]))
-    optimizer = make_optimizer(model, SHAPE.optim)
+    shape = SHAPE.override({"model.attention_dropout": attention_dropout})
+    loader = make_loader(corpus, shape, Runtime(device))
+    model = BERT4Rec(BERT4RecConfig(vocab_size=corpus.vocab_size, **shape.to_dict()["model"]))
+    optimizer = make_optimizer(model, shape.optim)
     batches, sequences, targets = iter(loader), 0, 0
     for step in range(warmup + steps):
         try:
@@ -101,7 +104,7 @@ def ours_throughput(corpus: SequenceCorpus, steps: int, warmup: int = 3) -> dict
             inputs, labels = next(batches)
         if step == warmup:
             start = time.perf_counter()
-        train_step(model, optimizer, inputs, labels, SHAPE.optim.lr, SHAPE.optim, device)
+        train_step(model, optimizer, inputs, labels, shape.optim.lr, shape.optim, device)
         if step >= warmup:
             sequences += len(inputs)
             targets += int((labels != 0).sum())
@@ -134,6 +137,8 @@ def main() -> None:
     parser.add_argument("--skip-budget", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--attention-dropout", type=float, default=0.2,
+                        help="attention dropout on both sides for the throughput rows")
     args = parser.parse_args()
     if not args.data_dir:
         parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
@@ -146,14 +151,15 @@ def main() -> None:
     rows = []
     for _ in range(0 if args.skip_throughput else args.rounds):
         rows.append(run_recbole("throughput", atomic.parent, args.data, args))
-        rows.append(ours_throughput(corpus, args.steps))
+        rows.append(ours_throughput(corpus, args.steps, args.attention_dropout))
         print(json.dumps(rows[-2]), json.dumps(rows[-1]), sep="\n", flush=True)
     if not args.skip_budget:
         rows.append(run_recbole("budget", atomic.parent, args.data, args))
         rows.append(ours_budget(corpus, args.budget, args.epochs))
         print(json.dumps(rows[-2]), json.dumps(rows[-1]), sep="\n", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"peers_recbole_{args.data}.json"
+    mode = "budget" if args.skip_throughput else "throughput"
+    path = OUT / f"peers_recbole_{args.data}_{mode}_attn{args.attention_dropout}.json"
     path.write_text(json.dumps({"data": args.data, "corpus": corpus.statistics(),
                                 "threads": args.threads, "rows": rows}, indent=2) + "\n")
     print(f"wrote {path}")
