@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -33,7 +32,7 @@ from bert4rec.config import OptimSettings, Settings
 from bert4rec.data.batches import ClozeCollate, LengthBucketSampler, WindowDataset, model_scorer
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.errors import ModelDirError
-from bert4rec.evaluate import evaluate
+from bert4rec.evaluate import evaluate, train_item_counts
 from bert4rec.losses import cloze_loss, log_item_frequency
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 
@@ -318,8 +317,7 @@ def _item_log_q(corpus: SequenceCorpus, settings: Settings, device: torch.device
     """log item frequency in the training part, for the in-batch sampled softmax only."""
     if settings.optim.loss != "in-batch":
         return None
-    counts = np.bincount(corpus.split("train").flat, minlength=corpus.vocab_size)
-    return log_item_frequency(torch.from_numpy(counts)).to(device)
+    return log_item_frequency(torch.from_numpy(train_item_counts(corpus))).to(device)
 
 
 def _record_epoch(state: Progress, train: dict[str, float], metrics: dict[str, Any],

@@ -7,6 +7,7 @@ with an explicit generator so runs are reproducible.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from bert4rec.config import MaskingSettings
+from bert4rec.data.corpus import left_pad as corpus_left_pad
 
 PAD = 0
 
@@ -163,12 +165,11 @@ class LengthBucketSampler(Sampler[list[int]]):
 
 def left_pad(sequences: Sequence[Sequence[int]], width: int) -> torch.Tensor:
     """Ragged item lists -> LongTensor [B, width], left-padded with 0, keeping the most recent."""
-    out = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        kept = list(seq)[-width:] if width else []
-        if kept:
-            out[row, width - len(kept):] = torch.as_tensor(kept, dtype=torch.long)
-    return out
+    lengths = np.fromiter((len(seq) for seq in sequences), dtype=np.int64, count=len(sequences))
+    flat = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64,
+                       count=int(lengths.sum()))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    return torch.from_numpy(corpus_left_pad(flat, offsets, np.arange(len(sequences)), width))
 
 
 def prediction_inputs(

@@ -79,6 +79,8 @@ def left_pad(
     starts, ends = offsets[rows], offsets[rows + 1]
     if length is None:
         length = int((ends - starts).max(initial=1))
+    if len(flat) == 0:
+        return np.zeros((len(rows), length), dtype=np.int64)
     index = ends[:, None] - length + np.arange(length)[None, :]  # (B, length)
     valid = index >= starts[:, None]
     return np.where(valid, flat[np.clip(index, 0, max(len(flat) - 1, 0))], 0).astype(np.int64)
