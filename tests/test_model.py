@@ -69,3 +69,12 @@ def test_flops_grow_with_depth_and_targets():
     assert flops_per_sequence(deep, 10) > flops_per_sequence(small, 10)
     head = flops_per_sequence(small, 11) - flops_per_sequence(small, 10)
     assert head == 2 * (64 * 64 + 64 * 1000)
+
+
+def test_an_untrained_model_started_at_popularity_ranks_by_frequency(model):
+    counts = torch.arange(30, dtype=torch.float64) ** 2 + 1  # item 28 most frequent, then 27
+    model.start_at_popularity((counts / counts.sum()).log().float())
+    histories = torch.randint(1, 29, (6, 12))
+    histories[:, -1] = 29  # [MASK]
+    top = model(histories).topk(3).indices  # [B, 3]
+    assert top.tolist() == [[28, 27, 26]] * 6

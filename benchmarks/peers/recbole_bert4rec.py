@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,14 @@ from pathlib import Path
 
 import torch
 
-from bert4rec.config import LoopSettings, MaskingSettings, ModelSettings, OptimSettings, Settings
+from bert4rec.config import (
+    LoopSettings,
+    MaskingSettings,
+    ModelSettings,
+    OptimSettings,
+    Settings,
+    preset,
+)
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
 from bert4rec.model import BERT4Rec, BERT4RecConfig
@@ -46,11 +54,20 @@ SHAPE = Settings(
 """The shared shape; learning rate 0.001 and Adam are RecBole's defaults."""
 
 RECIPE = {
-    "model.dropout": 0.1, "model.attention_dropout": 0.0, "masking.last_item_share": 0.2,
+    "model.dropout": 0.0, "model.attention_dropout": 0.0, "masking.last_item_share": 0.2,
     "optim.optimizer": "adamw", "optim.lr": 2e-3, "optim.weight_decay": 0.01,
     "optim.schedule": "warmup_linear", "optim.warmup_fraction": 0.02, "optim.clip_norm": 5.0,
 }
-"""Our training recipe on the same shape for the budget runs (the `fast` preset's choices)."""
+"""`--recipe shape`: the shared shape (batch 256, mask rate 0.2) with our optimiser choices."""
+
+
+def budget_settings(recipe: str, budget: float, epochs: int) -> Settings:
+    """`shape`: the shared shape with RECIPE; `fast`: the `fast` preset on the same model
+    (hidden 64, 2 layers, 2 heads, max length 200) with its own batch size and mask rate."""
+    changes = {"loop.time_budget": budget, "loop.epochs": epochs, "loop.device": "cpu"}
+    if recipe == "shape":
+        return SHAPE.override({**RECIPE, **changes})
+    return preset("fast").override({**changes, "model.max_len": SHAPE.model.max_len})
 
 
 def recbole_python() -> Path:
@@ -113,16 +130,18 @@ def ours_throughput(corpus: SequenceCorpus, steps: int, attention_dropout: float
             "sequences_per_s": sequences / seconds, "targets_per_s": targets / seconds}
 
 
-def ours_budget(corpus: SequenceCorpus, budget: float, epochs: int) -> dict:
-    """Train the shared shape with our recipe for `budget` seconds (the linear schedule spans
-    `epochs`, chosen to end near the budget) and report full-ranking test NDCG@10."""
+def ours_budget(corpus: SequenceCorpus, settings: Settings, recipe: str) -> dict:
+    """Train ours within `settings.loop.time_budget` seconds (the linear schedule spans
+    `settings.loop.epochs`, chosen to end near the budget) and report full-ranking test
+    NDCG@10 and this process's peak resident memory (RecBole runs in a child process)."""
     start = time.perf_counter()
-    settings = SHAPE.override({**RECIPE, "loop.time_budget": budget, "loop.epochs": epochs})
     shutil.rmtree(OUT / "peers-ours-run", ignore_errors=True)  # a benchmark starts afresh
     result = fit(corpus, settings, OUT / "peers-ours-run", progress=False)
-    return {"peer": "bert4rec", "mode": "budget", "train_seconds": time.perf_counter() - start,
-            "epochs": result.best_epoch, "test_NDCG@10": result.test["NDCG@10"],
-            "test_HR@10": result.test["HR@10"]}
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return {"peer": "bert4rec", "mode": "budget", "recipe": recipe,
+            "train_seconds": time.perf_counter() - start, "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch, "test_NDCG@10": result.test["NDCG@10"],
+            "test_HR@10": result.test["HR@10"], "peak_rss_mib": round(peak_mib)}
 
 
 def main() -> None:
@@ -136,6 +155,11 @@ def main() -> None:
                         help="our schedule's length in epochs for the budget run")
     parser.add_argument("--skip-budget", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-recbole-budget", action="store_true",
+                        help="train only ours in the budget part")
+    parser.add_argument("--recipe", default="shape", choices=["shape", "fast"],
+                        help="ours in the budget part: the shared shape with our optimiser "
+                        "choices, or the fast preset on the same model")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--attention-dropout", type=float, default=0.2,
                         help="attention dropout on both sides for the throughput rows")
@@ -154,11 +178,14 @@ def main() -> None:
         rows.append(ours_throughput(corpus, args.steps, args.attention_dropout))
         print(json.dumps(rows[-2]), json.dumps(rows[-1]), sep="\n", flush=True)
     if not args.skip_budget:
-        rows.append(run_recbole("budget", atomic.parent, args.data, args))
-        rows.append(ours_budget(corpus, args.budget, args.epochs))
-        print(json.dumps(rows[-2]), json.dumps(rows[-1]), sep="\n", flush=True)
+        if not args.skip_recbole_budget:
+            rows.append(run_recbole("budget", atomic.parent, args.data, args))
+            print(json.dumps(rows[-1]), flush=True)
+        settings = budget_settings(args.recipe, args.budget, args.epochs)
+        rows.append(ours_budget(corpus, settings, args.recipe))
+        print(json.dumps(rows[-1]), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    mode = "budget" if args.skip_throughput else "throughput"
+    mode = f"budget_{args.recipe}" if args.skip_throughput else "throughput"
     path = OUT / f"peers_recbole_{args.data}_{mode}_attn{args.attention_dropout}.json"
     path.write_text(json.dumps({"data": args.data, "corpus": corpus.statistics(),
                                 "threads": args.threads, "rows": rows}, indent=2) + "\n")

@@ -166,6 +166,13 @@ class BERT4Rec(nn.Module):
             with torch.no_grad():
                 module.weight[module.padding_idx].zero_()
 
+    @torch.no_grad()
+    def start_at_popularity(self, log_frequency: torch.Tensor) -> None:
+        """Set the output bias to the log item frequencies [V], so training starts from the
+        popularity ranking instead of spending its first ~1,000 steps learning it through the
+        (tied) item embeddings, which also drags them together (docs/training-recipe.md)."""
+        self.output_bias.copy_(log_frequency)
+
     def forward(
         self, items: torch.Tensor, targets: torch.Tensor | None = None, project: bool = True
     ) -> torch.Tensor:

@@ -240,6 +240,8 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
     loader = make_loader(corpus, settings, runtime)
     config = BERT4RecConfig(vocab_size=corpus.vocab_size, **settings.to_dict()["model"])
     model = BERT4Rec(config).to(runtime.device)
+    log_frequency = log_item_frequency(torch.from_numpy(train_item_counts(corpus)))
+    model.start_at_popularity(log_frequency.to(runtime.device))
     optimizer = make_optimizer(model, settings.optim)
     state = Progress()
     if resume and (out_dir / rundir.CHECKPOINT).is_file():
@@ -248,7 +250,7 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
         _start_run_dir(out_dir, corpus, model, data, settings, replace=resume)
     trained = DistributedDataParallel(model) if runtime.world > 1 else model
     writer = _tensorboard(out_dir, state.step) if runtime.main else None
-    item_log_q = _item_log_q(corpus, settings, runtime.device)
+    item_log_q = log_frequency.to(runtime.device) if settings.optim.loss == "in-batch" else None
     epochs_end = min(settings.loop.epochs, stop_after_epoch or settings.loop.epochs)
     started, paused, out_of_time = time.monotonic(), 0.0, False  # paused: in callbacks
     while state.epoch < epochs_end and not _out_of_patience(state, settings) and not out_of_time:
@@ -310,14 +312,6 @@ def _validate_everywhere(model: BERT4Rec, corpus: SequenceCorpus, settings: Sett
     if runtime.world > 1:
         dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def _item_log_q(corpus: SequenceCorpus, settings: Settings, device: torch.device
-                ) -> torch.Tensor | None:
-    """log item frequency in the training part, for the in-batch sampled softmax only."""
-    if settings.optim.loss != "in-batch":
-        return None
-    return log_item_frequency(torch.from_numpy(train_item_counts(corpus))).to(device)
 
 
 def _record_epoch(state: Progress, train: dict[str, float], metrics: dict[str, Any],
