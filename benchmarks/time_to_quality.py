@@ -13,7 +13,6 @@ BERT4Rec figure (0.1537, Klenitskiy & Vasilev, RecSys 2023) as a line. Not a tes
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import platform
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from bert4rec.config import preset
+from bert4rec.config import parse_overrides, preset
 from bert4rec.data.batches import model_scorer
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
@@ -31,18 +30,6 @@ from bert4rec.train import fit
 
 OUT = Path(__file__).resolve().parent / "out"
 PUBLISHED = 0.1537
-
-
-def parse_changes(pairs: list[str]) -> dict:
-    """`section.field=value` strings -> a Settings.override dict (values parsed as literals)."""
-    changes = {}
-    for pair in pairs:
-        key, _, text = pair.partition("=")
-        try:
-            changes[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            changes[key] = text
-    return changes
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
@@ -78,7 +65,7 @@ def main() -> None:
         parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
     corpus = load_corpus(Path(args.data_dir) / "ml-1m" / "ml-1m.txt",
                          PrepareSettings(min_rating=None, min_user_interactions=0))
-    changes = {"loop.time_budget": args.budget, "loop.device": "cpu", **parse_changes(args.set)}
+    changes = {"loop.time_budget": args.budget, "loop.device": "cpu", **parse_overrides(args.set)}
     if args.epochs:
         changes["loop.epochs"] = args.epochs
     settings = preset(args.preset).override(changes)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bert4rec.config import PRESETS, SECTIONS, Settings, field_defaults, preset
+from bert4rec.config import PRESETS, SECTIONS, Settings, field_defaults, parse_overrides, preset
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
@@ -63,3 +63,12 @@ def test_documented_defaults_and_presets_equal_the_code():
             in_presets = [getattr(getattr(PRESETS[p], name), field_name)
                           for p in ("seed", "paper", "fast")]
             assert documented == [str(v) for v in [default, *in_presets]], f"{name}.{field_name}"
+
+
+def test_parse_overrides_types_values_by_field_and_names_bad_pairs():
+    assert parse_overrides(["model.hidden=128", "optim.lr=3e-3", "optim.loss=uniform"]) == {
+        "model.hidden": 128, "optim.lr": 0.003, "optim.loss": "uniform"}
+    for bad, message in [("model.hiden=1", "known field"), ("hidden=1", "known field"),
+                         ("model.hidden", "known field"), ("model.hidden=1.5", "expected int")]:
+        with pytest.raises(ValueError, match=message):
+            parse_overrides([bad])

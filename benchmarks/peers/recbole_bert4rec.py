@@ -32,6 +32,7 @@ from bert4rec.config import (
     ModelSettings,
     OptimSettings,
     Settings,
+    parse_overrides,
     preset,
 )
 from bert4rec.data.cache import load_corpus
@@ -61,13 +62,16 @@ RECIPE = {
 """`--recipe shape`: the shared shape (batch 256, mask rate 0.2) with our optimiser choices."""
 
 
-def budget_settings(recipe: str, budget: float, epochs: int) -> Settings:
+def budget_settings(recipe: str, budget: float, epochs: int, changes: list[str]) -> Settings:
     """`shape`: the shared shape with RECIPE; `fast`: the `fast` preset on the same model
-    (hidden 64, 2 layers, 2 heads, max length 200) with its own batch size and mask rate."""
-    changes = {"loop.time_budget": budget, "loop.epochs": epochs, "loop.device": "cpu"}
+    (hidden 64, 2 layers, 2 heads, max length 200) with its own batch size and mask rate;
+    then the `--set` changes."""
+    run = {"loop.time_budget": budget, "loop.epochs": epochs, "loop.device": "cpu"}
     if recipe == "shape":
-        return SHAPE.override({**RECIPE, **changes})
-    return preset("fast").override({**changes, "model.max_len": SHAPE.model.max_len})
+        base = SHAPE.override(RECIPE)
+    else:
+        base = preset("fast").override({"model.max_len": SHAPE.model.max_len})
+    return base.override({**run, **parse_overrides(changes)})
 
 
 def recbole_python() -> Path:
@@ -160,6 +164,8 @@ def main() -> None:
     parser.add_argument("--recipe", default="shape", choices=["shape", "fast"],
                         help="ours in the budget part: the shared shape with our optimiser "
                         "choices, or the fast preset on the same model")
+    parser.add_argument("--set", nargs="*", default=[],
+                        help="SECTION.FIELD=VALUE changes to ours in the budget part")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--attention-dropout", type=float, default=0.2,
                         help="attention dropout on both sides for the throughput rows")
@@ -181,7 +187,7 @@ def main() -> None:
         if not args.skip_recbole_budget:
             rows.append(run_recbole("budget", atomic.parent, args.data, args))
             print(json.dumps(rows[-1]), flush=True)
-        settings = budget_settings(args.recipe, args.budget, args.epochs)
+        settings = budget_settings(args.recipe, args.budget, args.epochs, args.set)
         rows.append(ours_budget(corpus, settings, args.recipe))
         print(json.dumps(rows[-1]), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)

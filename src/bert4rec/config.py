@@ -190,6 +190,24 @@ class Settings:
         return self
 
 
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`["model.hidden=128", "optim.lr=3e-3"]` -> `{"model.hidden": 128, "optim.lr": 0.003}`,
+    each value converted to its field's type; for scripts that take `--set` assignments."""
+    types = {"int": int, "float": float, "str": str}
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        section, _, name = key.partition(".")
+        known = {f.name: f for f in fields(SECTIONS[section])} if section in SECTIONS else {}
+        if not sep or name not in known:
+            raise ValueError(f"expected SECTION.FIELD=VALUE with a known field, got {pair!r}")
+        try:
+            changes[key] = types[known[name].type](text)
+        except ValueError:
+            raise ValueError(f"{key}: expected {known[name].type}, got {text!r}") from None
+    return changes
+
+
 def field_defaults(section: type) -> dict[str, Any]:
     """The code defaults of one settings section, by field name."""
     return {f.name: f.default for f in fields(section) if f.default is not MISSING}
@@ -220,10 +238,10 @@ PAPER = Settings(
 
 FAST = Settings(
     model=ModelSettings(
-        max_len=50, hidden=64, layers=2, heads=2, dropout=0.1, attention_dropout=0.0
+        max_len=100, hidden=64, layers=2, heads=2, dropout=0.0, attention_dropout=0.0
     ),
     masking=MaskingSettings(
-        mask_prob=0.2, mask_token_share=1.0, random_token_share=0.0, last_item_share=0.2
+        mask_prob=0.4, mask_token_share=1.0, random_token_share=0.0, last_item_share=0.2
     ),
     optim=OptimSettings(
         optimizer="adamw", lr=2e-3, weight_decay=0.01, schedule="warmup_linear",
@@ -231,10 +249,10 @@ FAST = Settings(
     ),
     loop=LoopSettings(epochs=40, batch_size=64, patience=0),
 )
-"""Our default for a small CPU, tuned on ml-1m.txt: short windows, small batches (more steps:
-BERT4Rec sits at popularity level for its first ~800 steps, so no early stopping), a higher
-rate, 20% of samples masking only their last item, and no attention dropout (on CPU it forces
-PyTorch's unfused attention: 2.4x slower steps at length 200)."""
+"""Our default for a small CPU, tuned on ml-1m.txt at equal wall time (docs/training-recipe.md):
+100-item windows, small batches, a higher rate, no dropout, 40% of positions masked, 20% of
+samples masking only their last item, and no attention dropout (on CPU it forces PyTorch's
+unfused attention: 2.4x slower steps at length 200)."""
 
 PRESETS: dict[str, Settings] = {"seed": SEED, "paper": PAPER, "fast": FAST}
 
