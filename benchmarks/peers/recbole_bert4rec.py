@@ -191,8 +191,8 @@ def main() -> None:
         rows.append(ours_budget(corpus, settings, args.recipe))
         print(json.dumps(rows[-1]), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    mode = f"budget_{args.recipe}" if args.skip_throughput else "throughput"
-    path = OUT / f"peers_recbole_{args.data}_{mode}_attn{args.attention_dropout}.json"
+    mode = f"budget_{args.recipe}" if args.skip_throughput else f"attn{args.attention_dropout}"
+    path = OUT / f"peers_recbole_{args.data}_{mode}.json"
     path.write_text(json.dumps({"data": args.data, "corpus": corpus.statistics(),
                                 "threads": args.threads, "rows": rows}, indent=2) + "\n")
     print(f"wrote {path}")
