@@ -190,10 +190,13 @@ class Settings:
         return self
 
 
+FIELD_TYPES: dict[str, type] = {"int": int, "float": float, "str": str}
+"""Settings fields' annotations (strings under postponed evaluation) -> the type to parse into."""
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """`["model.hidden=128", "optim.lr=3e-3"]` -> `{"model.hidden": 128, "optim.lr": 0.003}`,
     each value converted to its field's type; for scripts that take `--set` assignments."""
-    types = {"int": int, "float": float, "str": str}
     changes: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -202,7 +205,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if not sep or name not in known:
             raise ValueError(f"expected SECTION.FIELD=VALUE with a known field, got {pair!r}")
         try:
-            changes[key] = types[known[name].type](text)
+            changes[key] = FIELD_TYPES[known[name].type](text)
         except ValueError:
             raise ValueError(f"{key}: expected {known[name].type}, got {text!r}") from None
     return changes

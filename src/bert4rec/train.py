@@ -241,7 +241,8 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
     config = BERT4RecConfig(vocab_size=corpus.vocab_size, **settings.to_dict()["model"])
     model = BERT4Rec(config).to(runtime.device)
     log_frequency = log_item_frequency(torch.from_numpy(train_item_counts(corpus)))
-    model.start_at_popularity(log_frequency.to(runtime.device))
+    log_frequency = log_frequency.to(runtime.device)
+    model.start_at_popularity(log_frequency)
     optimizer = make_optimizer(model, settings.optim)
     state = Progress()
     if resume and (out_dir / rundir.CHECKPOINT).is_file():
@@ -250,7 +251,7 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
         _start_run_dir(out_dir, corpus, model, data, settings, replace=resume)
     trained = DistributedDataParallel(model) if runtime.world > 1 else model
     writer = _tensorboard(out_dir, state.step) if runtime.main else None
-    item_log_q = log_frequency.to(runtime.device) if settings.optim.loss == "in-batch" else None
+    item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
     epochs_end = min(settings.loop.epochs, stop_after_epoch or settings.loop.epochs)
     started, paused, out_of_time = time.monotonic(), 0.0, False  # paused: in callbacks
     while state.epoch < epochs_end and not _out_of_patience(state, settings) and not out_of_time:

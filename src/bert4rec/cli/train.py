@@ -13,11 +13,9 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from bert4rec.cli.data import add_source_options, corpus_from_args, settings_from_args
-from bert4rec.config import PRESETS, SECTIONS, preset
+from bert4rec.config import FIELD_TYPES, PRESETS, SECTIONS, preset
 from bert4rec.data.interactions import LogColumns
 from bert4rec.train import fit
-
-TYPES = {"int": int, "float": float, "str": str}
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +24,7 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group(f"{name} settings", section.__doc__)
         for f in fields(section):
             group.add_argument(
-                "--" + f.name.replace("_", "-"), dest=f"{name}.{f.name}", type=TYPES[f.type],
+                "--" + f.name.replace("_", "-"), dest=f"{name}.{f.name}", type=FIELD_TYPES[f.type],
                 choices=f.metadata.get("choices"), default=argparse.SUPPRESS,
                 metavar=None if f.metadata.get("choices") else f.name.upper(),
                 help=f"{f.metadata['help']} (default: the preset's)",
