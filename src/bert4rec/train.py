@@ -38,6 +38,8 @@ from bert4rec.model import BERT4Rec, BERT4RecConfig
 
 logger = logging.getLogger(__name__)
 
+POSTFIX_EVERY = 50  # steps between progress-bar loss updates; each one syncs with the device
+
 
 @dataclass
 class FitResult:
@@ -185,7 +187,10 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs:
 def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                 settings: Settings, progress: Progress, runtime: Runtime, bar: tqdm,
                 item_log_q: torch.Tensor | None = None) -> float:
-    """One pass over the loader; returns the mean loss. Sets the rate before every step."""
+    """One pass over the loader; returns the mean loss. Sets the rate before every step.
+
+    The bar's loss is read back every POSTFIX_EVERY steps only: `.item()` waits for the device.
+    """
     model.train()
     total_steps = settings.loop.epochs * len(loader)
     losses = []
@@ -196,7 +201,9 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.opt
         progress.step += 1
         losses.append(loss)
         bar.update(1)
-        bar.set_postfix(loss=f"{torch.stack(losses[-50:]).mean().item():.3f}", refresh=False)
+        if len(losses) % POSTFIX_EVERY == 0:
+            recent = torch.stack(losses[-POSTFIX_EVERY:]).mean().item()
+            bar.set_postfix(loss=f"{recent:.3f}", refresh=False)
     return torch.stack(losses).mean().item() if losses else float("nan")
 
 

@@ -12,9 +12,11 @@ import logging
 import sys
 
 from bert4rec import __version__
+from bert4rec.allocator import restart_under_jemalloc
 from bert4rec.errors import Bert4RecError
 
 GROUPS = ["bert4rec.cli.data", "bert4rec.cli.evaluate", "bert4rec.cli.train", "bert4rec.cli.use"]
+LONG_RUNNING = {"train", "demo", "serve"}  # restarted under jemalloc when installed (allocator.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; library errors become a one-line message and exit status 1."""
+    """Run one command; library errors become a one-line message and exit status 1.
+
+    Run as a program (`argv` None), a long-running command first restarts under jemalloc.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and args.command in LONG_RUNNING:
+        restart_under_jemalloc()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
