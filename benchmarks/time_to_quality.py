@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from bert4rec.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.config import parse_overrides, preset
 from bert4rec.data.batches import model_scorer
 from bert4rec.data.cache import load_corpus
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="section.field=value changes")
     parser.add_argument("--name", default="time_to_quality")
     args = parser.parse_args()
+    restart_under_jemalloc(TRAINING_CONF)  # as `bert4rec train` does (allocator.py)
     if not args.data_dir:
         parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
     corpus = load_corpus(Path(args.data_dir) / "ml-1m" / "ml-1m.txt",
@@ -87,6 +89,7 @@ def main() -> None:
     reached = next((r["train_seconds"] for r in rows if r["test_NDCG@10"] >= PUBLISHED), None)
     report = {
         "preset": args.preset, "settings": settings.to_dict(), "threads": torch.get_num_threads(),
+        "malloc": os.environ.get("BERT4REC_MALLOC", "system"),
         "machine": platform.platform(), "processor": platform.processor(),
         "best_epoch": result.best_epoch, "selected_test": result.test,
         "seconds_to_published_ndcg10": reached, "epochs": rows,

@@ -44,21 +44,23 @@ def test_restart_execs_the_same_command_with_the_preload(monkeypatch):
     monkeypatch.setattr(allocator.os, "execve", fake_execve)
     monkeypatch.delenv("BERT4REC_MALLOC", raising=False)
     monkeypatch.delenv("LD_PRELOAD", raising=False)
+    monkeypatch.delenv("MALLOC_CONF", raising=False)
     with pytest.raises(Restarted):
-        allocator.restart_under_jemalloc()
+        allocator.restart_under_jemalloc("dirty_decay_ms:-1")
     path, args, env = calls[0]
     assert path == sys.executable
     assert args == [sys.executable, "-m", "bert4rec", "train", "x"]
     assert env["LD_PRELOAD"] == LIB and env["BERT4REC_MALLOC"] == "jemalloc"
+    assert env["MALLOC_CONF"] == "dirty_decay_ms:-1"
 
 
 def test_only_long_commands_run_as_a_program_restart(monkeypatch, capsys):
-    def fake_restart():
-        raise Restarted
+    def fake_restart(conf):
+        raise Restarted(conf)
 
     monkeypatch.setattr(cli, "restart_under_jemalloc", fake_restart)
     monkeypatch.setattr(sys, "argv", ["bert4rec", "train", "ratings.csv", "--out", "run"])
-    with pytest.raises(Restarted):
+    with pytest.raises(Restarted, match="dirty_decay_ms:-1"):
         cli.main()
     # Called as a library (tests, notebooks) the process is never replaced.
     assert cli.main(["train", "missing.csv", "--out", "nowhere"]) == 1

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from bert4rec.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.config import (
     LoopSettings,
     MaskingSettings,
@@ -170,6 +171,7 @@ def main() -> None:
     parser.add_argument("--attention-dropout", type=float, default=0.2,
                         help="attention dropout on both sides for the throughput rows")
     args = parser.parse_args()
+    restart_under_jemalloc(TRAINING_CONF)  # as `bert4rec train` does (allocator.py)
     if not args.data_dir:
         parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
     torch.set_num_threads(args.threads)
@@ -194,7 +196,9 @@ def main() -> None:
     mode = f"budget_{args.recipe}" if args.skip_throughput else f"attn{args.attention_dropout}"
     path = OUT / f"peers_recbole_{args.data}_{mode}.json"
     path.write_text(json.dumps({"data": args.data, "corpus": corpus.statistics(),
-                                "threads": args.threads, "rows": rows}, indent=2) + "\n")
+                                "threads": args.threads,
+                                "malloc": os.environ.get("BERT4REC_MALLOC", "system"),
+                                "rows": rows}, indent=2) + "\n")
     print(f"wrote {path}")
 
 

@@ -7,6 +7,10 @@ while under jemalloc it stays at 0.43 GiB. `malloc_trim` and a fixed mmap thresh
 it (measured in docs/performance.md). jemalloc can only be chosen before the process starts, so
 the command line restarts itself once with `LD_PRELOAD` set, as PyTorch's own CPU launcher
 (`torch.backends.xeon.run_cpu`) does. `BERT4REC_MALLOC=system` keeps the C library's allocator.
+
+Training keeps freed pages (`TRAINING_CONF`): a training step reuses the same sizes, so handing
+them back only to fault them in again made epochs 1.4x slower than glibc's, while keeping them
+made epochs 10% faster than glibc's with a flat resident size (0.79 GiB on the run above).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 ENV = "BERT4REC_MALLOC"
 PRELOADED = ("jemalloc", "tcmalloc", "mimalloc")  # an allocator the user chose already
+TRAINING_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"  # never return freed pages to the system
 
 
 def jemalloc_preload(env: Mapping[str, str], platform: str, library: str | None) -> str | None:
@@ -35,16 +40,19 @@ def jemalloc_preload(env: Mapping[str, str], platform: str, library: str | None)
     return f"{library}:{preload}" if preload else library
 
 
-def restart_under_jemalloc() -> None:
+def restart_under_jemalloc(conf: str = "") -> None:
     """Replace this process by the same command under jemalloc, if installed; else return.
 
-    Call it first thing in a program's entry point, before any work: `os.execv` does not return.
+    `conf` becomes `MALLOC_CONF` unless the user set one. Call this first thing in a program's
+    entry point, before any work: `os.execve` does not return.
     """
     preload = jemalloc_preload(os.environ, sys.platform, ctypes.util.find_library("jemalloc"))
     if preload is None:
         return
     logger.debug("restarting under jemalloc (set %s=system to keep malloc)", ENV)
     env = {**os.environ, "LD_PRELOAD": preload, ENV: "jemalloc"}
+    if conf and "MALLOC_CONF" not in env:
+        env["MALLOC_CONF"] = conf
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

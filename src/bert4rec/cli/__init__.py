@@ -12,11 +12,12 @@ import logging
 import sys
 
 from bert4rec import __version__
-from bert4rec.allocator import restart_under_jemalloc
+from bert4rec.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.errors import Bert4RecError
 
 GROUPS = ["bert4rec.cli.data", "bert4rec.cli.evaluate", "bert4rec.cli.train", "bert4rec.cli.use"]
-LONG_RUNNING = {"train", "demo", "serve"}  # restarted under jemalloc when installed (allocator.py)
+# Long-running commands restart under jemalloc when installed, with this MALLOC_CONF (allocator.py)
+LONG_RUNNING = {"train": TRAINING_CONF, "demo": TRAINING_CONF, "serve": ""}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if argv is None and args.command in LONG_RUNNING:
-        restart_under_jemalloc()
+        restart_under_jemalloc(LONG_RUNNING[args.command])
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
