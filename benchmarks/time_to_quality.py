@@ -62,9 +62,9 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="section.field=value changes")
     parser.add_argument("--name", default="time_to_quality")
     args = parser.parse_args()
-    restart_under_jemalloc(TRAINING_CONF)  # as `bert4rec train` does (allocator.py)
     if not args.data_dir:
         parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
+    restart_under_jemalloc(TRAINING_CONF)  # as `bert4rec train` does (allocator.py)
     corpus = load_corpus(Path(args.data_dir) / "ml-1m" / "ml-1m.txt",
                          PrepareSettings(min_rating=None, min_user_interactions=0))
     changes = {"loop.time_budget": args.budget, "loop.device": "cpu", **parse_overrides(args.set)}

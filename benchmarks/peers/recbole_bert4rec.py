@@ -171,9 +171,9 @@ def main() -> None:
     parser.add_argument("--attention-dropout", type=float, default=0.2,
                         help="attention dropout on both sides for the throughput rows")
     args = parser.parse_args()
-    restart_under_jemalloc(TRAINING_CONF)  # as `bert4rec train` does (allocator.py)
     if not args.data_dir:
         parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
+    restart_under_jemalloc(TRAINING_CONF)  # as `bert4rec train` does (allocator.py)
     torch.set_num_threads(args.threads)
     source = Path(args.data_dir) / ("ml-1m/ml-1m.txt" if args.data == "ml-1m" else "ml-100k")
     filters = PrepareSettings(min_rating=None, min_user_interactions=0)

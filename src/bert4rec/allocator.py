@@ -3,25 +3,22 @@
 PyTorch's CPU tensors come from the C allocator. Batches change width and their number of masked
 targets every step, and glibc's heap fragments under that pattern: on ML-100k (`fast` at 200-item
 windows, one thread) the process grew from 0.7 to 1.4 GiB in 25 epochs and to 3.1 GiB in 190,
-while under jemalloc it stays at 0.43 GiB. `malloc_trim` and a fixed mmap threshold do not cure
+while under jemalloc it stays flat. `malloc_trim` and a fixed mmap threshold do not cure
 it (measured in docs/performance.md). jemalloc can only be chosen before the process starts, so
 the command line restarts itself once with `LD_PRELOAD` set, as PyTorch's own CPU launcher
 (`torch.backends.xeon.run_cpu`) does. `BERT4REC_MALLOC=system` keeps the C library's allocator.
 
 Training keeps freed pages (`TRAINING_CONF`): a training step reuses the same sizes, so handing
 them back only to fault them in again made epochs 1.4x slower than glibc's, while keeping them
-made epochs 10% faster than glibc's with a flat resident size (0.79 GiB on the run above).
+made epochs 9% faster than glibc's with a flat resident size (0.79 GiB on the run above).
 """
 
 from __future__ import annotations
 
 import ctypes.util
-import logging
 import os
 import sys
 from collections.abc import Mapping
-
-logger = logging.getLogger(__name__)
 
 ENV = "BERT4REC_MALLOC"
 PRELOADED = ("jemalloc", "tcmalloc", "mimalloc")  # an allocator the user chose already
@@ -34,7 +31,7 @@ def jemalloc_preload(env: Mapping[str, str], platform: str, library: str | None)
     `library` is what `ctypes.util.find_library("jemalloc")` found (None if not installed).
     """
     preload = env.get("LD_PRELOAD", "")
-    if (not platform.startswith("linux") or library is None or env.get(ENV, "") != ""
+    if (not platform.startswith("linux") or library is None or env.get(ENV)
             or any(name in preload for name in PRELOADED)):
         return None
     return f"{library}:{preload}" if preload else library
@@ -49,7 +46,6 @@ def restart_under_jemalloc(conf: str = "") -> None:
     preload = jemalloc_preload(os.environ, sys.platform, ctypes.util.find_library("jemalloc"))
     if preload is None:
         return
-    logger.debug("restarting under jemalloc (set %s=system to keep malloc)", ENV)
     env = {**os.environ, "LD_PRELOAD": preload, ENV: "jemalloc"}
     if conf and "MALLOC_CONF" not in env:
         env["MALLOC_CONF"] = conf
