@@ -1,5 +1,7 @@
 """Cloze masking statistics, training windows, prediction inputs and the model scorer."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ import torch
 from bert4rec.config import MaskingSettings
 from bert4rec.data.batches import (
     ClozeCollate,
+    WindowDataset,
     cloze_mask,
     model_scorer,
     prediction_inputs,
@@ -28,6 +31,42 @@ def test_windows_keep_the_most_recent_items_left_padded():
         [0, 4, 5, 6], [13, 14, 15, 16],  # the window before it, where there is one
         [0, 0, 11, 12],
     ])
+
+
+def test_shifted_windows_move_back_in_time_and_keep_their_count():
+    flat = np.arange(1, 21)
+    offsets = np.array([0, 3, 3, 10, 20])  # lengths 3, 0, 7, 10
+    shifted = training_windows(flat, offsets, 4, windows_per_sequence=3,
+                               shift=np.array([1, 0, 2, 5]))
+    np.testing.assert_array_equal(shifted, [
+        [0, 0, 1, 2], [5, 6, 7, 8], [12, 13, 14, 15],
+        [0, 0, 0, 4], [0, 0, 0, 11],  # a window keeps at least the sequence's first item
+        [0, 0, 0, 11],
+    ])
+
+
+def test_window_dataset_draws_new_offsets_each_epoch_only_where_items_are_to_spare():
+    lengths = np.array([3, 12, 30])
+    split = SimpleNamespace(flat=np.arange(1, lengths.sum() + 1),
+                            offsets=np.concatenate([[0], np.cumsum(lengths)]))
+    fixed = WindowDataset(split, 8, 2)
+    before = fixed.windows.clone()
+    fixed.set_epoch(5)
+    assert torch.equal(fixed.windows, before)
+    moving = WindowDataset(split, 8, 2, max_shift=6, seed=1)
+    last_items = []
+    for epoch in range(1, 41):
+        moving.set_epoch(epoch)
+        assert moving.windows.shape == before.shape
+        np.testing.assert_array_equal(moving.lengths, (moving.windows != 0).sum(dim=1))
+        last_items.append(moving.windows[:3, -1].tolist())  # the newest item of each sequence
+    newest = np.array(last_items)  # [epochs, 3]; sequence ends at items 3, 15 and 45
+    assert set(newest[:, 0]) == {3}, "a sequence shorter than the window never moves"
+    assert set(newest[:, 1]) == set(range(11, 16)), "12 items in 8-item windows spare 4"
+    assert set(newest[:, 2]) == set(range(39, 46)), "at most max_shift = 6 items back"
+    again = WindowDataset(split, 8, 2, max_shift=6, seed=1)
+    again.set_epoch(40)
+    assert torch.equal(again.windows, moving.windows)
 
 
 def random_batch(rows: int = 4000, width: int = 50, shortest: int = 1) -> torch.Tensor:

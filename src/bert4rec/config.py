@@ -51,6 +51,10 @@ class MaskingSettings:
         1,
         "windows of max_len items cut from the end of each long sequence",
     )
+    window_shift: int = _f(
+        0,
+        "most items each epoch's windows may move back in time, drawn per sequence (0: fixed)",
+    )
 
 
 @dataclass(frozen=True)
@@ -176,10 +180,9 @@ class Settings:
             raise ValueError(
                 "masking: need 0 < mask_prob <= 1 and mask_token_share + random_token_share <= 1"
             )
-        if not 0 <= m.last_item_share <= 1 or m.windows_per_sequence < 1:
-            raise ValueError(
-                "masking: need 0 <= last_item_share <= 1 and windows_per_sequence >= 1"
-            )
+        if not 0 <= m.last_item_share <= 1 or m.windows_per_sequence < 1 or m.window_shift < 0:
+            raise ValueError("masking: need 0 <= last_item_share <= 1, windows_per_sequence >= 1"
+                             " and window_shift >= 0")
         loop = self.loop
         if loop.epochs < 1 or loop.batch_size < 1 or loop.eval_batch_size < 1 or loop.patience < 0:
             raise ValueError("loop: need epochs, batch_size, eval_batch_size >= 1, patience >= 0")

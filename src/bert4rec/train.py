@@ -143,11 +143,11 @@ def make_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimiz
 
 def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime) -> DataLoader:
     """Shuffled, masked training batches of this process's shard of the windows."""
-    windows = WindowDataset.from_split(corpus.split("train"), settings.model.max_len,
-                                       settings.masking.windows_per_sequence)
-    lengths = (windows.windows != 0).sum(dim=1).numpy()  # [N] real items per window
+    windows = WindowDataset(corpus.split("train"), settings.model.max_len,
+                            settings.masking.windows_per_sequence,
+                            max_shift=settings.masking.window_shift, seed=settings.loop.seed)
     chunk_batches = 32 if settings.loop.batching == "bucket" else 1
-    sampler = LengthBucketSampler(lengths, settings.loop.batch_size, rank=runtime.rank,
+    sampler = LengthBucketSampler(windows.lengths, settings.loop.batch_size, rank=runtime.rank,
                                   world=runtime.world, seed=settings.loop.seed,
                                   chunk_batches=chunk_batches)
     collate = ClozeCollate(settings.masking, corpus.mask_token)
@@ -263,7 +263,8 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
     started, paused, out_of_time = time.monotonic(), 0.0, False  # paused: in callbacks
     while state.epoch < epochs_end and not _out_of_patience(state, settings) and not out_of_time:
         state.epoch += 1
-        loader.batch_sampler.set_epoch(state.epoch)
+        loader.dataset.set_epoch(state.epoch)
+        loader.batch_sampler.set_epoch(state.epoch, loader.dataset.lengths)
         with tqdm(total=len(loader), desc=f"epoch {state.epoch}", unit="batch", leave=False,
                   disable=not (show and runtime.main)) as bar:
             loss = train_epoch(trained, loader, optimizer, settings, state, runtime, bar,

@@ -21,22 +21,27 @@ PAD = 0
 
 
 def training_windows(
-    flat: np.ndarray, offsets: np.ndarray, max_len: int, windows_per_sequence: int = 1
+    flat: np.ndarray, offsets: np.ndarray, max_len: int, windows_per_sequence: int = 1,
+    shift: np.ndarray | None = None,
 ) -> np.ndarray:
     """Training windows [N, max_len] int64, left-padded, cut from ragged sequences.
 
     The first window of a sequence holds its `max_len` most recent items; further windows
-    (up to `windows_per_sequence`) hold the `max_len` items before that, and so on. Empty
-    sequences give no window. Rows are grouped by window number, then by sequence.
+    (up to `windows_per_sequence`) hold the `max_len` items before that, and so on. `shift`
+    ([U], optional) moves every window of a sequence that many items back in time, but never
+    so far that a window loses its last item. Empty sequences give no window. Rows are
+    grouped by window number, then by sequence.
     """
     flat, offsets = np.asarray(flat, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
     lengths = np.diff(offsets)  # [U]
+    shift = np.zeros_like(lengths) if shift is None else np.asarray(shift, dtype=np.int64)
     columns = np.arange(max_len)  # [max_len]
     blocks = []
     for w in range(windows_per_sequence):
         end = lengths - w * max_len  # [U] exclusive end within each sequence
         keep = end > 0
-        end, base = end[keep], offsets[:-1][keep]
+        end = end[keep] - np.minimum(shift[keep], end[keep] - 1)
+        base = offsets[:-1][keep]
         size = np.minimum(end, max_len)  # [N_w] real items per window
         index = base[:, None] + end[:, None] - max_len + columns  # [N_w, max_len] flat positions
         real = columns >= (max_len - size)[:, None]  # [N_w, max_len]
@@ -45,15 +50,33 @@ def training_windows(
 
 
 class WindowDataset(Dataset):
-    """The training windows of `corpus.split("train")` as a map-style dataset of LongTensor rows."""
+    """The training windows of a `Split` (flat items + offsets) as LongTensor rows.
 
-    def __init__(self, windows: np.ndarray) -> None:
+    With `max_shift > 0` each epoch cuts its windows afresh (`set_epoch`): the windows of a
+    sequence longer than `max_len` move back in time by a number of items drawn uniformly
+    from 0 to `max_shift` (never past the sequence's first item; seeded by seed and epoch), so
+    the model does not see the same windows every epoch. The number of windows stays fixed.
+    """
+
+    def __init__(self, split, max_len: int, windows_per_sequence: int = 1, *,
+                 max_shift: int = 0, seed: int = 0) -> None:
+        self.flat, self.offsets = split.flat, split.offsets
+        self.max_len, self.per_sequence = max_len, windows_per_sequence
+        self.max_shift, self.seed = max_shift, seed
+        self._cut(None)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Cut this epoch's windows; nothing changes when `max_shift` is 0."""
+        if self.max_shift > 0:
+            room = np.maximum(np.diff(self.offsets) - self.max_len, 0)  # [U] items to spare
+            rng = np.random.default_rng([self.seed, epoch, 1])  # 1: not the sampler's stream
+            self._cut(rng.integers(0, np.minimum(room, self.max_shift) + 1))
+
+    def _cut(self, shift: np.ndarray | None) -> None:
+        windows = training_windows(self.flat, self.offsets, self.max_len, self.per_sequence,
+                                   shift)
         self.windows = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.int64))
-
-    @classmethod
-    def from_split(cls, split, max_len: int, windows_per_sequence: int = 1) -> WindowDataset:
-        """Windows of a training `Split` (`corpus.split("train")`: flat items + offsets)."""
-        return cls(training_windows(split.flat, split.offsets, max_len, windows_per_sequence))
+        self.lengths = (self.windows != PAD).sum(dim=1).numpy()  # [N] real items per window
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -139,8 +162,11 @@ class LengthBucketSampler(Sampler[list[int]]):
         self.seed, self.chunk = seed, batch_size * chunk_batches
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, lengths: np.ndarray | None = None) -> None:
+        """Batch `epoch`; `lengths` gives the windows' new lengths where they changed."""
         self.epoch = epoch
+        if lengths is not None:
+            self.lengths = np.asarray(lengths)
 
     def _shard_size(self) -> int:
         return -(-len(self.lengths) // self.world)  # ceil: every rank gets as many windows
