@@ -74,7 +74,9 @@ def test_run_directory_holds_everything_serving_needs(trained, corpus):
 
 
 def test_same_seed_same_metrics_and_resume_equals_an_uninterrupted_run(corpus, tmp_path):
-    settings = tiny_settings(epochs=3, **{"loop.seed": 7, "model.dropout": 0.1})
+    settings = tiny_settings(epochs=3, **{"loop.seed": 7, "model.dropout": 0.1,
+                                          "optim.ema_decay": 0.9, "masking.window_shift": 3,
+                                          "model.max_len": 8, "masking.windows_per_sequence": 2})
     small = planted_corpus(n_users=120, seed=3)
     whole = fit(small, settings, tmp_path / "whole", progress=False)
     again = fit(small, settings, tmp_path / "again", progress=False)
@@ -90,6 +92,23 @@ def test_same_seed_same_metrics_and_resume_equals_an_uninterrupted_run(corpus, t
     (tmp_path / "whole" / "checkpoints" / "last.pt").unlink()  # as if killed in epoch 1
     restarted = fit(small, settings, tmp_path / "whole", resume=True, progress=False)
     assert restarted.history == whole.history
+
+
+def test_with_a_weight_average_the_average_is_validated_and_kept(corpus, tmp_path):
+    result = fit(corpus, tiny_settings(epochs=3, **{"optim.ema_decay": 0.9}), tmp_path / "ema",
+                 progress=False)
+    checkpoint = load_checkpoint(tmp_path / "ema" / "checkpoints" / "last.pt")
+    averaged = {k.removeprefix("module."): v for k, v in checkpoint["average"].items()
+                if k.startswith("module.")}
+    assert checkpoint["average"]["n_averaged"] == checkpoint["progress"]["step"]
+    model, _ = load_model(tmp_path / "ema")
+
+    def valid_ndcg(weights):
+        model.load_state_dict(weights)
+        return evaluate(model_scorer(model, "cpu"), corpus, "valid").metrics["NDCG@10"]
+
+    assert valid_ndcg(averaged) == pytest.approx(result.history[-1]["NDCG@10"])
+    assert valid_ndcg(checkpoint["model"]) != pytest.approx(result.history[-1]["NDCG@10"])
 
 
 def test_two_process_ddp_on_cpu_trains_and_ranks_agree(tmp_path):

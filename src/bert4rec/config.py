@@ -87,6 +87,11 @@ class OptimSettings:
         ("full", "uniform", "in-batch"),
     )
     negatives: int = _f(1024, "uniform sampled softmax: negatives drawn per batch")
+    ema_decay: float = _f(
+        0.0,
+        "validate and keep an exponential moving average of the weights, updated every step "
+        "with this decay (0: the raw weights)",
+    )
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,8 @@ class Settings:
         if not 0 <= m.last_item_share <= 1 or m.windows_per_sequence < 1 or m.window_shift < 0:
             raise ValueError("masking: need 0 <= last_item_share <= 1, windows_per_sequence >= 1"
                              " and window_shift >= 0")
+        if not 0 <= self.optim.ema_decay < 1:
+            raise ValueError(f"optim.ema_decay must be in [0, 1), got {self.optim.ema_decay}")
         loop = self.loop
         if loop.epochs < 1 or loop.batch_size < 1 or loop.eval_batch_size < 1 or loop.patience < 0:
             raise ValueError("loop: need epochs, batch_size, eval_batch_size >= 1, patience >= 0")

@@ -24,6 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -141,6 +142,13 @@ def make_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimiz
     return kind(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2))
 
 
+def weight_average(model: BERT4Rec, optim: OptimSettings) -> AveragedModel | None:
+    """The exponential moving average of `model`'s weights asked for by `optim.ema_decay`."""
+    if optim.ema_decay == 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(optim.ema_decay))
+
+
 def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime) -> DataLoader:
     """Shuffled, masked training batches of this process's shard of the windows."""
     windows = WindowDataset(corpus.split("train"), settings.model.max_len,
@@ -186,8 +194,10 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs:
 
 def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                 settings: Settings, progress: Progress, runtime: Runtime, bar: tqdm,
-                item_log_q: torch.Tensor | None = None) -> float:
-    """One pass over the loader; returns the mean loss. Sets the rate before every step.
+                item_log_q: torch.Tensor | None = None,
+                average: AveragedModel | None = None) -> float:
+    """One pass over the loader; returns the mean loss. Sets the rate before every step and
+    updates the weight average `average`, if any, after it.
 
     The bar's loss is read back every POSTFIX_EVERY steps only: `.item()` waits for the device.
     """
@@ -199,6 +209,8 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.opt
         loss = train_step(model, optimizer, inputs, labels, lr, settings.optim, runtime.device,
                           item_log_q)
         progress.step += 1
+        if average is not None:
+            average.update_parameters(model)
         losses.append(loss)
         bar.update(1)
         if len(losses) % POSTFIX_EVERY == 0:
@@ -251,9 +263,11 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
     log_frequency = log_frequency.to(runtime.device)
     model.start_at_popularity(log_frequency)
     optimizer = make_optimizer(model, settings.optim)
+    average = weight_average(model, settings.optim)
+    scored = model if average is None else average.module  # the weights that are validated
     state = Progress()
     if resume and (out_dir / rundir.CHECKPOINT).is_file():
-        state = _restore(out_dir, model, optimizer, loader, settings)
+        state = _restore(out_dir, model, optimizer, loader, settings, average)
     elif runtime.main:  # a run stopped before its first checkpoint starts again
         _start_run_dir(out_dir, corpus, model, data, settings, replace=resume)
     trained = DistributedDataParallel(model) if runtime.world > 1 else model
@@ -268,17 +282,17 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
         with tqdm(total=len(loader), desc=f"epoch {state.epoch}", unit="batch", leave=False,
                   disable=not (show and runtime.main)) as bar:
             loss = train_epoch(trained, loader, optimizer, settings, state, runtime, bar,
-                               item_log_q)
-        metrics, out_of_time = _validate_everywhere(model, corpus, settings, runtime,
+                               item_log_q, average)
+        metrics, out_of_time = _validate_everywhere(scored, corpus, settings, runtime,
                                                     started + paused)
         train = {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
-        _record_epoch(state, train, metrics, settings, model, out_dir, runtime, writer)
+        _record_epoch(state, train, metrics, settings, scored, out_dir, runtime, writer)
         if callback is not None and runtime.main:
             entered = time.monotonic()
-            callback(model, {**state.history[-1], "seconds": entered - started - paused})
+            callback(scored, {**state.history[-1], "seconds": entered - started - paused})
             paused += time.monotonic() - entered
         if runtime.main:
-            _save_checkpoint(out_dir, model, optimizer, loader, settings, state)
+            _save_checkpoint(out_dir, model, optimizer, loader, settings, state, average)
     if writer is not None:
         writer.close()
     finished = (state.epoch >= settings.loop.epochs or _out_of_patience(state, settings)
@@ -348,7 +362,8 @@ def _record_epoch(state: Progress, train: dict[str, float], metrics: dict[str, A
 
 
 def _save_checkpoint(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
-                     loader: DataLoader, settings: Settings, state: Progress) -> None:
+                     loader: DataLoader, settings: Settings, state: Progress,
+                     average: AveragedModel | None) -> None:
     """Everything needed to carry on exactly: weights, optimiser, progress, RNG states, settings."""
     checkpoint = {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -356,12 +371,13 @@ def _save_checkpoint(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Opti
         "rng": {"torch": torch.get_rng_state(), "masking": loader.collate_fn.generator.get_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         "settings": settings.to_dict(),
+        "average": average.state_dict() if average is not None else {},
     }
     rundir.save_checkpoint(out_dir / rundir.CHECKPOINT, checkpoint)
 
 
 def _restore(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
-             loader: DataLoader, settings: Settings) -> Progress:
+             loader: DataLoader, settings: Settings, average: AveragedModel | None) -> Progress:
     """Load `checkpoints/last.pt` into the model, optimiser and RNGs; the settings must match."""
     checkpoint = rundir.load_checkpoint(out_dir / rundir.CHECKPOINT)
     saved, now = dict(checkpoint["settings"]), settings.to_dict()
@@ -371,6 +387,8 @@ def _restore(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
         raise ModelDirError(f"{out_dir}: cannot resume with changed settings {changed}")
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
+    if average is not None:
+        average.load_state_dict(checkpoint["average"])
     torch.set_rng_state(checkpoint["rng"]["torch"])
     loader.collate_fn.generator.set_state(checkpoint["rng"]["masking"])
     if checkpoint["rng"]["cuda"] and torch.cuda.is_available():
