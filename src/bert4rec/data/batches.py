@@ -40,8 +40,8 @@ def training_windows(
     for w in range(windows_per_sequence):
         end = lengths - w * max_len  # [U] exclusive end within each sequence
         keep = end > 0
-        end = end[keep] - np.minimum(shift[keep], end[keep] - 1)
-        base = offsets[:-1][keep]
+        end, base = end[keep], offsets[:-1][keep]
+        end = end - np.minimum(shift[keep], end - 1)  # moved back, keeping at least one item
         size = np.minimum(end, max_len)  # [N_w] real items per window
         index = base[:, None] + end[:, None] - max_len + columns  # [N_w, max_len] flat positions
         real = columns >= (max_len - size)[:, None]  # [N_w, max_len]
