@@ -30,6 +30,9 @@ def test_train_writes_the_effective_settings_and_is_reproducible(tmp_path, capsy
     assert "best epoch" in printed and "test:  NDCG@10" in printed
     first, second = ((tmp_path / o / "metrics.json").read_text() for o in ("a", "b"))
     assert first == second
+    assert main(["train", str(log), "--out", str(tmp_path / "r"), "--refit", *TINY]) == 0
+    assert "refit for " in capsys.readouterr().out
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["loop"]["refit"]
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["train"]["model"]["hidden"] == 32 and config["train"]["loop"]["seed"] == 3
     assert config["train"]["optim"]["schedule"] == "warmup_linear"  # the fast preset's

@@ -68,7 +68,10 @@ def test_documented_defaults_and_presets_equal_the_code():
 def test_parse_overrides_types_values_by_field_and_names_bad_pairs():
     assert parse_overrides(["model.hidden=128", "optim.lr=3e-3", "optim.loss=uniform"]) == {
         "model.hidden": 128, "optim.lr": 0.003, "optim.loss": "uniform"}
+    assert [parse_overrides([f"loop.refit={t}"])["loop.refit"] for t in ("True", "no")] == [
+        True, False]
     for bad, message in [("model.hiden=1", "known field"), ("hidden=1", "known field"),
-                         ("model.hidden", "known field"), ("model.hidden=1.5", "expected int")]:
+                         ("model.hidden", "known field"), ("model.hidden=1.5", "expected int"),
+                         ("loop.refit=maybe", "expected bool")]:
         with pytest.raises(ValueError, match=message):
             parse_overrides([bad])

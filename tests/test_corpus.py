@@ -52,6 +52,9 @@ def test_leave_one_out_split():
     assert valid.users.tolist() == [0] and valid.targets.tolist() == [3]
     assert valid.history(0).tolist() == [1, 2]
     assert test.targets.tolist() == [4] and test.history(0).tolist() == [1, 2, 3]
+    refit = corpus.split("train+valid")  # everything but the test item, targets none
+    assert refit.history(0).tolist() == [1, 2, 3] and refit.history(1).tolist() == [5, 6]
+    assert refit.targets is None and refit.users.tolist() == [0, 1]
 
 
 def test_left_pad_keeps_most_recent():

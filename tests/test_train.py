@@ -4,6 +4,8 @@ deterministic, runs under DDP, and refuses pickled files."""
 import json
 import socket
 
+import numpy as np
+import polars as pl
 import pytest
 import torch
 from planted import ddp_worker, planted_corpus, tiny_settings
@@ -11,6 +13,8 @@ from safetensors.torch import load_file
 
 from bert4rec.config import OptimSettings
 from bert4rec.data.batches import model_scorer
+from bert4rec.data.corpus import PrepareSettings, prepare
+from bert4rec.data.interactions import Interactions
 from bert4rec.errors import ModelDirError
 from bert4rec.evaluate import evaluate, train_item_counts
 from bert4rec.rundir import load_checkpoint, load_model
@@ -158,3 +162,46 @@ def test_time_budget_stops_after_the_first_epoch_past_it_and_keeps_the_best(corp
                  callback=lambda model, record: seen.append(record))
     assert result.finished and len(result.history) == 1 and result.test is not None
     assert [record["epoch"] for record in seen] == [1] and seen[0]["seconds"] > 0
+
+
+def late_item_corpus(n_users: int = 300) -> tuple:
+    """Cycle walks whose item Z (id 999) only ever comes last: as the validation item of the
+    even users and as the test item of the odd ones. Only a refit, which trains on validation
+    items, can learn that Z ends sequences; returns the corpus and the odd users' test rows."""
+    rng = np.random.default_rng(5)
+    cycle = rng.permutation(30) + 100
+    users, items, times = [], [], []
+    for user in range(n_users):
+        walk = cycle[(rng.integers(30) + np.arange(rng.integers(8, 14))) % 30].tolist()
+        walk += [999, walk[0]] if user % 2 == 0 else [walk[0], 999]
+        users += [user] * len(walk)
+        items += walk
+        times += list(range(len(walk)))
+    events = pl.DataFrame({"user": users, "item": items, "timestamp": times})
+    corpus = prepare(Interactions(events, None, "late"), PrepareSettings(min_rating=None))
+    odd = np.flatnonzero(corpus.user_ids % 2 == 1)
+    return corpus, odd
+
+
+def test_refit_trains_on_the_validation_items_for_the_chosen_epochs(tmp_path):
+    corpus, odd = late_item_corpus()
+    z = int(np.flatnonzero(corpus.item_ids == 999)[0]) + 1  # vocab index: ids shift past PAD
+    assert (corpus.split("train").flat != z).all() and (corpus.split("train+valid").flat == z).any()
+    settings = tiny_settings(epochs=4, **{"loop.refit": True, "optim.ema_decay": 0.5})
+    result = fit(corpus, settings, tmp_path / "refit", progress=False)
+    metrics = json.loads((tmp_path / "refit" / "metrics.json").read_text())
+    assert metrics["refit"]["epochs"] == result.best_epoch == metrics["best_epoch"]
+    assert metrics["test"] == result.test
+    assert metrics["refit"]["selected_test"] == result.selected_test != result.test
+    model, _ = load_model(tmp_path / "refit")
+    selected = load_file(tmp_path / "refit" / "checkpoints" / "selected.safetensors")
+    assert not torch.equal(selected["output_bias"], model.state_dict()["output_bias"])
+
+    def z_rank_share(weights):
+        model.load_state_dict(weights)
+        test = corpus.split("test")
+        scores = model_scorer(model, "cpu")(torch.from_numpy(test.padded(odd)))
+        return (scores.topk(10).indices == z).any(dim=1).float().mean().item()
+
+    assert z_rank_share(selected) < 0.1  # never a training target: Z stays at the bottom
+    assert z_rank_share(load_file(tmp_path / "refit" / "model.safetensors")) > 0.9

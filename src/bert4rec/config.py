@@ -122,6 +122,11 @@ class LoopSettings:
         "stop after the first epoch that ends past this many seconds (0: no limit); "
         "the best weights so far are kept",
     )
+    refit: bool = _f(
+        False,
+        "after choosing the epoch on validation, train afresh on the training and validation "
+        "items for that many epochs and keep those weights (test then scores the refit model)",
+    )
 
 
 SECTIONS: dict[str, type] = {
@@ -191,6 +196,8 @@ class Settings:
         if not 0 <= self.optim.ema_decay < 1:
             raise ValueError(f"optim.ema_decay must be in [0, 1), got {self.optim.ema_decay}")
         loop = self.loop
+        if not isinstance(loop.refit, bool):
+            raise ValueError(f"loop.refit must be true or false, got {loop.refit!r}")
         if loop.epochs < 1 or loop.batch_size < 1 or loop.eval_batch_size < 1 or loop.patience < 0:
             raise ValueError("loop: need epochs, batch_size, eval_batch_size >= 1, patience >= 0")
         if k.hidden % k.heads or k.max_len < 2:
@@ -200,7 +207,16 @@ class Settings:
         return self
 
 
-FIELD_TYPES: dict[str, type] = {"int": int, "float": float, "str": str}
+def parse_bool(text: str) -> bool:
+    """`true`/`false` (also yes/no, on/off, 1/0, any case) -> bool; anything else: ValueError."""
+    words = {"true": True, "yes": True, "on": True, "1": True,
+             "false": False, "no": False, "off": False, "0": False}
+    if text.strip().lower() not in words:
+        raise ValueError(f"expected true or false, got {text!r}")
+    return words[text.strip().lower()]
+
+
+FIELD_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": parse_bool}
 """Settings fields' annotations (strings under postponed evaluation) -> the type to parse into."""
 
 

@@ -75,9 +75,10 @@ class EvalReport:
         return {**head, **self.metrics}
 
 
-def train_item_counts(corpus: SequenceCorpus) -> np.ndarray:
-    """How often each vocab index occurs in the training part (sequences minus their last two)."""
-    return np.bincount(corpus.split("train").flat, minlength=corpus.vocab_size).astype(np.int64)
+def train_item_counts(corpus: SequenceCorpus, split: str = "train") -> np.ndarray:
+    """How often each vocab index occurs in a training split (by default sequences minus their
+    last two items)."""
+    return np.bincount(corpus.split(split).flat, minlength=corpus.vocab_size).astype(np.int64)
 
 
 def evaluate(

@@ -29,6 +29,8 @@ WEIGHTS = "model.safetensors"
 ITEMS = "items.parquet"
 METRICS = "metrics.json"
 CHECKPOINT = Path("checkpoints") / "last.pt"
+SELECTED = Path("checkpoints") / "selected.safetensors"
+"""With `loop.refit`: the weights chosen on validation, before the refit writes WEIGHTS."""
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ class FitResult:
     test: dict[str, Any] | None
     history: list[dict[str, float]] = field(default_factory=list)
     finished: bool = True
+    selected_test: dict[str, Any] | None = None
+    """With `loop.refit`: test figures of the selected weights before the refit replaced them."""
 
 
 @dataclass
@@ -149,9 +151,10 @@ def weight_average(model: BERT4Rec, optim: OptimSettings) -> AveragedModel | Non
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(optim.ema_decay))
 
 
-def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime) -> DataLoader:
-    """Shuffled, masked training batches of this process's shard of the windows."""
-    windows = WindowDataset(corpus.split("train"), settings.model.max_len,
+def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime,
+                split: str = "train") -> DataLoader:
+    """Shuffled, masked training batches of this process's shard of the windows of `split`."""
+    windows = WindowDataset(corpus.split(split), settings.model.max_len,
                             settings.masking.windows_per_sequence,
                             max_shift=settings.masking.window_shift, seed=settings.loop.seed)
     chunk_batches = 32 if settings.loop.batching == "bucket" else 1
@@ -237,6 +240,8 @@ def fit(
     from `out_dir/checkpoints/last.pt` (or starts afresh in `out_dir` if no epoch finished).
     `stop_after_epoch` ends this call after that epoch (the schedule still spans
     `settings.loop.epochs`), so a later `resume=True` carries on.
+    With `settings.loop.refit`, a second model then trains on everything but the test items for
+    the chosen number of epochs (`_refit`); its weights and test figures are the run's.
     `callback(model, record)` runs on rank 0 after each epoch with that epoch's record (loss,
     rate, validation metrics, seconds of this call so far); time spent in callbacks counts
     neither there nor against `loop.time_budget`.
@@ -245,11 +250,38 @@ def fit(
     out_dir = Path(out_dir)
     runtime = start_runtime(settings.loop.device)
     try:
-        return _fit(corpus, settings, out_dir, data or {}, resume, stop_after_epoch,
-                    progress, runtime, callback)
+        result = _fit(corpus, settings, out_dir, data or {}, resume, stop_after_epoch,
+                      progress, runtime, callback)
+        if result.finished and settings.loop.refit:
+            result = _refit(corpus, settings, out_dir, result, progress, runtime)
+        return result
     finally:
         if runtime.owns_group:
             dist.destroy_process_group()
+
+
+def _new_model(corpus: SequenceCorpus, settings: Settings, runtime: Runtime,
+               split: str) -> tuple[BERT4Rec, torch.Tensor]:
+    """A freshly initialised model starting at the item popularity of `split`, and the log
+    item frequencies [V] it started from."""
+    config = BERT4RecConfig(vocab_size=corpus.vocab_size, **settings.to_dict()["model"])
+    model = BERT4Rec(config).to(runtime.device)
+    log_frequency = log_item_frequency(torch.from_numpy(train_item_counts(corpus, split)))
+    log_frequency = log_frequency.to(runtime.device)
+    model.start_at_popularity(log_frequency)
+    return model, log_frequency
+
+
+def _run_epoch(trained: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+               settings: Settings, state: Progress, runtime: Runtime, show: bool, label: str,
+               item_log_q: torch.Tensor | None, average: AveragedModel | None) -> float:
+    """Re-cut the windows and batches for epoch `state.epoch`, then train one epoch under a bar."""
+    loader.dataset.set_epoch(state.epoch)
+    loader.batch_sampler.set_epoch(state.epoch, loader.dataset.lengths)
+    with tqdm(total=len(loader), desc=f"{label} {state.epoch}", unit="batch", leave=False,
+              disable=not (show and runtime.main)) as bar:
+        return train_epoch(trained, loader, optimizer, settings, state, runtime, bar,
+                           item_log_q, average)
 
 
 def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[str, Any],
@@ -257,11 +289,7 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
          callback: Callable[[BERT4Rec, dict[str, float]], None] | None) -> FitResult:
     torch.manual_seed(settings.loop.seed)
     loader = make_loader(corpus, settings, runtime)
-    config = BERT4RecConfig(vocab_size=corpus.vocab_size, **settings.to_dict()["model"])
-    model = BERT4Rec(config).to(runtime.device)
-    log_frequency = log_item_frequency(torch.from_numpy(train_item_counts(corpus)))
-    log_frequency = log_frequency.to(runtime.device)
-    model.start_at_popularity(log_frequency)
+    model, log_frequency = _new_model(corpus, settings, runtime, "train")
     optimizer = make_optimizer(model, settings.optim)
     average = weight_average(model, settings.optim)
     scored = model if average is None else average.module  # the weights that are validated
@@ -277,12 +305,8 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
     started, paused, out_of_time = time.monotonic(), 0.0, False  # paused: in callbacks
     while state.epoch < epochs_end and not _out_of_patience(state, settings) and not out_of_time:
         state.epoch += 1
-        loader.dataset.set_epoch(state.epoch)
-        loader.batch_sampler.set_epoch(state.epoch, loader.dataset.lengths)
-        with tqdm(total=len(loader), desc=f"epoch {state.epoch}", unit="batch", leave=False,
-                  disable=not (show and runtime.main)) as bar:
-            loss = train_epoch(trained, loader, optimizer, settings, state, runtime, bar,
-                               item_log_q, average)
+        loss = _run_epoch(trained, loader, optimizer, settings, state, runtime, show, "epoch",
+                          item_log_q, average)
         metrics, out_of_time = _validate_everywhere(scored, corpus, settings, runtime,
                                                     started + paused)
         train = {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
@@ -352,7 +376,7 @@ def _record_epoch(state: Progress, train: dict[str, float], metrics: dict[str, A
     if not runtime.main:
         return
     if improved:
-        rundir.save_weights(model, out_dir / rundir.WEIGHTS)
+        rundir.save_weights(model, out_dir / _selected_weights(settings))
     for key, number in train.items():
         writer.add_scalar(f"train/{key}", number, state.step)
     for key, number in numbers.items():
@@ -402,7 +426,8 @@ def _finish(out_dir: Path, model: BERT4Rec, corpus: SequenceCorpus, settings: Se
     """Reload the best weights; once training is over, rank 0 scores test, writes metrics.json."""
     if runtime.world > 1:
         dist.barrier()  # rank 0 has written the best weights
-    model.load_state_dict(load_file(str(out_dir / rundir.WEIGHTS), device=str(runtime.device)))
+    weights = out_dir / _selected_weights(settings)
+    model.load_state_dict(load_file(str(weights), device=str(runtime.device)))
     best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
     test = None
     if finished and runtime.main:
@@ -413,3 +438,43 @@ def _finish(out_dir: Path, model: BERT4Rec, corpus: SequenceCorpus, settings: Se
         rundir.write_json(out_dir / rundir.METRICS, metrics)
         logger.info("best epoch %d: valid %s, test %s", state.best_epoch, best, test)
     return FitResult(out_dir, model.eval(), state.best_epoch, best, test, state.history, finished)
+
+
+def _selected_weights(settings: Settings) -> Path:
+    """Where the weights chosen on validation live: the run's model, unless a refit follows."""
+    return rundir.SELECTED if settings.loop.refit else Path(rundir.WEIGHTS)
+
+
+def _refit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, selected: FitResult,
+           show: bool, runtime: Runtime) -> FitResult:
+    """Train afresh on the training and validation items for the selected number of epochs,
+    on the schedule that was validated (`loop.epochs` long), and keep those weights: the run's
+    model and test figures become the refit's. Nothing is validated: the validation items are
+    now training data. The selected model's test figures stay in `metrics.json` for comparison.
+    """
+    torch.manual_seed(settings.loop.seed)
+    loader = make_loader(corpus, settings, runtime, "train+valid")
+    model, log_frequency = _new_model(corpus, settings, runtime, "train+valid")
+    optimizer = make_optimizer(model, settings.optim)
+    average = weight_average(model, settings.optim)
+    trained = DistributedDataParallel(model) if runtime.world > 1 else model
+    item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
+    state, started, losses = Progress(), time.monotonic(), []
+    while state.epoch < selected.best_epoch:
+        state.epoch += 1
+        losses.append(_run_epoch(trained, loader, optimizer, settings, state, runtime, show,
+                                 "refit", item_log_q, average))
+        logger.info("refit epoch %d of %d: loss %.4f", state.epoch, selected.best_epoch,
+                    losses[-1])
+    scored = (model if average is None else average.module).eval()
+    if not runtime.main:
+        return replace(selected, model=scored, test=None)
+    rundir.save_weights(scored, out_dir / rundir.WEIGHTS)
+    test = validate(scored, corpus, runtime.device, settings.loop.eval_batch_size, "test")
+    metrics = json.loads((out_dir / rundir.METRICS).read_text())
+    metrics["test"] = test
+    metrics["refit"] = {"epochs": state.epoch, "seconds": time.monotonic() - started,
+                        "losses": losses, "selected_test": selected.test}
+    rundir.write_json(out_dir / rundir.METRICS, metrics)
+    logger.info("refit for %d epochs: test %s", state.epoch, test)
+    return replace(selected, model=scored, test=test, selected_test=selected.test)

@@ -23,11 +23,16 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     for name, section in SECTIONS.items():
         group = parser.add_argument_group(f"{name} settings", section.__doc__)
         for f in fields(section):
+            flag = "--" + f.name.replace("_", "-")
+            help = f"{f.metadata['help']} (default: the preset's)"
+            if f.type == "bool":  # --refit / --no-refit
+                group.add_argument(flag, dest=f"{name}.{f.name}", default=argparse.SUPPRESS,
+                                   action=argparse.BooleanOptionalAction, help=help)
+                continue
             group.add_argument(
-                "--" + f.name.replace("_", "-"), dest=f"{name}.{f.name}", type=FIELD_TYPES[f.type],
+                flag, dest=f"{name}.{f.name}", type=FIELD_TYPES[f.type],
                 choices=f.metadata.get("choices"), default=argparse.SUPPRESS,
-                metavar=None if f.metadata.get("choices") else f.name.upper(),
-                help=f"{f.metadata['help']} (default: the preset's)",
+                metavar=None if f.metadata.get("choices") else f.name.upper(), help=help,
             )
 
 
@@ -57,6 +62,10 @@ def run_train(args: argparse.Namespace) -> int:
           f"{settings.loop.metric} (full ranking, seen items excluded)")
     keys = ("NDCG@10", "HR@10", "MRR")
     print("valid: " + ", ".join(f"{k} {result.valid[k]:.4f}" for k in keys))
+    if result.selected_test is not None:
+        print("test (selected weights): "
+              + ", ".join(f"{k} {result.selected_test[k]:.4f}" for k in keys))
+        print(f"refit for {result.best_epoch} epochs on the training and validation items")
     if result.test is not None:
         print("test:  " + ", ".join(f"{k} {result.test[k]:.4f}" for k in keys))
     return 0

@@ -22,7 +22,7 @@ from bert4rec.data.interactions import Interactions
 from bert4rec.errors import DataError
 
 FORMAT_VERSION = 1
-SPLITS = ("train", "valid", "test")
+SPLITS = ("train", "valid", "test", "train+valid")
 
 
 @dataclass(frozen=True)
@@ -130,19 +130,21 @@ class SequenceCorpus:
         """Leave-one-out: last item = test target, second last = valid target, the rest = train.
 
         Users with fewer than 3 items cannot be evaluated: their whole sequence is training data
-        and they are left out of `valid` and `test`.
+        and they are left out of `valid` and `test`. `train+valid` is the training part plus
+        each validation item (everything but the test item), for a refit once the epoch is chosen.
         """
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
         lengths = self.lengths
         evaluable = lengths >= 3
-        holdout = {"train": 2, "valid": 2, "test": 1}[name]
-        users = np.arange(self.n_users) if name == "train" else np.flatnonzero(evaluable)
+        holdout = {"train": 2, "valid": 2, "test": 1, "train+valid": 1}[name]
+        training = name.startswith("train")
+        users = np.arange(self.n_users) if training else np.flatnonzero(evaluable)
         keep = lengths[users] - np.where(evaluable[users], holdout, 0)
         starts = self.offsets[users]
         flat = self.items_flat[_ranges(starts, keep)]
         offsets = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
-        targets = None if name == "train" else self.items_flat[starts + keep]
+        targets = None if training else self.items_flat[starts + keep]
         return Split(name, users, flat, offsets, targets)
 
     def statistics(self) -> dict[str, float | int | str]:
