@@ -23,7 +23,8 @@ from bert4rec.config import preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 from bert4rec.model import BERT4Rec, BERT4RecConfig, flops_per_sequence
-from bert4rec.train import Runtime, make_loader, make_optimizer, pick_device, train_step
+from bert4rec.runtime import Runtime, pick_device
+from bert4rec.train import make_loader, make_optimizer, train_step
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -39,7 +39,8 @@ from bert4rec.config import (
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
 from bert4rec.model import BERT4Rec, BERT4RecConfig
-from bert4rec.train import Runtime, fit, make_loader, make_optimizer, train_step
+from bert4rec.runtime import Runtime
+from bert4rec.train import fit, make_loader, make_optimizer, train_step
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "out"

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -36,6 +34,8 @@ from bert4rec.errors import ModelDirError
 from bert4rec.evaluate import evaluate, train_item_counts
 from bert4rec.losses import cloze_loss, log_item_frequency
 from bert4rec.model import BERT4Rec, BERT4RecConfig
+from bert4rec.runtime import Runtime, start_runtime
+from bert4rec.train_state import Progress, restore_state, save_state
 
 logger = logging.getLogger(__name__)
 
@@ -57,32 +57,6 @@ class FitResult:
     """With `loop.refit`: test figures of the selected weights before the refit replaced them."""
 
 
-@dataclass
-class Runtime:
-    """Where this process runs and its place among DDP processes (rank 0 of 1 when alone)."""
-
-    device: torch.device
-    rank: int = 0
-    world: int = 1
-    owns_group: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-@dataclass
-class Progress:
-    """The training state that a checkpoint carries beyond the weights and optimiser."""
-
-    epoch: int = 0
-    step: int = 0
-    best: float = -math.inf
-    best_epoch: int = 0
-    bad_epochs: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
-
-
 def learning_rate(optim: OptimSettings, step: int, steps_per_epoch: int, total_steps: int) -> float:
     """The rate for optimiser step `step` (0-based): constant, step decay by epoch, or warm-up
     then linear decay to zero at `total_steps`."""
@@ -94,35 +68,6 @@ def learning_rate(optim: OptimSettings, step: int, steps_per_epoch: int, total_s
             return optim.lr * (step + 1) / warmup
         return optim.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
     return optim.lr
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """`auto` picks CUDA (this process's GPU under DDP), then Apple MPS, then the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        name = "mps" if torch.backends.mps.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    return device
-
-
-def start_runtime(device_name: str) -> Runtime:
-    """Join the process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(device_name, local_rank)
-    if world == 1:
-        return Runtime(device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    owns = not dist.is_initialized()
-    if owns:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Runtime(device, rank, world, owns)
 
 
 def validate(model: BERT4Rec, corpus: SequenceCorpus, device: torch.device, batch_size: int,
@@ -295,7 +240,7 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
     scored = model if average is None else average.module  # the weights that are validated
     state = Progress()
     if resume and (out_dir / rundir.CHECKPOINT).is_file():
-        state = _restore(out_dir, model, optimizer, loader, settings, average)
+        state = restore_state(out_dir, model, optimizer, loader, settings, average)
     elif runtime.main:  # a run stopped before its first checkpoint starts again
         _start_run_dir(out_dir, corpus, model, data, settings, replace=resume)
     trained = DistributedDataParallel(model) if runtime.world > 1 else model
@@ -316,7 +261,7 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
             callback(scored, {**state.history[-1], "seconds": entered - started - paused})
             paused += time.monotonic() - entered
         if runtime.main:
-            _save_checkpoint(out_dir, model, optimizer, loader, settings, state, average)
+            save_state(out_dir, model, optimizer, loader, settings, state, average)
     if writer is not None:
         writer.close()
     finished = (state.epoch >= settings.loop.epochs or _out_of_patience(state, settings)
@@ -383,42 +328,6 @@ def _record_epoch(state: Progress, train: dict[str, float], metrics: dict[str, A
         writer.add_scalar(f"valid/{key}", number, state.step)
     logger.info("epoch %d: loss %.4f, valid %s %.4f%s", state.epoch, train["loss"],
                 settings.loop.metric, value, " (best)" if improved else "")
-
-
-def _save_checkpoint(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
-                     loader: DataLoader, settings: Settings, state: Progress,
-                     average: AveragedModel | None) -> None:
-    """Everything needed to carry on exactly: weights, optimiser, progress, RNG states, settings."""
-    checkpoint = {
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "progress": {k: v for k, v in vars(state).items()},
-        "rng": {"torch": torch.get_rng_state(), "masking": loader.collate_fn.generator.get_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-        "settings": settings.to_dict(),
-        "average": average.state_dict() if average is not None else {},
-    }
-    rundir.save_checkpoint(out_dir / rundir.CHECKPOINT, checkpoint)
-
-
-def _restore(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
-             loader: DataLoader, settings: Settings, average: AveragedModel | None) -> Progress:
-    """Load `checkpoints/last.pt` into the model, optimiser and RNGs; the settings must match."""
-    checkpoint = rundir.load_checkpoint(out_dir / rundir.CHECKPOINT)
-    saved, now = dict(checkpoint["settings"]), settings.to_dict()
-    saved["loop"] = {**saved["loop"], "device": now["loop"]["device"]}
-    if saved != now:
-        changed = sorted(f"{s}.{k}" for s in now for k in now[s] if saved[s].get(k) != now[s][k])
-        raise ModelDirError(f"{out_dir}: cannot resume with changed settings {changed}")
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    if average is not None:
-        average.load_state_dict(checkpoint["average"])
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-    loader.collate_fn.generator.set_state(checkpoint["rng"]["masking"])
-    if checkpoint["rng"]["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
-    logger.info("resuming %s after epoch %d", out_dir, checkpoint["progress"]["epoch"])
-    return Progress(**checkpoint["progress"])
 
 
 def _finish(out_dir: Path, model: BERT4Rec, corpus: SequenceCorpus, settings: Settings,

@@ -1,0 +1,70 @@
+"""The state of a training run between epochs: `Progress`, and `checkpoints/last.pt`, which
+carries it with the weights, optimiser, weight average and RNG states so a resumed run goes on
+exactly as an uninterrupted one would. Saved and loaded without pickling (`rundir`)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.optim.swa_utils import AveragedModel
+from torch.utils.data import DataLoader
+
+from bert4rec import rundir
+from bert4rec.config import Settings
+from bert4rec.errors import ModelDirError
+from bert4rec.model import BERT4Rec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """The training state that a checkpoint carries beyond the weights and optimiser."""
+
+    epoch: int = 0
+    step: int = 0
+    best: float = -math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def save_state(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
+               loader: DataLoader, settings: Settings, state: Progress,
+               average: AveragedModel | None) -> None:
+    """Everything needed to carry on exactly: weights, optimiser, progress, RNG states, settings."""
+    checkpoint = {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "progress": {k: v for k, v in vars(state).items()},
+        "rng": {"torch": torch.get_rng_state(), "masking": loader.collate_fn.generator.get_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        "settings": settings.to_dict(),
+        "average": average.state_dict() if average is not None else {},
+    }
+    rundir.save_checkpoint(out_dir / rundir.CHECKPOINT, checkpoint)
+
+
+def restore_state(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
+                  loader: DataLoader, settings: Settings,
+                  average: AveragedModel | None) -> Progress:
+    """Load `checkpoints/last.pt` into the model, optimiser and RNGs; the settings must match."""
+    checkpoint = rundir.load_checkpoint(out_dir / rundir.CHECKPOINT)
+    saved, now = dict(checkpoint["settings"]), settings.to_dict()
+    saved["loop"] = {**saved["loop"], "device": now["loop"]["device"]}
+    if saved != now:
+        changed = sorted(f"{s}.{k}" for s in now for k in now[s] if saved[s].get(k) != now[s][k])
+        raise ModelDirError(f"{out_dir}: cannot resume with changed settings {changed}")
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    if average is not None:
+        average.load_state_dict(checkpoint["average"])
+    torch.set_rng_state(checkpoint["rng"]["torch"])
+    loader.collate_fn.generator.set_state(checkpoint["rng"]["masking"])
+    if checkpoint["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+    logger.info("resuming %s after epoch %d", out_dir, checkpoint["progress"]["epoch"])
+    return Progress(**checkpoint["progress"])
