@@ -118,6 +118,22 @@ def test_last_item_samples_mask_only_the_final_item():
     assert torch.equal(labels[rows, -1], items[rows, -1])
 
 
+def test_last_item_prefixes_predict_the_next_item_of_a_random_prefix():
+    items = random_batch(rows=2000, width=6, shortest=1)
+    inputs, labels = masked(items, last_item_share=1.0, last_item_prefix=0.5)
+    n = (items != 0).sum(dim=1)
+    dropped = n - (inputs != 0).sum(dim=1)  # items cut from the end of each row
+    assert torch.equal((labels != 0).sum(dim=1), torch.ones(len(items), dtype=torch.long))
+    assert (inputs[:, -1] == MASK).all() and (dropped <= (n - 2).clamp(min=0)).all()
+    for row in range(len(items)):
+        kept = items[row, : items.shape[1] - int(dropped[row])]
+        assert torch.equal(inputs[row, -len(kept) :][:-1], kept[:-1])  # the prefix, in place
+        assert labels[row, -1] == kept[-1]  # the item right after it is the target
+    full = n == 6  # half of these rows are cut, by 0..4 items with equal chance
+    assert abs((dropped[full] > 0).float().mean() - 0.5 * 0.8) < 0.05
+    assert set(dropped[full].tolist()) == {0, 1, 2, 3, 4}
+
+
 def test_masking_is_reproducible_from_the_generator():
     items = random_batch(100)
     collate = ClozeCollate(MaskingSettings(), MASK)

@@ -47,6 +47,11 @@ class MaskingSettings:
         0.0,
         "share of training samples that mask only their final item (Petrov & Macdonald 2022)",
     )
+    last_item_prefix: float = _f(
+        0.0,
+        "chance that a last-item sample first drops a random number of its newest items, so it "
+        "predicts the next item of a random prefix (varied next-item targets, as in SASRec)",
+    )
     windows_per_sequence: int = _f(
         1,
         "windows of max_len items cut from the end of each long sequence",
@@ -189,6 +194,10 @@ class Settings:
         if not 0 < m.mask_prob <= 1 or m.mask_token_share + m.random_token_share > 1:
             raise ValueError(
                 "masking: need 0 < mask_prob <= 1 and mask_token_share + random_token_share <= 1"
+            )
+        if not 0 <= m.last_item_prefix <= 1:
+            raise ValueError(
+                f"masking.last_item_prefix must be in [0, 1], got {m.last_item_prefix}"
             )
         if not 0 <= m.last_item_share <= 1 or m.windows_per_sequence < 1 or m.window_shift < 0:
             raise ValueError("masking: need 0 <= last_item_share <= 1, windows_per_sequence >= 1"

@@ -93,7 +93,9 @@ def cloze_mask(
     Each non-padding position is a target with probability `mask_prob` (at least one per row);
     a target becomes [MASK] (share `mask_token_share`), a random item (`random_token_share`) or
     stays. A share `last_item_share` of rows instead hide only their final item, always as
-    [MASK]. `labels` holds the true item at targets and 0 elsewhere.
+    [MASK]; a share `last_item_prefix` of those first drop their newest 0..n-2 items (uniform),
+    so they predict the next item of a random prefix. `labels` holds the true item at targets
+    and 0 elsewhere.
     """
     real = items != PAD  # [B, T]
     b, t = items.shape
@@ -106,6 +108,9 @@ def cloze_mask(
     pick = torch.where(real, uniform(b, t), -1.0).argmax(dim=1)  # [B]
     targets[empty, pick[empty]] = True
     last_only = uniform(b) < masking.last_item_share  # [B]
+    if masking.last_item_prefix > 0:
+        cut = last_only & (uniform(b) < masking.last_item_prefix)
+        items, real = _drop_newest(items, cut, uniform(b))
     targets[last_only] = False
     targets[last_only, -1] = True
 
@@ -116,6 +121,18 @@ def cloze_mask(
     inputs = torch.where(to_mask, mask_token, torch.where(to_random, random_items, items))
     labels = torch.where(targets, items, PAD)
     return inputs, labels
+
+
+def _drop_newest(items: torch.Tensor, rows: torch.Tensor,
+                 draw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift the chosen `rows` of a left-padded batch [B, T] right by a uniform number of items
+    in 0..n-2 (`draw` in [0, 1) per row; n real items), padding on the left: the row ends on
+    the item before the dropped ones and keeps at least two. Returns the batch and its mask."""
+    n = (items != PAD).sum(dim=1)  # [B]
+    drop = torch.where(rows, (draw * (n - 1).clamp(min=1)).long(), 0)  # [B]
+    source = torch.arange(items.shape[1], device=items.device) - drop[:, None]  # [B, T]
+    shifted = torch.where(source >= 0, items.gather(1, source.clamp(min=0)), PAD)
+    return shifted, shifted != PAD
 
 
 class ClozeCollate:
