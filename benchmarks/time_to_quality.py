@@ -61,20 +61,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the preset's epochs")
     parser.add_argument("--set", nargs="*", default=[], help="section.field=value changes")
     parser.add_argument("--name", default="time_to_quality")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (bf16 autocast)")
     args = parser.parse_args()
     if not args.data_dir:
         parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
     restart_under_jemalloc(TRAINING_CONF)  # as `bert4rec train` does (allocator.py)
     corpus = load_corpus(Path(args.data_dir) / "ml-1m" / "ml-1m.txt",
                          PrepareSettings(min_rating=None, min_user_interactions=0))
-    changes = {"loop.time_budget": args.budget, "loop.device": "cpu", **parse_overrides(args.set)}
+    changes = {"loop.time_budget": args.budget, "loop.device": args.device,
+               **parse_overrides(args.set)}
     if args.epochs:
         changes["loop.epochs"] = args.epochs
     settings = preset(args.preset).override(changes)
     rows: list[dict] = []
 
     def record(model, epoch: dict) -> None:
-        test = evaluate(model_scorer(model, "cpu"), corpus, "test", ks=(10,), batch_size=512)
+        test = evaluate(model_scorer(model, args.device), corpus, "test", ks=(10,), batch_size=512)
         model.train()
         rows.append({"epoch": epoch["epoch"], "train_seconds": round(epoch["seconds"], 1),
                      "loss": epoch["loss"], "valid_NDCG@10": epoch["NDCG@10"],
@@ -89,6 +91,7 @@ def main() -> None:
     reached = next((r["train_seconds"] for r in rows if r["test_NDCG@10"] >= PUBLISHED), None)
     report = {
         "preset": args.preset, "settings": settings.to_dict(), "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(args.device) if args.device != "cpu" else "cpu",
         "malloc": os.environ.get("BERT4REC_MALLOC", "system"),
         "machine": platform.platform(), "processor": platform.processor(),
         "best_epoch": result.best_epoch, "selected_test": result.test,
@@ -96,8 +99,8 @@ def main() -> None:
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(rows, OUT / f"{args.name}.png",
-         f"BERT4Rec ({args.preset}) on ML-1M, {torch.get_num_threads()} CPU threads")
+    where = report["device"] if args.device != "cpu" else f"{torch.get_num_threads()} CPU threads"
+    plot(rows, OUT / f"{args.name}.png", f"BERT4Rec ({args.preset}) on ML-1M, {where}")
     print(f"selected (best valid) epoch {result.best_epoch}: test NDCG@10 "
           f"{result.test['NDCG@10']:.4f}; reached {PUBLISHED} after: {reached} s")
 
