@@ -44,7 +44,8 @@ def tiny_settings(epochs: int = 5, **changes):
 
 
 def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    """One process of a CPU DDP run (gloo); saves its final weights as rank<N>.safetensors."""
+    """One process of a CPU DDP run (gloo) with a refit; saves its final weights (the refit
+    model's) as rank<N>.safetensors."""
     import os
     from pathlib import Path
 
@@ -56,6 +57,7 @@ def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    result = fit(planted_corpus(n_users=500), tiny_settings(epochs=4), out_dir, progress=False)
+    settings = tiny_settings(epochs=4, **{"loop.refit": True})
+    result = fit(planted_corpus(n_users=500), settings, out_dir, progress=False)
     state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
     save_file(state, str(Path(out_dir).parent / f"rank{rank}.safetensors"))

@@ -115,7 +115,7 @@ def test_with_a_weight_average_the_average_is_validated_and_kept(corpus, tmp_pat
     assert valid_ndcg(checkpoint["model"]) != pytest.approx(result.history[-1]["NDCG@10"])
 
 
-def test_two_process_ddp_on_cpu_trains_and_ranks_agree(tmp_path):
+def test_two_process_ddp_on_cpu_trains_refits_and_ranks_agree(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -124,6 +124,9 @@ def test_two_process_ddp_on_cpu_trains_and_ranks_agree(tmp_path):
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["valid"]["HR@10"] > 0.5  # popularity is near 0.25 here
+    kept = load_file(tmp_path / "run" / "model.safetensors")  # rank 0 wrote the refit model
+    assert all(torch.equal(kept[k], rank0[k]) for k in kept)
+    assert metrics["refit"]["epochs"] == metrics["best_epoch"] and metrics["test"]["HR@10"] > 0.5
 
 
 def test_pickled_or_mismatched_weights_are_refused(trained, tmp_path):
