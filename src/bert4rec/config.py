@@ -220,9 +220,10 @@ def parse_bool(text: str) -> bool:
     """`true`/`false` (also yes/no, on/off, 1/0, any case) -> bool; anything else: ValueError."""
     words = {"true": True, "yes": True, "on": True, "1": True,
              "false": False, "no": False, "off": False, "0": False}
-    if text.strip().lower() not in words:
+    word = text.strip().lower()
+    if word not in words:
         raise ValueError(f"expected true or false, got {text!r}")
-    return words[text.strip().lower()]
+    return words[word]
 
 
 FIELD_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": parse_bool}

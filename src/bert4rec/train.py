@@ -205,16 +205,35 @@ def fit(
             dist.destroy_process_group()
 
 
-def _new_model(corpus: SequenceCorpus, settings: Settings, runtime: Runtime,
-               split: str) -> tuple[BERT4Rec, torch.Tensor]:
-    """A freshly initialised model starting at the item popularity of `split`, and the log
-    item frequencies [V] it started from."""
+@dataclass
+class _Start:
+    """A fresh training run of one split, initialised from the seed: its loader, the model
+    (output bias at that split's item popularity), optimiser, weight average and, for the
+    in-batch sampled softmax, the log item frequencies."""
+
+    loader: DataLoader
+    model: BERT4Rec
+    optimizer: torch.optim.Optimizer
+    average: AveragedModel | None
+    item_log_q: torch.Tensor | None
+
+    @property
+    def scored(self) -> BERT4Rec:
+        """The weights that are validated and kept: the average where there is one."""
+        return self.model if self.average is None else self.average.module
+
+
+def _start(corpus: SequenceCorpus, settings: Settings, runtime: Runtime, split: str) -> _Start:
+    torch.manual_seed(settings.loop.seed)
+    loader = make_loader(corpus, settings, runtime, split)
     config = BERT4RecConfig(vocab_size=corpus.vocab_size, **settings.to_dict()["model"])
     model = BERT4Rec(config).to(runtime.device)
     log_frequency = log_item_frequency(torch.from_numpy(train_item_counts(corpus, split)))
     log_frequency = log_frequency.to(runtime.device)
     model.start_at_popularity(log_frequency)
-    return model, log_frequency
+    return _Start(loader, model, make_optimizer(model, settings.optim),
+                  weight_average(model, settings.optim),
+                  log_frequency if settings.optim.loss == "in-batch" else None)
 
 
 def _run_epoch(trained: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
@@ -232,12 +251,9 @@ def _run_epoch(trained: torch.nn.Module, loader: DataLoader, optimizer: torch.op
 def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[str, Any],
          resume: bool, stop_after_epoch: int | None, show: bool, runtime: Runtime,
          callback: Callable[[BERT4Rec, dict[str, float]], None] | None) -> FitResult:
-    torch.manual_seed(settings.loop.seed)
-    loader = make_loader(corpus, settings, runtime)
-    model, log_frequency = _new_model(corpus, settings, runtime, "train")
-    optimizer = make_optimizer(model, settings.optim)
-    average = weight_average(model, settings.optim)
-    scored = model if average is None else average.module  # the weights that are validated
+    start = _start(corpus, settings, runtime, "train")
+    loader, model, optimizer, average = start.loader, start.model, start.optimizer, start.average
+    scored, item_log_q = start.scored, start.item_log_q
     state = Progress()
     if resume and (out_dir / rundir.CHECKPOINT).is_file():
         state = restore_state(out_dir, model, optimizer, loader, settings, average)
@@ -245,7 +261,6 @@ def _fit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, data: dict[s
         _start_run_dir(out_dir, corpus, model, data, settings, replace=resume)
     trained = DistributedDataParallel(model) if runtime.world > 1 else model
     writer = _tensorboard(out_dir, state.step) if runtime.main else None
-    item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
     epochs_end = min(settings.loop.epochs, stop_after_epoch or settings.loop.epochs)
     started, paused, out_of_time = time.monotonic(), 0.0, False  # paused: in callbacks
     while state.epoch < epochs_end and not _out_of_patience(state, settings) and not out_of_time:
@@ -361,21 +376,17 @@ def _refit(corpus: SequenceCorpus, settings: Settings, out_dir: Path, selected: 
     model and test figures become the refit's. Nothing is validated: the validation items are
     now training data. The selected model's test figures stay in `metrics.json` for comparison.
     """
-    torch.manual_seed(settings.loop.seed)
-    loader = make_loader(corpus, settings, runtime, "train+valid")
-    model, log_frequency = _new_model(corpus, settings, runtime, "train+valid")
-    optimizer = make_optimizer(model, settings.optim)
-    average = weight_average(model, settings.optim)
+    start = _start(corpus, settings, runtime, "train+valid")
+    loader, model, optimizer, average = start.loader, start.model, start.optimizer, start.average
     trained = DistributedDataParallel(model) if runtime.world > 1 else model
-    item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
     state, started, losses = Progress(), time.monotonic(), []
     while state.epoch < selected.best_epoch:
         state.epoch += 1
         losses.append(_run_epoch(trained, loader, optimizer, settings, state, runtime, show,
-                                 "refit", item_log_q, average))
+                                 "refit", start.item_log_q, average))
         logger.info("refit epoch %d of %d: loss %.4f", state.epoch, selected.best_epoch,
                     losses[-1])
-    scored = (model if average is None else average.module).eval()
+    scored = start.scored.eval()
     if not runtime.main:
         return replace(selected, model=scored, test=None)
     rundir.save_weights(scored, out_dir / rundir.WEIGHTS)

@@ -110,7 +110,7 @@ def cloze_mask(
     last_only = uniform(b) < masking.last_item_share  # [B]
     if masking.last_item_prefix > 0:
         cut = last_only & (uniform(b) < masking.last_item_prefix)
-        items, real = _drop_newest(items, cut, uniform(b))
+        items = _drop_newest(items, real.sum(dim=1), cut, uniform(b))
     targets[last_only] = False
     targets[last_only, -1] = True
 
@@ -123,16 +123,14 @@ def cloze_mask(
     return inputs, labels
 
 
-def _drop_newest(items: torch.Tensor, rows: torch.Tensor,
-                 draw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _drop_newest(items: torch.Tensor, n: torch.Tensor, rows: torch.Tensor,
+                 draw: torch.Tensor) -> torch.Tensor:
     """Shift the chosen `rows` of a left-padded batch [B, T] right by a uniform number of items
-    in 0..n-2 (`draw` in [0, 1) per row; n real items), padding on the left: the row ends on
-    the item before the dropped ones and keeps at least two. Returns the batch and its mask."""
-    n = (items != PAD).sum(dim=1)  # [B]
+    in 0..n-2 (`draw` in [0, 1) per row; `n` [B] real items), padding on the left: the row ends
+    on the item before the dropped ones and keeps at least two."""
     drop = torch.where(rows, (draw * (n - 1).clamp(min=1)).long(), 0)  # [B]
     source = torch.arange(items.shape[1], device=items.device) - drop[:, None]  # [B, T]
-    shifted = torch.where(source >= 0, items.gather(1, source.clamp(min=0)), PAD)
-    return shifted, shifted != PAD
+    return torch.where(source >= 0, items.gather(1, source.clamp(min=0)), PAD)
 
 
 class ClozeCollate:
