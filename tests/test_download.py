@@ -21,6 +21,7 @@ class Server:
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
+        self.redirects: dict[str, str] = {}  # file name -> Location of a 302
         self.requests: list[str] = []
         self.cut_after: int | None = None
         server = self
@@ -28,6 +29,12 @@ class Server:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.requests.append(self.path)
+                moved = server.redirects.get(self.path.rsplit("/", 1)[-1])
+                if moved is not None:
+                    self.send_response(302)
+                    self.send_header("Location", moved)
+                    self.end_headers()
+                    return
                 body = server.files.get(self.path.rsplit("/", 1)[-1])
                 if body is None:
                     self.send_error(404)
@@ -115,9 +122,12 @@ def test_truncated_zip_with_matching_digest_is_rejected(server, monkeypatch, tmp
     whole = write_release("ml-100k", tmp_path / "build", as_zip=True).read_bytes()
     publish(server, monkeypatch, tmp_path, body=whole[: len(whole) // 2])
     root = tmp_path / "data"
-    with pytest.raises(DataError, match="damaged"):
+    with pytest.raises(DataError, match="damaged") as err:
         download.download("ml-100k", root, progress=False)
     assert leftovers(root) == []
+    message = str(err.value)  # names the URL, not the temporary .part file already deleted
+    assert message.startswith(server.url + "ml-100k.zip: ") and ".part" not in message
+    assert "the download was deleted" in message
 
 
 def test_unverifiable_release_warns_and_still_installs(server, monkeypatch, tmp_path):
@@ -178,3 +188,38 @@ def test_unwritable_data_dir_says_pass_data_dir(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(DataError, match=r"cannot write there.*pass --data-dir"):
         download.download("ml-1m", blocker / "data", progress=False)
+
+
+def test_a_redirect_may_not_leave_https(server, monkeypatch, tmp_path):
+    """Issue 14: a loopback http mirror redirecting to another plain-http host is refused
+    before anything is fetched there; from loopback to loopback is the test mirror's right."""
+    publish(server, monkeypatch, tmp_path)
+    server.files["moved.zip"] = server.files.pop("ml-100k.zip")
+    server.redirects["ml-100k.zip"] = "http://example.invalid/datasets/moved.zip"
+    root = tmp_path / "data"
+    with pytest.raises(DataError, match=r"redirected to http://example\.invalid/datasets/moved"
+                                        r"\.zip; refusing to follow a redirect that leaves https"):
+        download.download("ml-100k", root, progress=False)
+    assert leftovers(root) == []
+    server.redirects["ml-100k.zip"] = server.url + "moved.zip"
+    assert download.download("ml-100k", root, progress=False) == root / "ml-100k"
+    assert server.requests[-2:] == ["/datasets/ml-100k.zip", "/datasets/moved.zip"]
+
+
+def test_a_folder_bert4rec_did_not_create_is_never_replaced(server, monkeypatch, tmp_path):
+    """Issue 14: an unrecognised ml-latest/ holding the user's files is refused by name, before
+    any download; a folder an earlier download made (it has the marker) is replaced."""
+    publish(server, monkeypatch, tmp_path, "ml-latest", digests=False)
+    root = tmp_path / "data"
+    mine = root / "ml-latest"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("my own notes")
+    with pytest.raises(DataError, match=rf"{mine}: already exists and is not a release that "
+                                        r"bert4rec downloaded.*move or rename it"):
+        download.download("ml-latest", root, progress=False)
+    assert (mine / "notes.txt").read_text() == "my own notes" and server.requests == []
+    (mine / "notes.txt").unlink()
+    (mine / download.MARKER).write_text("{}")  # a download that was damaged after the fact
+    with pytest.warns(UserWarning, match="could not be verified"):
+        assert download.download("ml-latest", root, progress=False) == mine
+    assert movielens.detect(mine)[0] is movielens.CSV

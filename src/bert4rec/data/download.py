@@ -3,8 +3,9 @@
 The zip is streamed into a temporary name beside its destination with a progress bar, its
 digests are checked against the release table, and only then is it renamed and extracted
 (into a staging folder, renamed into place at the end). An interrupted or failed download
-therefore never leaves anything that looks complete. Only https is used; plain http is
-accepted for loopback hosts alone, so tests can serve archives from 127.0.0.1.
+therefore never leaves anything that looks complete. Only https is used, redirects included;
+plain http is accepted for a loopback mirror alone (redirecting only to loopback), so tests can
+serve archives from 127.0.0.1. A folder in the way is replaced only if a download made it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import urllib.parse
 import urllib.request
 import warnings
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
@@ -32,6 +34,7 @@ from bert4rec.errors import ChecksumError, DataError
 BASE_URL_ENV = "BERT4REC_MOVIELENS_URL"
 MARKER = ".bert4rec-download.json"
 CHUNK = 1 << 20
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 logger = logging.getLogger(__name__)
 
 
@@ -57,6 +60,7 @@ def download(
         return final
     url = entry.url(base_url or os.environ.get(BASE_URL_ENV))
     _check_scheme(url)
+    _check_replaceable(final)
     try:
         root.mkdir(parents=True, exist_ok=True)
         (root / f".{name}.write-test").touch()
@@ -68,7 +72,7 @@ def download(
     archive = _fetch(url, root / entry.filename, progress, timeout)
     try:
         digests = _verify(entry, url, archive, root / entry.filename)
-        _extract(archive, final, entry)
+        _extract(archive, final, entry, url)
         (final / MARKER).write_text(json.dumps({"url": url, **digests}, indent=2))
     finally:
         archive.unlink(missing_ok=True)
@@ -77,12 +81,43 @@ def download(
 
 def _check_scheme(url: str) -> None:
     parsed = urllib.parse.urlparse(url)
-    loopback = parsed.hostname in ("127.0.0.1", "localhost", "::1")
+    loopback = parsed.hostname in LOOPBACK
     if parsed.scheme != "https" and not (parsed.scheme == "http" and loopback):
         raise DataError(
             f"{url}: refusing to download over {parsed.scheme or 'no scheme'}; "
             f"use an https URL (set {BASE_URL_ENV} or --base-url)"
         )
+
+
+def _check_replaceable(final: Path) -> None:
+    """Refuse to go on when `final` is in the way and was not made by a download: the user's
+    files are never deleted. An empty folder, or one with our marker, may be replaced."""
+    if not final.exists() and not final.is_symlink():
+        return
+    folder = final.is_dir() and not final.is_symlink()
+    if folder and ((final / MARKER).is_file() or not any(final.iterdir())):
+        return
+    raise DataError(
+        f"{final}: already exists and is not a release that bert4rec downloaded (no {MARKER} "
+        "in it); bert4rec does not delete what it did not create: move or rename it, or pass "
+        "--data-dir with another folder"
+    )
+
+
+class _HttpsRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to https, or from a loopback http mirror to loopback http."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        target = urllib.parse.urlparse(newurl)
+        loopback = urllib.parse.urlparse(req.full_url).hostname in LOOPBACK
+        if target.scheme != "https" and not (
+            loopback and target.scheme == "http" and target.hostname in LOOPBACK
+        ):
+            raise DataError(
+                f"{req.full_url}: redirected to {newurl}; refusing to follow a redirect that "
+                "leaves https. Use a mirror that serves the file over https"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _fetch(url: str, destination: Path, progress: bool, timeout: float) -> Path:
@@ -94,7 +129,7 @@ def _fetch(url: str, destination: Path, progress: bool, timeout: float) -> Path:
     try:
         with (
             open(descriptor, "wb") as handle,
-            urllib.request.urlopen(url, timeout=timeout) as response,
+            urllib.request.build_opener(_HttpsRedirects).open(url, timeout=timeout) as response,
         ):
             total = int(response.headers.get("Content-Length") or 0) or None
             received = 0
@@ -158,7 +193,7 @@ def _verify(
     return actual
 
 
-def safe_members(archive: zipfile.ZipFile, where: Path) -> list[zipfile.ZipInfo]:
+def safe_members(archive: zipfile.ZipFile, where: Path | str) -> list[zipfile.ZipInfo]:
     """The members of a zip, refusing absolute paths, '..', drive letters and symlinks."""
     members = archive.infolist()
     for info in members:
@@ -177,25 +212,28 @@ def safe_members(archive: zipfile.ZipFile, where: Path) -> list[zipfile.ZipInfo]
     return members
 
 
-def _extract(path: Path, final: Path, entry: movielens.Release) -> None:
-    """Extract into a staging folder, then rename the release folder to `final`."""
+def _extract(path: Path, final: Path, entry: movielens.Release, url: str) -> None:
+    """Extract into a staging folder, then rename the release folder to `final`. Errors name
+    the URL: `path` is a temporary file, deleted when the download fails."""
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".extract", dir=final.parent))
+    again = f"the download was deleted: run `bert4rec data download {entry.name}` again"
     try:
         try:
             with zipfile.ZipFile(path) as archive:
-                archive.extractall(staging, members=safe_members(archive, path))
-        except (zipfile.BadZipFile, EOFError) as err:
-            raise DataError(
-                f"{path}: the archive is damaged ({err}); run `bert4rec data download "
-                f"{entry.name}` again"
-            ) from err
+                archive.extractall(staging, members=safe_members(archive, url))
+        except (zipfile.BadZipFile, EOFError, zlib.error) as err:
+            raise DataError(f"{url}: the archive is damaged ({err}); {again}") from err
         inner = staging / entry.folder
         if not inner.is_dir():
             raise DataError(
-                f"{path}: expected the folder {entry.folder}/ inside the archive, found "
-                f"{sorted(p.name for p in staging.iterdir())}"
+                f"{url}: expected the folder {entry.folder}/ inside the archive, found "
+                f"{sorted(p.name for p in staging.iterdir())}; {again}"
             )
-        movielens.detect(inner)
+        try:
+            movielens.detect(inner)
+        except (DataError, FileNotFoundError) as err:
+            raise DataError(f"{url}: not a MovieLens release ({err}); {again}") from err
+        _check_replaceable(final)
         if final.exists():
             shutil.rmtree(final)
         os.replace(inner, final)
