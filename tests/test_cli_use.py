@@ -2,6 +2,7 @@
 
 import json
 
+import polars as pl
 import pytest
 from tiny_run import make_run_dir
 
@@ -49,3 +50,22 @@ def test_similar(run, capsys):
     assert main(["similar", run, "id:2571", "-k", "2", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["history"][0]["title"] == "Matrix, The (1999)" and len(body["items"]) == 2
+
+
+def test_control_characters_in_titles_never_reach_the_terminal(tmp_path, capsys):
+    """Issue 14: an ANSI/OSC escape sequence in a title is printed without its control
+    characters, in the table and in error messages alike."""
+    run = make_run_dir(tmp_path / "run")
+    hostile = "\x1b]0;owned\x07Evil\x1b[2J\u202e (1999)"
+    items = pl.read_parquet(run / "items.parquet").with_columns(
+        pl.when(pl.col("item") == 2571).then(pl.lit(hostile)).otherwise(pl.col("title"))
+        .alias("title"))
+    items.write_parquet(run / "items.parquet")
+    assert main(["recommend", str(run), "id:1", "-k", "14", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "]0;ownedEvil[2J (1999)" in out
+    assert not any(c in out for c in "\x1b\x07\u202e")
+    assert main(["recommend", str(run), "Evil\x1b[2J"]) == 1
+    err = capsys.readouterr().err
+    assert "closest: ]0;ownedEvil[2J (1999) [id 2571]" in err
+    assert not any(c in err for c in "\x1b\x07\u202e")

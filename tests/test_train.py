@@ -17,7 +17,7 @@ from bert4rec.data.corpus import PrepareSettings, prepare
 from bert4rec.data.interactions import Interactions
 from bert4rec.errors import ModelDirError
 from bert4rec.evaluate import evaluate, train_item_counts
-from bert4rec.rundir import load_checkpoint, load_model
+from bert4rec.rundir import corpus_record, load_checkpoint, load_model
 from bert4rec.train import fit, learning_rate
 
 
@@ -61,7 +61,8 @@ def test_learns_a_planted_sequence_pattern_that_popularity_cannot(trained, corpu
 def test_run_directory_holds_everything_serving_needs(trained, corpus):
     run_dir = trained.run_dir
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["format_version"] == 1 and config["data"] == {"source": "planted"}
+    assert config["format_version"] == 1 and config["data"]["source"] == "planted"
+    assert config["data"]["corpus"] == corpus_record(corpus)  # what a resume checks
     assert config["model"]["vocab_size"] == corpus.vocab_size
     assert config["train"]["model"]["hidden"] == 64
     model, loaded_config = load_model(run_dir)
@@ -144,7 +145,7 @@ def test_pickled_or_mismatched_weights_are_refused(trained, tmp_path):
     (run_dir / "model.safetensors").write_bytes(weights)
     narrower = {**config, "model": {**config["model"], "hidden": 32}}
     (run_dir / "config.json").write_text(json.dumps(narrower))
-    with pytest.raises(ModelDirError, match="shape mismatches"):
+    with pytest.raises(ModelDirError, match=r"model\.hidden 32 \(the weights have 64\)"):
         load_model(run_dir)
     (run_dir / "config.json").write_text(json.dumps({**config, "format_version": 2}))
     with pytest.raises(ModelDirError, match="format_version 2"):

@@ -209,6 +209,9 @@ class Settings:
             raise ValueError(f"loop.refit must be true or false, got {loop.refit!r}")
         if loop.epochs < 1 or loop.batch_size < 1 or loop.eval_batch_size < 1 or loop.patience < 0:
             raise ValueError("loop: need epochs, batch_size, eval_batch_size >= 1, patience >= 0")
+        for name in ("hidden", "heads", "layers", "ff_mult"):
+            if getattr(k, name) < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {getattr(k, name)}")
         if k.hidden % k.heads or k.max_len < 2:
             raise ValueError(
                 f"model: hidden ({k.hidden}) must divide by heads ({k.heads}); max_len >= 2"

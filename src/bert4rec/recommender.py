@@ -22,7 +22,7 @@ from bert4rec.catalog import Catalog, CatalogItem, ItemId
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.errors import ModelDirError
 from bert4rec.model import BERT4Rec
-from bert4rec.rundir import load_model
+from bert4rec.rundir import load_model, read_items
 
 PAD = 0
 # Most contributing history items reported per recommendation when explaining ...
@@ -107,12 +107,9 @@ class Recommender:
     @classmethod
     def load(cls, run_dir: str | Path) -> Recommender:
         """Read a run directory (config.json, model.safetensors, items.parquet) written by fit."""
-        run_dir = Path(run_dir)
-        items_path = run_dir / "items.parquet"
-        if not items_path.is_file():
-            raise ModelDirError(f"{items_path} is missing; a run directory written by fit has it")
+        items = read_items(run_dir)
         model, _ = load_model(run_dir)
-        return cls(model, pl.read_parquet(items_path))
+        return cls(model, items)
 
     @property
     def n_items(self) -> int:

@@ -9,19 +9,28 @@ Every file is written to a temporary name and renamed, so a crash leaves no half
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
+import re
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from bert4rec import columns as C
 from bert4rec.errors import ModelDirError
 from bert4rec.model import BERT4Rec, BERT4RecConfig
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -31,6 +40,12 @@ METRICS = "metrics.json"
 CHECKPOINT = Path("checkpoints") / "last.pt"
 SELECTED = Path("checkpoints") / "selected.safetensors"
 """With `loop.refit`: the weights chosen on validation, before the refit writes WEIGHTS."""
+WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(METRICS), CHECKPOINT, SELECTED)
+"""Every file a run writes through `atomic_write` (whose temporary names are `.NAME.*`)."""
+CHECKPOINT_KEYS = ("model", "optimizer", "progress", "rng", "settings", "average")
+MODEL_METADATA = "bert4rec_model"
+"""safetensors metadata key: the model config the weights were trained with (heads included,
+which no weight shape reveals)."""
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -61,9 +76,11 @@ def write_config(
 
 
 def save_weights(model: BERT4Rec, path: Path) -> None:
-    """The module's weights as safetensors (contiguous CPU copies), atomically."""
+    """The module's weights as safetensors (contiguous CPU copies), atomically; the header's
+    metadata records the model config."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda temp: save_file(tensors, str(temp), metadata={"format": "pt"}))
+    metadata = {"format": "pt", MODEL_METADATA: json.dumps(model.config.to_dict())}
+    atomic_write(path, lambda temp: save_file(tensors, str(temp), metadata=metadata))
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
@@ -91,23 +108,112 @@ def load_model(
 ) -> tuple[BERT4Rec, dict[str, Any]]:
     """The trained model of a run directory (eval mode) and its full config dict.
 
-    Refuses anything but safetensors weights, and weights whose names or shapes differ from
-    the config, with a `ModelDirError` that says which.
+    The config's model section is checked against the weights' header (shapes, and the config
+    recorded at training) before the model is built, so a tampered or mismatched config.json
+    fails with a one-line `ModelDirError` instead of allocating or mis-scoring. Only
+    safetensors weights are read.
     """
     config = read_config(run_dir)
-    try:
-        model_config = BERT4RecConfig.from_dict(config["model"])
-    except (TypeError, ValueError) as err:
-        raise ModelDirError(f"{Path(run_dir) / CONFIG}: bad model section: {err}") from err
-    model = BERT4Rec(model_config)
-    model.load_state_dict(_read_weights(Path(run_dir) / WEIGHTS, model.state_dict()))
+    path = Path(run_dir) / WEIGHTS
+    model = BERT4Rec(model_config(config, Path(run_dir) / CONFIG, path))
+    model.load_state_dict(_read_weights(path, model.state_dict()))
     return model.to(device).eval(), config
+
+
+def model_config(config: dict[str, Any], config_path: Path, weights: Path) -> BERT4RecConfig:
+    """config.json's model section, checked value by value and against the weights' header:
+    the shapes fix the sizes, and the config recorded at training fixes the other whole-number
+    settings (heads); dropouts, which inference does not use, may differ."""
+    values = config["model"]
+    for f in fields(BERT4RecConfig):
+        value = values.get(f.name)
+        if f.name not in values:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if f.type == "int" and not (number and isinstance(value, int) and value >= 1):
+            raise ModelDirError(
+                f"{config_path}: model.{f.name} must be a whole number >= 1, got {value!r}"
+            )
+        if f.type == "float" and not (number and 0 <= value <= 1):
+            raise ModelDirError(f"{config_path}: model.{f.name} must be in [0, 1], got {value!r}")
+    try:
+        model = BERT4RecConfig.from_dict(values)
+    except (TypeError, ValueError) as err:
+        raise ModelDirError(f"{config_path}: bad model section: {err}") from err
+    shapes, recorded = read_header(weights)
+    found = {**{k: v for k, v in recorded.items() if isinstance(v, int)},
+             **_shape_facts(shapes, weights)}
+    wrong = [f"model.{name} {getattr(model, name)!r} (the weights have {found[name]!r})"
+             for name in model.to_dict() if name in found and found[name] != getattr(model, name)]
+    if wrong:
+        raise ModelDirError(
+            f"{config_path}: does not match {weights.name}: {', '.join(wrong)}; the two files "
+            "come from different runs, or one was edited"
+        )
+    return model
+
+
+def read_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, Any]]:
+    """Tensor shapes by name, and the model config recorded at training (empty for weights
+    written before it was recorded), from a safetensors header alone: no tensor is loaded."""
+    if not path.is_file():
+        raise ModelDirError(f"{path}: missing; the run may not have finished an epoch")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
+            metadata = handle.metadata() or {}
+        recorded = json.loads(metadata.get(MODEL_METADATA, "{}"))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelDirError(
+            f"{path}: not a safetensors file ({err}); pickled weights are refused because "
+            "loading them can run arbitrary code"
+        ) from err
+    return shapes, recorded if isinstance(recorded, dict) else {}
+
+
+def _shape_facts(shapes: dict[str, tuple[int, ...]], path: Path) -> dict[str, int]:
+    """The model settings that the weight shapes fix: vocabulary, width, length, depth and
+    feed-forward multiple (the number of heads leaves no trace in any shape)."""
+    item, position = "encoder.embeddings.item.weight", "encoder.embeddings.position.weight"
+    if len(shapes.get(item, ())) != 2 or len(shapes.get(position, ())) != 2:
+        raise ModelDirError(f"{path}: no 2-d {item} and {position}; not BERT4Rec weights")
+    (vocab_size, hidden), (max_len, _) = shapes[item], shapes[position]
+    blocks = {int(m[1]) for k in shapes if (m := re.match(r"encoder\.blocks\.(\d+)\.", k))}
+    facts = {"vocab_size": vocab_size, "hidden": hidden, "max_len": max_len,
+             "layers": len(blocks)}
+    inner = shapes.get("encoder.blocks.0.ff.0.weight")
+    if inner and hidden:
+        facts["ff_mult"] = inner[0] // hidden
+    return facts
+
+
+def read_items(run_dir: str | Path) -> pl.DataFrame:
+    """items.parquet of a run directory, with its columns checked."""
+    path = Path(run_dir) / ITEMS
+    if not path.is_file():
+        raise ModelDirError(f"{path} is missing; a run directory written by fit has it")
+    try:
+        items = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelDirError(f"{path}: not a readable Parquet file ({first})") from err
+    wanted = {C.INDEX: "integers", C.ITEM: "integers or text", C.TITLE: "text",
+              C.GENRES: "lists of text"}
+    for name, kind in wanted.items():
+        if name not in items.columns:
+            if name in (C.TITLE, C.GENRES):
+                continue
+            raise ModelDirError(f"{path}: no {name!r} column; the file has {items.columns}")
+        dtype = items[name].dtype
+        fits = {C.INDEX: dtype.is_integer(), C.ITEM: dtype.is_integer() or dtype == pl.String,
+                C.TITLE: dtype == pl.String, C.GENRES: dtype == pl.List(pl.String)}[name]
+        if not fits:
+            raise ModelDirError(f"{path}: column {name!r} holds {dtype}; expected {kind}")
+    return items
 
 
 def _read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Tensors from a safetensors file, checked name by name and shape by shape."""
-    if not path.is_file():
-        raise ModelDirError(f"{path}: missing; the run may not have finished an epoch")
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as err:
@@ -134,13 +240,115 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Resume state written by `save_checkpoint`; refuses files that need unpickling code."""
+    """Resume state written by `save_checkpoint`; refuses files that need unpickling code and
+    files that lack any part of the state."""
     if not path.is_file():
         raise ModelDirError(f"{path}: no checkpoint to resume from; start without --resume")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
         raise ModelDirError(
             f"{path}: not a loadable checkpoint ({str(err).splitlines()[0]}); objects that need "
             "unpickling code are refused; start a fresh run without --resume"
         ) from err
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise ModelDirError(
+            f"{path}: not a complete checkpoint (no {', '.join(missing)}); it was not written "
+            "by this bert4rec: start a fresh run without --resume"
+        )
+    return state
+
+
+def remove_orphans(run_dir: Path) -> None:
+    """Delete temporary files that a crash in the middle of `atomic_write` left behind."""
+    for written in WRITTEN:
+        folder = run_dir / written.parent
+        if not folder.is_dir():
+            continue
+        for orphan in folder.glob(f".{written.name}.*"):
+            if orphan.is_file():
+                logger.info("removing %s, left by an interrupted write", orphan)
+                orphan.unlink(missing_ok=True)
+
+
+def check_start(run_dir: Path, corpus: Any, data: dict[str, Any], resume: bool) -> dict[str, Any]:
+    """What a run checks before it writes anything to `run_dir`: the corpus can be trained
+    on, `run_dir` can be written (`check_out_dir`) and, on `resume`, holds a run on the same
+    data (`check_resume`). Then clears temporary files a crash left there. Returns `data`
+    with the corpus record that config.json keeps."""
+    corpus.check_trainable()
+    check_out_dir(run_dir, resume)
+    data = {**data, "corpus": corpus_record(corpus)}
+    if resume:
+        check_resume(run_dir, data)
+    remove_orphans(run_dir)
+    return data
+
+
+def check_out_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse, before any work, an --out that cannot become this run's directory: a file, a
+    folder that cannot be written, or (without `resume`) a folder that already holds a run."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ModelDirError(f"{run_dir}: exists and is not a folder; choose another --out")
+    if (run_dir / CONFIG).exists() and not resume:
+        raise ModelDirError(f"{run_dir}: already holds a run; pass --resume or choose a new --out")
+    existing = next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ModelDirError(
+            f"{run_dir}: cannot write there ({existing} is not a writable folder); choose "
+            "another --out"
+        )
+
+
+def corpus_record(corpus: Any) -> dict[str, Any]:
+    """What config.json records of the prepared corpus (`data.corpus`): its size and a
+    fingerprint of its contents, so a resumed run can tell that it trains on the same data."""
+    return {"fingerprint": corpus.fingerprint(), "users": corpus.n_users,
+            "items": corpus.n_items, "interactions": corpus.n_interactions}
+
+
+def check_resume(run_dir: Path, data: dict[str, Any]) -> None:
+    """Refuse to resume `run_dir` on other data: the data settings recorded in its config.json
+    must equal `data`'s, and the prepared corpus must have the recorded fingerprint. Either
+    mismatch is named. A run without config.json has nothing to contradict."""
+    if not (run_dir / CONFIG).is_file():
+        return
+    recorded = read_config(run_dir).get("data") or {}
+    keys = sorted((set(recorded) & set(data)) - {"source", "corpus"})
+    changed = [f"{key} {recorded.get(key)!r} -> {data.get(key)!r}" for key in keys
+               if recorded.get(key) != data.get(key)]
+    before, now = recorded.get("corpus") or {}, data.get("corpus") or {}
+    if before.get("fingerprint") and before.get("fingerprint") != now.get("fingerprint"):
+        sizes = ("users", "items", "interactions")
+        changed.append("the prepared corpus ("
+                       + ", ".join(f"{before.get(k)} -> {now.get(k)} {k}" for k in sizes) + ")")
+    if changed:
+        raise ModelDirError(
+            f"{run_dir}: cannot resume on other data than the run was trained on: "
+            f"{'; '.join(changed)}. Resume with the run's data settings and source "
+            f"({recorded.get('source')!r}), or train into a new --out"
+        )
+
+
+@contextmanager
+def removed_on_failed_start(run_dir: Path, active: bool = True) -> Iterator[None]:
+    """Remove what the block wrote to `run_dir` if it fails before the run's first checkpoint
+    exists, so that a failed start leaves nothing to contradict a rerun; from the first
+    checkpoint on, the run is resumable and is kept. Only paths the block created are removed.
+    """
+    run_dir = run_dir.absolute()
+    created = next((p for p in (*reversed(run_dir.parents), run_dir) if not p.exists()), None)
+    before = set(run_dir.iterdir()) if created is None and run_dir.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        if active and not (run_dir / CHECKPOINT).exists():
+            left = [created] if created is not None else set(run_dir.iterdir()) - before
+            for path in left:
+                logger.info("removing %s, written by a run that failed to start", path)
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        raise

@@ -193,10 +193,12 @@ def fit(
     """
     settings = settings.validated()
     out_dir = Path(out_dir)
+    data = rundir.check_start(out_dir, corpus, data or {}, resume)
     runtime = start_runtime(settings.loop.device)
     try:
-        result = _fit(corpus, settings, out_dir, data or {}, resume, stop_after_epoch,
-                      progress, runtime, callback)
+        with rundir.removed_on_failed_start(out_dir, active=runtime.main):
+            result = _fit(corpus, settings, out_dir, data, resume, stop_after_epoch,
+                          progress, runtime, callback)
         if result.finished and settings.loop.refit:
             result = _refit(corpus, settings, out_dir, result, progress, runtime)
         return result

@@ -10,9 +10,11 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 from bert4rec import __version__
 from bert4rec.allocator import TRAINING_CONF, restart_under_jemalloc
+from bert4rec.cli.terminal import one_line
 from bert4rec.errors import Bert4RecError
 
 GROUPS = ["bert4rec.cli.data", "bert4rec.cli.evaluate", "bert4rec.cli.train", "bert4rec.cli.use"]
@@ -35,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; library errors become a one-line message and exit status 1.
+    """Run one command. An expected failure (the package's errors, a bad value, a file that
+    cannot be read or written) prints `bert4rec COMMAND: error: ...` on one line; anything
+    else prints a one-line summary and a hint (the traceback with -v). Both exit with 1.
 
     Run as a program (`argv` None), a long-running command first restarts under jemalloc.
     """
@@ -47,12 +51,27 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    prefix = f"bert4rec {args.command}: error:"
     try:
         return int(args.handler(args) or 0)
-    except (Bert4RecError, FileNotFoundError, KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"bert4rec {args.command}: error: {message}", file=sys.stderr)
+    except (Bert4RecError, ValueError, OSError) as err:
+        print(f"{prefix} {one_line(describe(err))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"bert4rec {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug: say so in one line, with the way to the traceback
+        if args.verbose:
+            traceback.print_exc()
+        hint = "the traceback is above" if args.verbose else "run with -v for the traceback"
+        print(f"{prefix} unexpected {type(err).__name__}: {one_line(describe(err))} ({hint}; "
+              "please report it)", file=sys.stderr)
+        return 1
+
+
+def describe(err: BaseException) -> str:
+    """An exception as a message: an operating-system error as `PATH: reason`."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        target = f" -> {err.filename2}" if err.filename2 is not None else ""
+        return f"{err.filename}{target}: {err.strerror}"
+    return str(err) or type(err).__name__

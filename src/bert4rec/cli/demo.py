@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from bert4rec.cli.terminal import printable
 from bert4rec.cli.use import format_table
 from bert4rec.config import preset
 from bert4rec.data.cache import load_corpus
@@ -46,7 +47,7 @@ def demo(data_dir: str | None, out: str | Path, query: list[str]) -> int:
     result = rec.recommend(query, k=10, explain=True)
     print("\nAfter watching:")
     for entry in result.history:
-        print(f"  {entry.title}")
+        print(f"  {printable(entry.title)}")
     print(f"\nbert4rec recommends ({out}):")
     print(format_table(result, explain=True))
     print(f"\nMore: bert4rec recommend {out} \"The Matrix\" --explain   |   bert4rec serve {out}")

@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from bert4rec import rundir
 from bert4rec.cli.data import add_source_options, corpus_from_args, settings_from_args
 from bert4rec.config import FIELD_TYPES, PRESETS, SECTIONS, preset
 from bert4rec.data.interactions import LogColumns
@@ -53,6 +54,7 @@ def run_train(args: argparse.Namespace) -> int:
     speak = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
     if speak:
         print(f"bert4rec train: preset {args.preset}, settings {json.dumps(settings.to_dict())}")
+    rundir.check_out_dir(args.out, args.resume)  # before preparing, which can take minutes
     corpus = corpus_from_args(args)
     result = fit(corpus, settings, args.out, data=data_description(args), resume=args.resume)
     if not speak:

@@ -8,6 +8,7 @@ import re
 from dataclasses import asdict
 
 from bert4rec.catalog import ItemId
+from bert4rec.cli.terminal import printable
 from bert4rec.recommender import Recommendations, Recommender
 
 FOUNDING_QUERY = [
@@ -33,8 +34,10 @@ def history_refs(values: list[str]) -> list[ItemId]:
 
 
 def format_table(result: Recommendations, explain: bool = False) -> str:
-    """Rank, title, genres and score as aligned text; explanations indented below each row."""
-    rows = [(str(r.rank), r.title, "|".join(r.genres), f"{r.score:.3f}") for r in result]
+    """Rank, title, genres and score as aligned text; explanations indented below each row.
+    Titles and genres are `printable`: no escape sequence from the data reaches the terminal."""
+    rows = [(str(r.rank), printable(r.title), printable("|".join(r.genres)), f"{r.score:.3f}")
+            for r in result]
     header = ("rank", "title", "genres", "score")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(header, widths, strict=True)).rstrip()]
@@ -43,7 +46,8 @@ def format_table(result: Recommendations, explain: bool = False) -> str:
                                                                         strict=True)), row[3]]
         lines.append("  ".join(cells))
         if explain:
-            because = ", ".join(f"{c.title} (-{c.score_drop:.2f})" for c in rec.because)
+            because = ", ".join(f"{printable(c.title)} (-{c.score_drop:.2f})"
+                                for c in rec.because)
             lines.append(f"{'':{widths[0]}}  because: {because or 'no single history title'}")
     return "\n".join(lines)
 
@@ -84,8 +88,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     overrides = {"host": args.host, "port": args.port, "torch_threads": args.threads}
     settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
+    rec = Recommender.load(args.run_dir)  # a broken run directory fails here, in one line
     print(f"serving {args.run_dir} at http://{settings.host}:{settings.port}/ (Ctrl-C stops)")
-    uvicorn.run(create_app(args.run_dir, settings), host=settings.host, port=settings.port,
+    uvicorn.run(create_app(args.run_dir, settings, rec), host=settings.host, port=settings.port,
                 log_level="warning")
     return 0
 

@@ -10,14 +10,20 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
+
+import polars as pl
 
 from bert4rec.data.corpus import FORMAT_VERSION, PrepareSettings, SequenceCorpus, prepare
 from bert4rec.data.interactions import LogColumns
 from bert4rec.data.sources import load_source, resolve
 
 CACHE_DIR_ENV = "BERT4REC_CACHE_DIR"
+# What a damaged cache entry raises on reading: the entry is then rebuilt.
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile,
+              pl.exceptions.PolarsError)
 logger = logging.getLogger(__name__)
 
 
@@ -49,14 +55,28 @@ def load_corpus(
     columns: LogColumns = LogColumns(),
     use_cache: bool = True,
 ) -> SequenceCorpus:
-    """Prepare SOURCE with `settings`, reusing the cached corpus when source and settings match."""
+    """Prepare SOURCE with `settings`, reusing the cached corpus when source and settings match.
+
+    The cache is optional: an entry that cannot be read is prepared afresh, and a cache that
+    cannot be written is skipped, each with a warning.
+    """
     path = resolve(source, data_dir)
     entry = cache_root(cache_dir) / f"{path.name}-{cache_key(path, settings, columns)}"
     if use_cache and (entry / "meta.json").is_file():
-        logger.debug("corpus cache hit: %s", entry)
-        return SequenceCorpus.load(entry)
+        try:
+            corpus = SequenceCorpus.load(entry)
+            logger.debug("corpus cache hit: %s", entry)
+            return corpus
+        except UNREADABLE as err:
+            logger.warning("corpus cache entry %s is unreadable (%s); preparing afresh", entry,
+                           str(err).splitlines()[0] if str(err) else type(err).__name__)
     corpus = prepare(load_source(path, data_dir, columns), settings)
     if use_cache:
-        corpus.save(entry)
-        logger.debug("corpus cached at %s", entry)
+        try:
+            corpus.save(entry)
+            logger.debug("corpus cached at %s", entry)
+        except OSError as err:
+            logger.warning("cannot write the corpus cache %s (%s); carrying on without it "
+                           "(--cache-dir or $%s moves it)", entry, err.strerror or err,
+                           CACHE_DIR_ENV)
     return corpus

@@ -7,6 +7,7 @@ keeps 20M interactions in a few hundred megabytes and makes every batch a slice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -147,6 +148,26 @@ class SequenceCorpus:
         targets = None if training else self.items_flat[starts + keep]
         return Split(name, users, flat, offsets, targets)
 
+    def fingerprint(self) -> str:
+        """A digest of the sequences, user ids and item ids: equal exactly when two corpora
+        hold the same data, whatever their source path or name."""
+        digest = hashlib.sha256()
+        for array in (self.offsets, self.items_flat, self.user_ids, self.item_ids):
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).data)
+        return digest.hexdigest()[:32]
+
+    def check_trainable(self) -> None:
+        """Refuse a corpus that training cannot use: validation and test need at least one
+        user with 3 or more items (the last two are held out)."""
+        if not (self.lengths >= 3).any():
+            raise DataError(
+                f"{self.name}: no user has 3 or more items ({self.n_users:,} users, longest "
+                f"sequence {int(self.lengths.max(initial=0))}), so nothing is left to validate "
+                "and test on; keep more interactions per user (lower --min-rating or pass "
+                "--all-ratings) or use a log with longer histories"
+            )
+
     def statistics(self) -> dict[str, float | int | str]:
         """Users, items, interactions, sequence-length quantiles and density, for reports."""
         lengths = self.lengths
@@ -250,6 +271,8 @@ def _storable(ids: np.ndarray) -> np.ndarray:
 def _filtered(interactions: Interactions, settings: PrepareSettings) -> pl.DataFrame:
     """The events that pass the rating, item-count and user-count filters, in input order."""
     events = interactions.events
+    if RATING in events.columns:
+        _check_ratings(events[RATING], interactions.name)
     if settings.min_rating is not None and RATING in events.columns:
         events = events.filter(pl.col(RATING) >= settings.min_rating)
     if settings.min_item_interactions > 1:
@@ -263,6 +286,19 @@ def _filtered(interactions: Interactions, settings: PrepareSettings) -> pl.DataF
             "--all-ratings), --min-user-interactions or --min-item-interactions"
         )
     return events.select(USER, ITEM, TIMESTAMP)
+
+
+def _check_ratings(ratings: pl.Series, name: str) -> None:
+    """Refuse missing, NaN or infinite ratings, naming the rows: they would pass or fail the
+    rating filter by accident (polars orders NaN above every number)."""
+    bad = ratings.is_null() | ~ratings.cast(pl.Float64).is_finite().fill_null(True)
+    if bad.any():
+        rows = np.flatnonzero(bad.to_numpy())
+        shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+        raise DataError(
+            f"{name}: {len(rows):,} ratings are missing, NaN or infinite (event rows {shown}, "
+            "counting from 0); fix or remove those rows"
+        )
 
 
 def _time_order(users: pl.Series, times: pl.Series) -> np.ndarray:

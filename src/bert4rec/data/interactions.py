@@ -93,6 +93,8 @@ def normalise_events(frame: pl.DataFrame, columns: LogColumns, path: Path) -> pl
             "--item-col, --time-col and --rating-col."
         )
     frame = frame.select([pl.col(source).alias(name) for name, source in wanted.items()])
+    for name, source in wanted.items():
+        _check_scalar(frame[name], source, path)
     frame = frame.with_columns(
         _id_column(frame, USER, wanted[USER], path),
         _id_column(frame, ITEM, wanted[ITEM], path),
@@ -101,6 +103,15 @@ def normalise_events(frame: pl.DataFrame, columns: LogColumns, path: Path) -> pl
     if RATING in frame.columns:
         frame = frame.with_columns(_numeric(frame, RATING, wanted[RATING], path, pl.Float64))
     return frame
+
+
+def _check_scalar(series: pl.Series, source: str, path: Path) -> None:
+    """One number, text or date per row: nested columns (lists, structs) are refused."""
+    if series.dtype.is_nested() or series.dtype in (pl.Binary, pl.Object, pl.Null):
+        raise DataError(
+            f"{path}: column {source!r} holds {series.dtype} values; expected one number or "
+            "text value per row"
+        )
 
 
 def _id_column(frame: pl.DataFrame, name: str, source: str, path: Path) -> pl.Series:
@@ -140,11 +151,16 @@ def _numeric(
     bad = cast.is_null() & series.is_not_null()
     if dtype == pl.Int64 and series.dtype.is_float():
         bad = bad | (series != series.floor())
+    infinite = (~cast.is_finite().fill_null(True) if cast.dtype.is_float()
+                else pl.repeat(False, len(cast), eager=True))
+    bad = bad | infinite  # NaN and infinity are no rating: the filter would keep or drop them
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        rows = np.flatnonzero(bad.to_numpy())
+        kind = "a finite number" if infinite[int(rows[0])] else "a number"
+        more = f" ({len(rows):,} such rows; fix or remove them)" if len(rows) > 1 else ""
         raise DataError(
-            f"{path}: line {_line(path, row)}, column {source!r}: expected a number, "
-            f"got {series[row]!r}"
+            f"{path}: {_line(path, int(rows[0]))}, column {source!r}: expected {kind}, "
+            f"got {series[int(rows[0])]!r}{more}"
         )
     return cast.alias(name)
 
@@ -152,14 +168,15 @@ def _numeric(
 def _check_no_nulls(series: pl.Series, source: str, path: Path) -> None:
     if series.null_count():
         row = int(np.flatnonzero(series.is_null().to_numpy())[0])
-        raise DataError(f"{path}: line {_line(path, row)}, column {source!r}: value is empty")
+        raise DataError(f"{path}: {_line(path, row)}, column {source!r}: value is empty")
 
 
-def _line(path: Path, row: int) -> int | str:
-    """The 1-based file line of a data row (after one header line); Parquet has rows."""
+def _line(path: Path, row: int) -> str:
+    """Where a data row is: its 1-based file line (after one header line), or for Parquet,
+    which has no lines, its 0-based row."""
     if path.suffix.lower() in (".parquet", ".pq"):
         return f"row {row}"
-    return row + 2
+    return f"line {row + 2}"
 
 
 def read_sequence_text(path: str | Path) -> Interactions:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import io
 import zipfile
+import zlib
 from pathlib import Path
 
 import polars as pl
@@ -91,7 +92,7 @@ class ReleaseFiles:
             else:
                 raw = (self.location / stored).read_bytes()
             return gzip.decompress(raw) if stored.endswith(".gz") else raw
-        except (zipfile.BadZipFile, EOFError, gzip.BadGzipFile, OSError) as err:
+        except (zipfile.BadZipFile, EOFError, gzip.BadGzipFile, OSError, zlib.error) as err:
             raise DataError(
                 f"{self.describe(name)}: cannot be read ({err}); the file is damaged or "
                 "truncated: download the release again"

@@ -33,14 +33,19 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(run_dir: str | Path, settings: ServeSettings | None = None) -> FastAPI:
-    """The app for one run directory; the model is loaded when the app starts, not here."""
+def create_app(
+    run_dir: str | Path, settings: ServeSettings | None = None,
+    recommender: Recommender | None = None,
+) -> FastAPI:
+    """The app for one run directory; the model is loaded when the app starts, not here,
+    unless it is given already loaded as `recommender` (the CLI loads it first, so that a
+    broken run directory fails with one line before any server starts)."""
     settings = settings or ServeSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch.set_num_threads(settings.torch_threads)
-        app.state.recommender = Recommender.load(run_dir)
+        app.state.recommender = recommender or Recommender.load(run_dir)
         app.state.batcher = MicroBatcher(
             app.state.recommender, settings.batch_window_ms / 1000, settings.max_batch
         )
