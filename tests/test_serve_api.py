@@ -67,6 +67,7 @@ def test_unknown_and_ambiguous_titles_are_422_with_candidates(client):
         ({"history": [1] * 501}, "at most 500 items"),
         ({"history": [1], "colour": "red"}, "Extra inputs are not permitted"),
         ({"k": 3}, "Field required"),
+        ({"history": ["x" * 301]}, "String should have at most 300 characters"),
     ],
 )
 def test_request_limits_are_422_with_a_message(client, body, message):
@@ -104,3 +105,19 @@ def test_page_and_static_files_are_served(client):
     assert "/static/app.js" in page.text and "http" not in page.text.replace("http-equiv", "")
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
+
+
+def test_security_headers_on_the_page_static_files_and_api(client):
+    """Issue 14: the page and its files may run only their own scripts, are never framed and
+    never content-sniffed; FastAPI's /docs (scripts from a CDN) keeps no CSP."""
+    for path in ("/", "/static/app.js", "/static/style.css", "/health", "/static/missing.js"):
+        headers = client.get(path).headers
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert headers["x-frame-options"] == "DENY", path
+        policy = headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+        assert "unsafe-inline" not in policy
+    assert client.post("/recommend", json={"history": ["x" * 3000]}).headers[
+        "x-content-type-options"] == "nosniff"  # a 413 from the body limit too
+    docs = client.get("/docs").headers
+    assert "content-security-policy" not in docs and docs["x-frame-options"] == "DENY"

@@ -44,10 +44,13 @@ def item_table() -> pl.DataFrame:
     )
 
 
-def make_run_dir(path: Path, max_len: int = 8, seed: int = 0) -> Path:
-    """A run directory with a random model; the output bias is spread out so scores differ."""
+def make_run_dir(path: Path, max_len: int = 8, seed: int = 0,
+                 items: pl.DataFrame | None = None) -> Path:
+    """A run directory with a random model; the output bias is spread out so scores differ.
+    `items` replaces the dozen films (same columns as `item_table()`)."""
+    items = item_table() if items is None else items
     torch.manual_seed(seed)
-    config = BERT4RecConfig(vocab_size=len(FILMS) + 2, max_len=max_len, hidden=16, layers=1,
+    config = BERT4RecConfig(vocab_size=len(items) + 2, max_len=max_len, hidden=16, layers=1,
                             heads=2)
     model = BERT4Rec(config)
     with torch.no_grad():
@@ -56,5 +59,5 @@ def make_run_dir(path: Path, max_len: int = 8, seed: int = 0) -> Path:
         model.encoder.embeddings.item.weight[0].zero_()  # padding
     rundir.write_config(path, config, {"source": "tiny"}, {})
     rundir.save_weights(model, path / rundir.WEIGHTS)
-    item_table().write_parquet(path / rundir.ITEMS)
+    items.write_parquet(path / rundir.ITEMS)
     return path

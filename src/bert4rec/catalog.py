@@ -6,6 +6,10 @@ The" inversions all count as names); the same without leading articles; then a f
 (rapidfuzz) that is accepted only when it is close and clearly better than the runner-up.
 A year in parentheses narrows every step. Anything else raises `TitleNotFoundError` or
 `AmbiguousTitleError` carrying the closest candidates.
+
+The work per query is bounded, so that no request can stall a server: titles longer than
+`MAX_TITLE` are refused at once, and fuzzy scoring runs over at most `FUZZY_CANDIDATES` names
+that share the most character trigrams with the query (`TrigramIndex`), with a score cutoff.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from rapidfuzz import fuzz, process
 from bert4rec import columns as C
 from bert4rec.errors import AmbiguousTitleError, DataError, TitleNotFoundError
 from bert4rec.titles import normalize, parse_title, title_keys
+from bert4rec.trigrams import TrigramIndex
 
 ItemId = int | str
 
@@ -28,6 +33,10 @@ ItemId = int | str
 FUZZY_ACCEPT = 90.0
 # ... and only if the best other item scores at least this much lower.
 FUZZY_MARGIN = 5.0
+# Names scored by rapidfuzz per fuzzy lookup: those sharing the most trigrams with the query.
+FUZZY_CANDIDATES = 200
+# Longest title or search text accepted (characters); MovieLens titles stay under 200.
+MAX_TITLE = 300
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ class Catalog:
             for key in keys | bare_keys:
                 self._keys.append(key)
                 self._key_owner.append(pos)
+        self._trigrams = TrigramIndex(self._keys)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -137,6 +147,11 @@ class Catalog:
         query = title.strip()
         if not query:
             raise TitleNotFoundError("empty title: give one such as 'The Matrix (1999)'", "", [])
+        if len(query) > MAX_TITLE:
+            raise TitleNotFoundError(
+                f"title {query[:40]!r}... is {len(query):,} characters long; titles have at "
+                f"most {MAX_TITLE}", query[:MAX_TITLE], [],
+            )
         if query in self._by_title:
             return self._one(query, self._by_title[query])
         keys, bare_keys, year = title_keys(query)
@@ -162,7 +177,9 @@ class Catalog:
         """Accept a close fuzzy match only when no other item comes near it."""
         parsed = parse_title(query)
         key = normalize(parsed.names[0]) if parsed.names else ""
-        best = self._best_per_item(key, fuzz.ratio, limit=50, year=parsed.year)
+        best = self._best_per_item(key, fuzz.ratio, limit=50, year=parsed.year,
+                                   cutoff=FUZZY_ACCEPT - FUZZY_MARGIN)  # a runner-up below
+        # the cutoff cannot come within the margin of an accepted match
         if best:
             (top_pos, top_score), *others = best
             runner_up = others[0][1] if others else 0.0
@@ -173,13 +190,16 @@ class Catalog:
         raise TitleNotFoundError(f"no item matches title {query!r}{hint}", query, candidates)
 
     def _best_per_item(
-        self, key: str, scorer, limit: int, year: int | None
+        self, key: str, scorer, limit: int, year: int | None, cutoff: float = 0.0
     ) -> list[tuple[int, float]]:
-        """(position, score) of the best-scoring name of each item, best first."""
+        """(position, score) of the best-scoring name of each item, best first, among the
+        names that share the most trigrams with `key`; scores under `cutoff` are skipped."""
         if not key:
             return []
+        names = {k: self._keys[k] for k in self._trigrams.candidates(key, FUZZY_CANDIDATES)}
         best: dict[int, float] = {}
-        for _, score, k in process.extract(key, self._keys, scorer=scorer, limit=limit):
+        found = process.extract(key, names, scorer=scorer, limit=limit, score_cutoff=cutoff)
+        for _, score, k in found:
             pos = self._key_owner[k]
             if year is None or self._years[pos] == year:
                 best[pos] = max(best.get(pos, 0.0), score)
@@ -188,7 +208,7 @@ class Catalog:
     def closest(self, query: str, limit: int = 5) -> list[CatalogItem]:
         """The items most like `query`: names containing it first, then fuzzy look-alikes
         (rapidfuzz WRatio); a matching year ranks higher."""
-        parsed = parse_title(query)
+        parsed = parse_title(query[:MAX_TITLE])
         key = normalize(parsed.names[0]) if parsed.names else ""
         chosen = self._containing(key, parsed.year)[:limit]
         if len(chosen) < limit:
@@ -201,6 +221,7 @@ class Catalog:
     def search(self, query: str, limit: int = 10) -> list[CatalogItem]:
         """Autocomplete: items with a name equal to, starting with, with a word starting with,
         or containing `query` (case, accents and punctuation ignored); fuzzy if none."""
+        query = query[:MAX_TITLE]
         hits = self._containing(normalize(query), year=None)
         if not hits:
             return self.closest(query, limit) if normalize(query) else []

@@ -26,6 +26,7 @@ from bert4rec.errors import TitleError, TitleNotFoundError
 from bert4rec.recommender import Recommendations, Recommender
 from bert4rec.serve import schemas as S
 from bert4rec.serve.batcher import MicroBatcher
+from bert4rec.serve.headers import SecurityHeaders
 from bert4rec.serve.limits import BodySizeLimit
 from bert4rec.serve.settings import ServeSettings
 
@@ -60,6 +61,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: on every response, 413s included
     app.add_exception_handler(TitleError, _title_problem)
     app.include_router(_routes())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

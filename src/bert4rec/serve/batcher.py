@@ -1,11 +1,14 @@
 """Dynamic micro-batching: concurrent `/recommend` requests share one forward pass.
 
-Handlers put a job on a queue and await its future. One worker thread takes the first job,
-gathers whatever else arrives within `window_s` (or until `max_batch` jobs), resolves each
-history on its own (a bad title fails only its own request), scores the rest with
-`Recommender.recommend_resolved` — one forward pass per (k, exclude_seen) group — and hands
-each answer back to the event loop. Under light load a request waits at most `window_s`;
-under heavy load the queue fills while the model runs, so batches grow by themselves.
+Each request's history is resolved to catalogue items before it is queued, and outside the
+worker: item ids in place (dictionary lookups), titles in a thread of the event loop's pool,
+since matching a title can take milliseconds. A bad title fails only its own request, and no
+request's titles hold up the others. Handlers then put a job on a queue and await its future.
+One worker thread takes the first job, gathers whatever else arrives within `window_s` (or
+until `max_batch` jobs), scores them with `Recommender.recommend_resolved` — one forward pass
+per (k, exclude_seen) group — and hands each answer back to the event loop. Under light load
+a request waits at most `window_s`; under heavy load the queue fills while the model runs, so
+batches grow by themselves.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bert4rec.catalog import CatalogItem, ItemId
 from bert4rec.recommender import Recommendations, Recommender
@@ -26,15 +29,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class _Job:
-    """One request waiting for its answer (or exception) on `future`."""
+    """One request, its history resolved, waiting for its answer (or exception) on `future`."""
 
-    history: Sequence[ItemId]
+    resolved: list[CatalogItem]
     k: int
     exclude_seen: bool
     explain: bool
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
-    resolved: list[CatalogItem] = field(default_factory=list)
 
 
 _STOP = None  # queue sentinel: the worker finishes its batch and exits
@@ -56,7 +58,12 @@ class MicroBatcher:
     ) -> Recommendations:
         """`Recommender.recommend`, batched with whatever other requests arrive meanwhile."""
         loop = asyncio.get_running_loop()
-        job = _Job(history, k, exclude_seen, explain, loop, loop.create_future())
+        catalog = self.rec.catalog
+        if all(not isinstance(ref, bool) and ref in catalog for ref in history):
+            resolved = self.rec.resolve(history)  # ids only: lookups, no matching
+        else:
+            resolved = await asyncio.to_thread(self.rec.resolve, history)
+        job = _Job(resolved, k, exclude_seen, explain, loop, loop.create_future())
         self._queue.put(job)
         return await job.future
 
@@ -95,14 +102,9 @@ class MicroBatcher:
         return batch, False
 
     def _serve(self, batch: list[_Job]) -> None:
-        """Resolve each job alone, then one forward pass per (k, exclude_seen) group."""
+        """One forward pass per (k, exclude_seen) group."""
         groups: dict[tuple[int, bool], list[_Job]] = {}
         for job in batch:
-            try:
-                job.resolved = self.rec.resolve(job.history)
-            except Exception as err:
-                _settle(job, error=err)
-                continue
             groups.setdefault((job.k, job.exclude_seen), []).append(job)
         for (k, exclude_seen), jobs in groups.items():
             try:

@@ -6,15 +6,19 @@ ids) or a title (a string, resolved like `Catalog.find`).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from bert4rec.catalog import MAX_TITLE
 
 MAX_HISTORY = 500  # entries per history; the model reads at most its max_len - 1 most recent
 MAX_K = 100  # recommendations or similar items per request
 MAX_QUERY = 200  # characters of a title search
 
 ItemRef = int | str
+HistoryRef = int | Annotated[str, Field(max_length=MAX_TITLE)]
+"""A history entry: an id, or a title of at most MAX_TITLE characters (longer ones are 422)."""
 
 
 class RecommendRequest(BaseModel):
@@ -22,7 +26,7 @@ class RecommendRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    history: list[ItemRef] = Field(
+    history: list[HistoryRef] = Field(
         max_length=MAX_HISTORY,
         description="item ids (numbers) or titles (strings), oldest first",
         examples=[["Harry Potter and the Chamber of Secrets (2002)", 8368]],

@@ -1,0 +1,50 @@
+"""An ASGI middleware that adds security headers to every HTTP response.
+
+The page and its static files get a Content-Security-Policy that allows only this origin's own
+scripts, styles and requests (the page has no inline script or style), so injected markup
+could run nothing. Every response gets `X-Content-Type-Options: nosniff` (a file is only ever
+what its content type says), `X-Frame-Options: DENY` (no framing, so no clickjacking) and
+`Referrer-Policy: no-referrer`. FastAPI's own docs pages (/docs, /redoc) load their scripts
+from a CDN and keep no CSP.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+EVERY_RESPONSE = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+DOCS_PAGES = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    """Adds `EVERY_RESPONSE` to each response, and the CSP outside FastAPI's docs pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = not scope["path"].startswith(DOCS_PAGES)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in EVERY_RESPONSE.items():
+                    headers[name] = value
+                if policy:
+                    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
