@@ -9,6 +9,7 @@ posting lists is a few vectorised numpy operations.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,18 +26,18 @@ class TrigramIndex:
 
     def __init__(self, names: Sequence[str]) -> None:
         vocabulary: dict[str, int] = {}
-        grams: list[int] = []
-        owners: list[int] = []
-        for position, name in enumerate(names):
+        grams, sizes = array("i"), array("i")  # compact while building: millions of entries
+        for name in names:
             ids = {vocabulary.setdefault(gram, len(vocabulary)) for gram in trigrams(name)}
             grams.extend(ids)
-            owners.extend([position] * len(ids))
-        gram_array = np.asarray(grams, dtype=np.int64)
+            sizes.append(len(ids))
+        gram_array = np.frombuffer(grams, dtype=np.int32)
         order = np.argsort(gram_array, kind="stable")
+        owners = np.repeat(np.arange(len(sizes), dtype=np.int32), np.frombuffer(sizes, np.int32))
         self._vocabulary = vocabulary
-        self._owners = np.asarray(owners, dtype=np.int64)[order]
+        self._owners = owners[order]
         self._starts = np.searchsorted(gram_array[order], np.arange(len(vocabulary) + 1))
-        self._sizes = np.bincount(np.asarray(owners, dtype=np.int64), minlength=len(names))
+        self._sizes = np.frombuffer(sizes, dtype=np.int32).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self._sizes)
