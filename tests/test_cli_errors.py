@@ -130,12 +130,24 @@ def test_broken_run_directories(tmp_path, capsys):
     (run / "model.safetensors").unlink()
     line = one_error(capsys, ["serve", str(run), "--port", "1"])
     assert "model.safetensors: missing" in line
-    run = make_run_dir(tmp_path / "no-heads")
-    config = json.loads((run / "config.json").read_text())
-    config["model"]["heads"] = 0
-    (run / "config.json").write_text(json.dumps(config))
-    assert "model.heads must be a whole number >= 1, got 0" in one_error(
-        capsys, ["recommend", str(run), "Alien"])
+    run = make_run_dir(tmp_path / "tampered")
+    pristine = json.loads((run / "config.json").read_text())
+    for name, value, message in [("heads", 4, "model.heads 4 (the weights have 2)"),
+                                 ("hidden", 4096, "model.hidden 4096 (the weights have 16)"),
+                                 ("heads", 0, "model.heads must be a whole number >= 1, got 0"),
+                                 ("hidden", -16, "model.hidden must be a whole number >= 1")]:
+        config = {**pristine, "model": {**pristine["model"], name: value}}
+        (run / "config.json").write_text(json.dumps(config))
+        assert message in one_error(capsys, ["recommend", str(run), "Alien"])
+
+
+def test_download_refuses_to_replace_a_folder_it_did_not_create(tmp_path, capsys):
+    mine = tmp_path / "ml-latest"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my own notes")
+    line = one_error(capsys, ["data", "download", "ml-latest", "--data-dir", str(tmp_path)])
+    assert f"{mine}: already exists and is not a release that bert4rec downloaded" in line
+    assert (mine / "notes.txt").read_text() == "my own notes"
 
 
 def test_an_unexpected_error_is_one_line_with_a_hint_and_v_shows_the_traceback(
