@@ -4,6 +4,9 @@ Layout (docs/architecture.md): `config.json` ({"format_version", "model", "data"
 `model.safetensors` (best weights, no pickle), `items.parquet`, `metrics.json`, `tensorboard/`
 and `checkpoints/last.pt` (resume state, read with `torch.load(weights_only=True)`).
 Every file is written to a temporary name and renamed, so a crash leaves no half-written file.
+A directory never contradicts itself: a run checks everything before it writes (`check_start`:
+the corpus, --out, on resume the same data), a failed start removes what it wrote
+(`removed_on_failed_start`), and config.json must fit the weights' header (`model_config`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from bert4rec import columns as C
+from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.errors import ModelDirError
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 
@@ -272,7 +276,8 @@ def remove_orphans(run_dir: Path) -> None:
                 orphan.unlink(missing_ok=True)
 
 
-def check_start(run_dir: Path, corpus: Any, data: dict[str, Any], resume: bool) -> dict[str, Any]:
+def check_start(run_dir: Path, corpus: SequenceCorpus, data: dict[str, Any],
+                resume: bool) -> dict[str, Any]:
     """What a run checks before it writes anything to `run_dir`: the corpus can be trained
     on, `run_dir` can be written (`check_out_dir`) and, on `resume`, holds a run on the same
     data (`check_resume`). Then clears temporary files a crash left there. Returns `data`
@@ -301,7 +306,7 @@ def check_out_dir(run_dir: Path, resume: bool) -> None:
         )
 
 
-def corpus_record(corpus: Any) -> dict[str, Any]:
+def corpus_record(corpus: SequenceCorpus) -> dict[str, Any]:
     """What config.json records of the prepared corpus (`data.corpus`): its size and a
     fingerprint of its contents, so a resumed run can tell that it trains on the same data."""
     return {"fingerprint": corpus.fingerprint(), "users": corpus.n_users,
