@@ -1,9 +1,8 @@
-"""Cloze masking statistics, training windows, prediction inputs and the model scorer."""
+"""Cloze masking statistics, training windows, prediction inputs and padding trims."""
 
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 import torch
 
 from bert4rec.config import MaskingSettings
@@ -11,7 +10,6 @@ from bert4rec.data.batches import (
     ClozeCollate,
     WindowDataset,
     cloze_mask,
-    model_scorer,
     prediction_inputs,
     training_windows,
 )
@@ -152,17 +150,6 @@ def test_prediction_inputs_truncate_then_append_mask():
     assert prediction_inputs(torch.tensor([[4]]), 4, MASK).tolist() == [[0, 0, 4, MASK]]
 
 
-@pytest.mark.parametrize("width", [3, 40])
-def test_model_scorer_scores_every_vocabulary_entry(width):
-    torch.manual_seed(0)
-    model = BERT4Rec(BERT4RecConfig(vocab_size=50, max_len=10, hidden=8, heads=2))
-    histories = torch.randint(1, 49, (6, width))
-    scores = model_scorer(model, "cpu")(histories)
-    assert scores.shape == (6, 50) and scores.dtype == torch.float32
-    expected = model.eval()(prediction_inputs(histories, 10, 49))
-    torch.testing.assert_close(scores, expected)
-
-
 def test_trim_padding_drops_only_all_padding_columns():
     from bert4rec.data.batches import trim_padding
 
@@ -173,7 +160,6 @@ def test_trim_padding_drops_only_all_padding_columns():
 
 def test_trimmed_batch_gives_the_same_predictions():
     from bert4rec.data.batches import trim_padding
-    from bert4rec.model import BERT4Rec, BERT4RecConfig
 
     torch.manual_seed(0)
     model = BERT4Rec(BERT4RecConfig(vocab_size=30, max_len=12, hidden=16, heads=2)).eval()

@@ -177,7 +177,7 @@ def tiny_run_dir(tmp_path, source, vocab_size=7):
 
 
 def test_evaluate_run_dir_matches_evaluate_on_the_same_model(capsys, log_file, tmp_path):
-    from bert4rec.data.batches import model_scorer
+    from bert4rec.evaluate import model_scorer
 
     run, model = tiny_run_dir(tmp_path, log_file)
     record = run_json(capsys, "evaluate", str(run), "--device", "cpu", "--json", "--split",

@@ -7,7 +7,9 @@ import pytest
 import torch
 from tiny_corpus import tiny_corpus
 
-from bert4rec.evaluate import evaluate, sample_negatives, train_item_counts
+from bert4rec.data.batches import prediction_inputs
+from bert4rec.evaluate import evaluate, model_scorer, sample_negatives, train_item_counts
+from bert4rec.model import BERT4Rec, BERT4RecConfig
 
 # users 0 and 1 are evaluable; user 2 (two items) is training data only. Items 1..5, vocab 7.
 SEQUENCES = [[1, 2, 3, 4, 2], [2, 3, 5, 1, 1], [5, 4]]
@@ -196,3 +198,14 @@ def test_test_split_excludes_the_validation_item_from_the_candidates():
     scorer = lambda h: -torch.arange(8.0).expand(len(h), -1)  # noqa: E731
     assert evaluate(scorer, corpus, "test", ks=(1,)).metrics["HR@1"] == pytest.approx(2 / 3)
     assert evaluate(scorer, corpus, "test", exclude_seen=False, ks=(1,)).metrics["HR@1"] == 0.0
+
+
+@pytest.mark.parametrize("width", [3, 40])
+def test_model_scorer_scores_every_vocabulary_entry(width):
+    torch.manual_seed(0)
+    model = BERT4Rec(BERT4RecConfig(vocab_size=50, max_len=10, hidden=8, heads=2))
+    histories = torch.randint(1, 49, (6, width))
+    scores = model_scorer(model, "cpu")(histories)
+    assert scores.shape == (6, 50) and scores.dtype == torch.float32
+    expected = model.eval()(prediction_inputs(histories, 10, 49))
+    torch.testing.assert_close(scores, expected)

@@ -12,11 +12,10 @@ from planted import ddp_worker, planted_corpus, tiny_settings
 from safetensors.torch import load_file
 
 from bert4rec.config import OptimSettings
-from bert4rec.data.batches import model_scorer
 from bert4rec.data.corpus import PrepareSettings, prepare
 from bert4rec.data.interactions import Interactions
 from bert4rec.errors import ModelDirError
-from bert4rec.evaluate import evaluate, train_item_counts
+from bert4rec.evaluate import evaluate, model_scorer, train_item_counts
 from bert4rec.rundir import load_checkpoint, load_model
 from bert4rec.train import fit, learning_rate
 

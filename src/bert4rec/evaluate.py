@@ -4,7 +4,7 @@ A *scorer* is any callable taking `histories: LongTensor [B, T]`, left-padded wi
 recent item at column T - 1), and returning scores `[B, vocab_size]` (float32 or float64). The
 model and every baseline are scorers. The evaluator, not the scorer, removes padding (0), [MASK]
 (vocab_size - 1) and, with `exclude_seen`, every item of the user's history from the candidates;
-the target is always a candidate.
+the target is always a candidate. `model_scorer` makes a trained BERT4Rec a scorer.
 
 Protocols:
 - `full`: the target is ranked against every item (the honest one; Krichene & Rendle, KDD 2020).
@@ -23,9 +23,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bert4rec.data.batches import prediction_inputs
 from bert4rec.data.corpus import SequenceCorpus, Split
 from bert4rec.errors import DataError
 from bert4rec.metrics import DEFAULT_KS, ranking_metrics, target_ranks
+from bert4rec.vocab import PAD
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 PROTOCOLS = ("full", "sampled")
@@ -73,6 +75,23 @@ class EvalReport:
         if self.protocol == "sampled":
             head.update(negatives=self.negatives, n_negatives=self.n_negatives, seed=self.seed)
         return {**head, **self.metrics}
+
+
+def model_scorer(model: torch.nn.Module, device: torch.device | str) -> Scorer:
+    """A scorer (docs/architecture.md): left-padded histories [B, T] -> scores [B, vocab_size].
+
+    Runs `model` (a `BERT4Rec`, put in eval mode) on `device` without gradients; the scores
+    come back as float32 on the histories' device.
+    """
+    config = model.config
+
+    @torch.no_grad()
+    def score(histories: torch.Tensor) -> torch.Tensor:
+        model.eval()
+        inputs = prediction_inputs(histories.to(device), config.max_len, config.mask_token)
+        return model(inputs).float().to(histories.device)  # [B, V]
+
+    return score
 
 
 def train_item_counts(corpus: SequenceCorpus, split: str = "train") -> np.ndarray:
@@ -177,9 +196,9 @@ def _rank_batch(
         excluded = ~allowed.to(device)
     else:
         excluded = torch.zeros(scores.shape, dtype=torch.bool, device=device)
-        excluded[:, [0, vocab_size - 1]] = True
+        excluded[:, [PAD, vocab_size - 1]] = True
         if exclude_seen:
-            excluded.scatter_(1, histories.to(device), True)  # padding 0 is already excluded
+            excluded.scatter_(1, histories.to(device), True)  # padding is already excluded
     return target_ranks(scores, targets, excluded).cpu()
 
 
@@ -189,7 +208,7 @@ def _sampling_weights(corpus: SequenceCorpus, negatives: str) -> torch.Tensor:
         weights = torch.from_numpy(train_item_counts(corpus)).to(torch.float64)
     else:
         weights = torch.ones(corpus.vocab_size, dtype=torch.float64)
-    weights[[0, corpus.vocab_size - 1]] = 0.0
+    weights[[PAD, corpus.vocab_size - 1]] = 0.0
     return weights
 
 

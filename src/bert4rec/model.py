@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PAD = 0
+from bert4rec.vocab import PAD
 
 
 @dataclass(frozen=True)

@@ -32,14 +32,15 @@ from tqdm.auto import tqdm
 
 from bert4rec import rundir
 from bert4rec.config import OptimSettings, Settings
-from bert4rec.data.batches import ClozeCollate, LengthBucketSampler, WindowDataset, model_scorer
+from bert4rec.data.batches import ClozeCollate, LengthBucketSampler, WindowDataset
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.errors import ModelDirError
-from bert4rec.evaluate import evaluate, train_item_counts
+from bert4rec.evaluate import evaluate, model_scorer, train_item_counts
 from bert4rec.losses import cloze_loss, log_item_frequency
-from bert4rec.model import PAD, BERT4Rec, BERT4RecConfig
+from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.runtime import Runtime, joined_runtime
 from bert4rec.train_state import Progress, restore_state, save_state
+from bert4rec.vocab import PAD
 
 logger = logging.getLogger(__name__)
 

@@ -16,12 +16,11 @@ import torch
 
 from bert4rec import baselines, rundir
 from bert4rec.cli.data import add_source_options, corpus_from_args
-from bert4rec.data.batches import model_scorer
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
 from bert4rec.data.interactions import LogColumns
 from bert4rec.errors import ModelDirError
-from bert4rec.evaluate import EvalReport, evaluate
+from bert4rec.evaluate import EvalReport, evaluate, model_scorer
 from bert4rec.metrics import DEFAULT_KS
 
 
