@@ -53,3 +53,17 @@ def test_train_refuses_to_overwrite_or_resume_with_other_settings(tmp_path, caps
     assert main(["train", str(log), "--out", out, "--resume", *TINY, "--lr", "0.5"]) == 1
     assert "changed settings ['optim.lr']" in capsys.readouterr().err
     assert main(["train", str(log), "--out", out, "--resume", *TINY]) == 0
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--hidden", "0"], "model.hidden must be >= 1, got 0"),
+    (["--mask-prob", "2"], "masking.mask_prob must be in (0, 1], got 2.0"),
+    (["--epochs", "0"], "loop.epochs must be >= 1, got 0"),
+])
+def test_an_invalid_setting_stops_train_with_one_line_before_reading_data(tmp_path, capsys,
+                                                                          flags, message):
+    missing = tmp_path / "no-such-log.csv"
+    assert main(["train", str(missing), "--out", str(tmp_path / "run"), *flags]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"bert4rec train: error: {message}"
+    assert not (tmp_path / "run").exists()

@@ -59,7 +59,7 @@ def test_config_round_trip_and_errors():
     assert config.mask_token == 99
     with pytest.raises(ValueError, match="unknown model settings \\['hiden'\\]"):
         BERT4RecConfig.from_dict({**config.to_dict(), "hiden": 3})
-    with pytest.raises(ValueError, match="divisible by heads"):
+    with pytest.raises(ValueError, match=r"model\.hidden \(30\) must divide by model\.heads \(4\)"):
         BERT4RecConfig(vocab_size=100, hidden=30, heads=4)
 
 

@@ -116,7 +116,7 @@ class TrainingRun:
         torch.manual_seed(settings.loop.seed)
         self.settings, self.runtime, self.show_progress = settings, runtime, show_progress
         self.loader = make_loader(corpus, settings, runtime, split)
-        config = BERT4RecConfig(vocab_size=corpus.vocab_size, **settings.to_dict()["model"])
+        config = BERT4RecConfig.from_shape(settings.model, corpus.vocab_size)
         self.model = BERT4Rec(config).to(runtime.device)
         counts = torch.from_numpy(train_item_counts(corpus, split))
         log_frequency = log_item_frequency(counts).to(runtime.device)  # [V]
@@ -243,7 +243,6 @@ def fit(
     rate, validation metrics, seconds of this call so far); time spent in callbacks counts
     neither there nor against `loop.time_budget`.
     """
-    settings = settings.validated()
     out_dir = Path(out_dir)
     with joined_runtime(settings.loop.device) as runtime:
         run = TrainingRun(corpus, settings, runtime, "train", progress)

@@ -24,7 +24,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group(f"{name} settings", section.__doc__)
         for f in fields(section):
             flag = "--" + f.name.replace("_", "-")
-            help = f"{f.metadata['help']} (default: the preset's)"
+            allowed = f.metadata.get("allowed")
+            limits = f"{allowed}; " if allowed is not None else ""
+            help = f"{f.metadata['help']} ({limits}default: the preset's)"
             if f.type == "bool":  # --refit / --no-refit
                 group.add_argument(flag, dest=f"{name}.{f.name}", default=argparse.SUPPRESS,
                                    action=argparse.BooleanOptionalAction, help=help)
