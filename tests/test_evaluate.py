@@ -168,6 +168,27 @@ def test_sampled_with_every_eligible_item_equals_full_ranking():
         evaluate(scorer, corpus, protocol="sampled", negatives="uniform", n_negatives=4)
 
 
+def test_sampled_keeping_seen_items_draws_them_too_and_says_so():
+    corpus = tiny_corpus([[1, 2, 3, 4, 5], [2, 4, 6, 8, 1], [7, 6, 5, 3, 2]])
+    scorer = lambda h: torch.tensor(  # noqa: E731
+        [0.0, 0.3, 0.9, 0.1, 0.5, 0.5, 0.2, 0.8, 0.4, 0.0]
+    ).expand(len(h), -1)
+    # seen items kept: every item but the target (8 - 1 = 7) can be drawn, so drawing all 7
+    # ranks like the full protocol with seen items kept, and differently from excluding them
+    full_kept = evaluate(scorer, corpus, exclude_seen=False)
+    kept = evaluate(scorer, corpus, protocol="sampled", negatives="uniform", n_negatives=7,
+                    exclude_seen=False)
+    assert kept.metrics == full_kept.metrics != evaluate(scorer, corpus).metrics
+    assert kept.to_dict()["seen_items"] == "kept"
+    data = corpus.split("test")
+    rows = np.arange(len(data))
+    weights = torch.ones(corpus.vocab_size, dtype=torch.float64)
+    weights[[0, corpus.vocab_size - 1]] = 0  # padding and [MASK]
+    drawn = sample_negatives(data, rows, weights, 3, (0, 0), exclude_seen=False)
+    history = torch.zeros_like(drawn).scatter_(1, torch.from_numpy(data.padded(rows)), True)
+    assert (drawn & history)[:, 1:].any()  # some history item was drawn as a negative
+
+
 def test_report_labels_protocol_and_serialises_flat():
     corpus = tiny_corpus(SEQUENCES)
     report = evaluate(descending, corpus, "valid", ks=(5, 10))

@@ -9,8 +9,9 @@ the target is always a candidate. `model_scorer` makes a trained BERT4Rec a scor
 Protocols:
 - `full`: the target is ranked against every item (the honest one; Krichene & Rendle, KDD 2020).
 - `sampled`: the target is ranked against `n_negatives` items drawn without replacement, never
-  the target nor a history item, either by popularity in the training part (the BERT4Rec
-  paper's protocol) or uniformly. Draws depend only on `seed` and the data, not `batch_size`.
+  the target and, with `exclude_seen`, never a history item, either by popularity in the
+  training part (the BERT4Rec paper's protocol, seen items excluded) or uniformly. Draws depend
+  only on `seed` and the data, not `batch_size`.
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def evaluate(
             rows = np.arange(start, min(start + SAMPLE_CHUNK, len(data)))
             allowed = None
             if weights is not None:
-                allowed = sample_negatives(data, rows, weights, n_negatives, (seed, chunk))
+                allowed = sample_negatives(data, rows, weights, n_negatives, (seed, chunk),
+                                           exclude_seen)
             for batch, part in _batches(rows, batch_size, allowed):
                 ranks.append(
                     _rank_batch(scorer, data, batch, corpus.vocab_size, exclude_seen, part)
@@ -213,10 +215,12 @@ def _sampling_weights(corpus: SequenceCorpus, negatives: str) -> torch.Tensor:
 
 
 def sample_negatives(
-    data: Split, rows: np.ndarray, weights: torch.Tensor, n: int, seed: tuple[int, int]
+    data: Split, rows: np.ndarray, weights: torch.Tensor, n: int, seed: tuple[int, int],
+    exclude_seen: bool = True,
 ) -> torch.Tensor:
     """A [len(rows), vocab_size] bool mask of `n` negatives per user, drawn without replacement
-    with probability proportional to `weights`, never the target nor a history item.
+    with probability proportional to `weights`, never the target and, with `exclude_seen`,
+    never a history item.
 
     Gumbel-top-k: the n largest of log(w) + Gumbel noise are a draw without replacement
     proportional to w (Vieira 2014), vectorised over users. `seed` seeds a numpy Generator.
@@ -224,7 +228,8 @@ def sample_negatives(
     histories = torch.from_numpy(data.padded(rows))  # [C, T]
     targets = torch.from_numpy(data.targets[rows])  # [C]
     log_w = torch.log(weights).to(torch.float32).expand(len(rows), -1).clone()  # [C, V]
-    log_w.scatter_(1, histories, float("-inf"))
+    if exclude_seen:
+        log_w.scatter_(1, histories, float("-inf"))
     log_w.scatter_(1, targets[:, None], float("-inf"))
     eligible = torch.isfinite(log_w).sum(dim=1)
     if (short := eligible < n).any():
