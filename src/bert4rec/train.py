@@ -36,7 +36,7 @@ from bert4rec.data.batches import ClozeCollate, LengthBucketSampler, WindowDatas
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.errors import ModelDirError
 from bert4rec.evaluate import evaluate, model_scorer, train_item_counts
-from bert4rec.losses import cloze_loss, log_item_frequency
+from bert4rec.losses import log_item_frequency, sampled_cloze_loss
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.runtime import Runtime, joined_runtime
 from bert4rec.train_state import Progress, restore_state, save_state
@@ -188,10 +188,11 @@ class TrainingRun:
             if optim.loss == "full":
                 return F.cross_entropy(self.wrapped(inputs, targets).float(), labels[targets])
             hidden = self.wrapped(inputs, targets, project=False)  # [N, H]
-            return cloze_loss(hidden, self.model.output_weight, self.model.output_bias,
-                              labels[targets], kind=optim.loss, n_negatives=optim.negatives,
-                              n_items=self.model.config.vocab_size - 2,
-                              item_log_q=self.item_log_q)
+            return sampled_cloze_loss(hidden, self.model.output_weight, self.model.output_bias,
+                                      labels[targets], kind=optim.loss,
+                                      n_negatives=optim.negatives,
+                                      n_items=self.model.config.vocab_size - 2,
+                                      item_log_q=self.item_log_q)
 
     def save(self, out_dir: Path) -> None:
         """Write `checkpoints/last.pt`: everything a resumed run needs to go on exactly."""

@@ -135,8 +135,8 @@ def run_baseline(args: argparse.Namespace) -> int:
 def corpus_for_run(
     run_dir: Path, config: dict[str, Any], args: argparse.Namespace
 ) -> SequenceCorpus:
-    """Rebuild the run's corpus from config.json's "data" section: `source` plus the prepare
-    settings (flat or under "settings") and optional "columns"; --source overrides the source."""
+    """Rebuild the run's corpus from config.json's "data" section: `source`, the prepare
+    settings (flat) and optional "columns"; --source overrides the source."""
     data = config.get("data") or {}
     source = args.source or data.get("source")
     if not source:
@@ -144,9 +144,8 @@ def corpus_for_run(
             f"{run_dir / rundir.CONFIG}: the 'data' section names no 'source'; "
             "pass --source SOURCE (the data the model was trained on)"
         )
-    values = {**data, **(data.get("settings") or {})}
     names = {f.name for f in fields(PrepareSettings)}
-    settings = PrepareSettings(**{key: values[key] for key in names if key in values})
+    settings = PrepareSettings(**{key: data[key] for key in names if key in data})
     columns = LogColumns(**data["columns"]) if data.get("columns") else LogColumns()
     return load_corpus(source, settings, data_dir=args.data_dir, cache_dir=args.cache_dir,
                        columns=columns, use_cache=not args.no_cache)
