@@ -38,6 +38,10 @@ def test_full_protocol_masks_padding_mask_and_seen_items_but_never_the_target():
     # user 1 history [2,3,5,1] target 1 (seen): candidates 1, 4 -> rank 1.
     report = evaluate(descending, corpus, "test", ks=(1,))
     assert report.metrics == {"NDCG@1": 1.0, "HR@1": 1.0, "MRR": 1.0}
+
+
+def test_full_protocol_keeping_seen_items_ranks_them_and_says_so():
+    corpus = tiny_corpus(SEQUENCES)
     # keeping seen items: user 0: item 1 beats 2 -> rank 2; user 1: target 1 is best -> rank 1
     kept = evaluate(descending, corpus, "test", exclude_seen=False, ks=(1,))
     assert kept.metrics["MRR"] == pytest.approx((1 / 2 + 1) / 2)
@@ -82,14 +86,15 @@ def test_scorer_with_wrong_shape_is_rejected_with_the_expected_shape():
         evaluate(lambda h: torch.zeros(len(h), 6), corpus)
 
 
-def test_bad_options_are_rejected():
-    corpus = tiny_corpus(SEQUENCES)
-    with pytest.raises(ValueError, match="split must be"):
-        evaluate(descending, corpus, "train")
-    with pytest.raises(ValueError, match="protocol must be"):
-        evaluate(descending, corpus, protocol="sample")
-    with pytest.raises(ValueError, match="negatives must be"):
-        evaluate(descending, corpus, protocol="sampled", negatives="pop")
+@pytest.mark.parametrize(("options", "message"), [
+    ({"split": "train"}, "split must be 'valid' or 'test', got 'train'"),
+    ({"protocol": "sample"}, r"protocol must be one of \('full', 'sampled'\), got 'sample'"),
+    ({"protocol": "sampled", "negatives": "pop"}, "negatives must be one of .*, got 'pop'"),
+    ({"n_negatives": 0}, "n_negatives and batch_size must be >= 1, got 0 and 256"),
+])
+def test_a_bad_option_is_rejected_naming_it(options, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate(descending, tiny_corpus(SEQUENCES), **options)
 
 
 def random_corpus(n_users=300, n_items=60, seed=1):

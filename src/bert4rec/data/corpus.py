@@ -38,8 +38,9 @@ class PrepareSettings:
     """Drop users with fewer interactions than this (after the item filter)."""
 
     def __post_init__(self) -> None:
-        if self.min_item_interactions < 0 or self.min_user_interactions < 0:
-            raise ValueError("min_item_interactions and min_user_interactions must be >= 0")
+        for name in ("min_item_interactions", "min_user_interactions"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
