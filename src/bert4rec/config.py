@@ -235,7 +235,9 @@ class LoopSettings:
     batch_size: int = _f(
         128, "training sequences per step (per process under DDP)", allowed=AT_LEAST_ONE
     )
-    eval_batch_size: int = _f(512, "users per batch during validation", allowed=AT_LEAST_ONE)
+    eval_batch_size: int = _f(
+        512, "users per batch when scoring the valid and test splits", allowed=AT_LEAST_ONE
+    )
     patience: int = _f(
         0,
         "stop after this many epochs without a better validation metric (0: never)",

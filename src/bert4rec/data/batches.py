@@ -135,8 +135,9 @@ def _drop_newest(items: torch.Tensor, n: torch.Tensor, rows: torch.Tensor,
 class ClozeCollate:
     """`collate_fn` for a DataLoader over `WindowDataset`: stacks rows and applies `cloze_mask`.
 
-    Owns the generator; seed it at the start of each epoch (`.generator.manual_seed`) so that
-    an epoch's masks depend only on the seed and the epoch.
+    Owns the generator: the training loader seeds it once per run (`.generator.manual_seed`),
+    so each epoch's masks follow from the previous epoch's draws; a checkpoint stores its
+    state, so a resumed run masks exactly as an uninterrupted one.
     """
 
     def __init__(self, masking: MaskingSettings, mask_token: int) -> None:
