@@ -167,15 +167,22 @@ def test_trimmed_batch_gives_the_same_predictions():
     torch.testing.assert_close(model(batch), model(trim_padding(batch)))
 
 
-def test_length_buckets_cover_each_window_once_across_ranks_and_group_lengths():
+LENGTHS = np.random.default_rng(0).integers(1, 200, size=1000)
+
+
+def test_length_buckets_cover_each_window_once_across_ranks():
     from bert4rec.data.batches import LengthBucketSampler
 
-    lengths = np.random.default_rng(0).integers(1, 200, size=1000)
-    shards = [LengthBucketSampler(lengths, 16, rank=r, world=2, seed=3) for r in (0, 1)]
+    shards = [LengthBucketSampler(LENGTHS, 16, rank=r, world=2, seed=3) for r in (0, 1)]
     for sampler in shards:
         sampler.set_epoch(5)
     seen = [i for sampler in shards for batch in sampler for i in batch]
     assert sorted(seen) == list(range(1000)) and all(len(s) == len(list(s)) for s in shards)
-    spread = np.mean([np.ptp(lengths[b]) for b in shards[0]])
-    plain = np.mean([np.ptp(lengths[b]) for b in LengthBucketSampler(lengths, 16, chunk_batches=1)])
+
+
+def test_length_buckets_group_windows_of_similar_length():
+    from bert4rec.data.batches import LengthBucketSampler
+
+    spread = np.mean([np.ptp(LENGTHS[b]) for b in LengthBucketSampler(LENGTHS, 16, seed=3)])
+    plain = np.mean([np.ptp(LENGTHS[b]) for b in LengthBucketSampler(LENGTHS, 16, chunk_batches=1)])
     assert spread < plain / 4
