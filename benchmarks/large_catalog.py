@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import torch
 
 from bert4rec.config import preset
 from bert4rec.data.batches import cloze_mask
-from bert4rec.losses import log_item_frequency
-from bert4rec.model import BERT4Rec, BERT4RecConfig
-from bert4rec.train import make_optimizer, train_step
+from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
+from bert4rec.runtime import Runtime
+from bert4rec.train import TrainingRun
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -34,29 +35,37 @@ def zipf_batch(rng: np.random.Generator, items: int, batch: int, length: int) ->
     return torch.from_numpy((ranks - 1) % items + 1)
 
 
+def zipf_corpus(rng: np.random.Generator, items: int, users: int, length: int) -> SequenceCorpus:
+    """`users` Zipf sequences of `length` items over a catalogue of `items` (ids 1..items)."""
+    flat = zipf_batch(rng, items, users, length).numpy().reshape(-1)
+    ids = np.arange(1, items + 1)
+    table = pl.DataFrame({"index": ids, "item": ids, "title": None, "genres": None},
+                         schema={"index": pl.Int64, "item": pl.Int64, "title": pl.String,
+                                 "genres": pl.List(pl.String)})
+    return SequenceCorpus(items_flat=flat, offsets=np.arange(users + 1) * length,
+                          user_ids=np.arange(users), item_ids=ids, item_table=table,
+                          name="zipf", settings=PrepareSettings())
+
+
 def one_loss(args: argparse.Namespace) -> dict:
     """Time `args.steps` training steps with `args.loss` (runs inside the child process)."""
-    torch.manual_seed(0)
     rng = np.random.default_rng(0)
     settings = preset("fast").override({
         "optim.loss": args.loss, "optim.negatives": args.negatives,
         "model.max_len": args.max_len, "loop.batch_size": args.batch_size,
         "masking.mask_prob": 0.2, "model.dropout": 0.1,  # as measured in docs/performance.md
+        "loop.device": "cpu",
     })
-    vocab = args.items + 2
-    model = BERT4Rec(BERT4RecConfig(vocab_size=vocab, **settings.to_dict()["model"]))
-    optimizer = make_optimizer(model, settings.optim)
-    counts = torch.bincount(zipf_batch(rng, args.items, 512, args.max_len).flatten(),
-                            minlength=vocab)
-    log_q = log_item_frequency(counts)
+    corpus = zipf_corpus(rng, args.items, 512, args.max_len)  # its counts give the in-batch log Q
+    run = TrainingRun(corpus, settings, Runtime(torch.device("cpu")), show_progress=False)
+    model = run.model
     generator = torch.Generator().manual_seed(0)
     times = []
     for step in range(args.warmup + args.steps):
         items = zipf_batch(rng, args.items, args.batch_size, args.max_len)
-        inputs, labels = cloze_mask(items, settings.masking, vocab - 1, generator)
+        inputs, labels = cloze_mask(items, settings.masking, corpus.mask_token, generator)
         start = time.perf_counter()
-        train_step(model, optimizer, inputs, labels, settings.optim.lr, settings.optim,
-                   torch.device("cpu"), log_q)
+        run.step(inputs, labels)
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
     return {

@@ -22,9 +22,9 @@ import torch
 from bert4rec.config import preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
-from bert4rec.model import BERT4Rec, BERT4RecConfig, flops_per_sequence
+from bert4rec.model import flops_per_sequence
 from bert4rec.runtime import Runtime, pick_device
-from bert4rec.train import make_loader, make_optimizer, train_step
+from bert4rec.train import TrainingRun
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -57,19 +57,16 @@ def peak_memory_mib(device: torch.device) -> float:
 def run_preset(name: str, corpus, device: torch.device, steps: int, warmup: int) -> dict:
     """Time `steps` optimiser steps (after `warmup`) of preset `name` on `corpus`."""
     settings = preset(name).override({"loop.device": str(device)})
-    torch.manual_seed(0)
-    loader = make_loader(corpus, settings, Runtime(device))
-    config = BERT4RecConfig(vocab_size=corpus.vocab_size, **settings.to_dict()["model"])
-    model = BERT4Rec(config).to(device)
-    optimizer = make_optimizer(model, settings.optim)
-    batches = iter(loader)
+    run = TrainingRun(corpus, settings, Runtime(device), show_progress=False)
+    config = run.model.config
+    batches = iter(run.loader)
     sequences = tokens = real = flops = 0.0
     for step in range(warmup + steps):
         inputs, labels = next(batches)
         if step == warmup:
             sync(device)
             start = time.perf_counter()
-        train_step(model, optimizer, inputs, labels, settings.optim.lr, settings.optim, device)
+        run.step(inputs, labels)
         if step >= warmup:
             sequences += len(inputs)
             tokens += inputs.numel()
@@ -81,7 +78,8 @@ def run_preset(name: str, corpus, device: torch.device, steps: int, warmup: int)
     seconds = time.perf_counter() - start
     return {
         "preset": name, "steps": steps, "batch_size": settings.loop.batch_size,
-        "max_len": config.max_len, "hidden": config.hidden, "parameters": model.num_parameters(),
+        "max_len": config.max_len, "hidden": config.hidden,
+        "parameters": run.model.num_parameters(),
         "seconds": round(seconds, 3), "sequences_per_s": round(sequences / seconds, 1),
         "tokens_per_s": round(tokens / seconds), "real_items_per_s": round(real / seconds),
         "model_gflop_per_step": round(flops / steps / 1e9, 2),

@@ -1,4 +1,6 @@
-"""Shared fixtures: the real-data directory (skipped with a reason when absent) and a tiny log."""
+"""Shared fixtures: an isolated corpus cache, and the real-data directory, which is the one way
+real-data tests reach MovieLens (they carry the `realdata` marker and are skipped, with the
+reason, when the copies are absent)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,22 @@ import os
 from pathlib import Path
 
 import pytest
+
+RELEASES_READ = ("ml-100k", "ml-1m", "ml-latest-small")
+"""The folders under $BERT4REC_DATA_DIR that the real-data tests read."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Real-data tests take the `data_dir` fixture and carry the `realdata` marker: both or
+    neither, so `-m "not realdata"` deselects exactly the tests that read real data."""
+    for item in items:
+        reads = "data_dir" in getattr(item, "fixturenames", ())
+        marked = item.get_closest_marker("realdata") is not None
+        if reads != marked:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test that reads real data takes the data_dir fixture and "
+                "carries @pytest.mark.realdata (both or neither)"
+            )
 
 
 @pytest.fixture(autouse=True)
@@ -20,9 +38,8 @@ def data_dir() -> Path:
     value = os.environ.get("BERT4REC_DATA_DIR")
     if not value or not Path(value).is_dir():
         pytest.skip("real data absent: set BERT4REC_DATA_DIR to the folder holding ml-1m/ etc.")
+    missing = [name for name in RELEASES_READ if not (Path(value) / name).is_dir()]
+    if missing:
+        pytest.skip(f"real data incomplete: {value} lacks {', '.join(missing)}")
     return Path(value)
 
-
-def write_csv(path: Path, header: str, rows: list[str]) -> Path:
-    path.write_text("\n".join([header, *rows]) + "\n")
-    return path

@@ -1,9 +1,8 @@
-"""Cloze masking statistics, training windows, prediction inputs and the model scorer."""
+"""Cloze masking statistics, training windows, prediction inputs and padding trims."""
 
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 import torch
 
 from bert4rec.config import MaskingSettings
@@ -11,7 +10,6 @@ from bert4rec.data.batches import (
     ClozeCollate,
     WindowDataset,
     cloze_mask,
-    model_scorer,
     prediction_inputs,
     training_windows,
 )
@@ -152,17 +150,6 @@ def test_prediction_inputs_truncate_then_append_mask():
     assert prediction_inputs(torch.tensor([[4]]), 4, MASK).tolist() == [[0, 0, 4, MASK]]
 
 
-@pytest.mark.parametrize("width", [3, 40])
-def test_model_scorer_scores_every_vocabulary_entry(width):
-    torch.manual_seed(0)
-    model = BERT4Rec(BERT4RecConfig(vocab_size=50, max_len=10, hidden=8, heads=2))
-    histories = torch.randint(1, 49, (6, width))
-    scores = model_scorer(model, "cpu")(histories)
-    assert scores.shape == (6, 50) and scores.dtype == torch.float32
-    expected = model.eval()(prediction_inputs(histories, 10, 49))
-    torch.testing.assert_close(scores, expected)
-
-
 def test_trim_padding_drops_only_all_padding_columns():
     from bert4rec.data.batches import trim_padding
 
@@ -173,7 +160,6 @@ def test_trim_padding_drops_only_all_padding_columns():
 
 def test_trimmed_batch_gives_the_same_predictions():
     from bert4rec.data.batches import trim_padding
-    from bert4rec.model import BERT4Rec, BERT4RecConfig
 
     torch.manual_seed(0)
     model = BERT4Rec(BERT4RecConfig(vocab_size=30, max_len=12, hidden=16, heads=2)).eval()
@@ -181,15 +167,22 @@ def test_trimmed_batch_gives_the_same_predictions():
     torch.testing.assert_close(model(batch), model(trim_padding(batch)))
 
 
-def test_length_buckets_cover_each_window_once_across_ranks_and_group_lengths():
+LENGTHS = np.random.default_rng(0).integers(1, 200, size=1000)
+
+
+def test_length_buckets_cover_each_window_once_across_ranks():
     from bert4rec.data.batches import LengthBucketSampler
 
-    lengths = np.random.default_rng(0).integers(1, 200, size=1000)
-    shards = [LengthBucketSampler(lengths, 16, rank=r, world=2, seed=3) for r in (0, 1)]
+    shards = [LengthBucketSampler(LENGTHS, 16, rank=r, world=2, seed=3) for r in (0, 1)]
     for sampler in shards:
         sampler.set_epoch(5)
     seen = [i for sampler in shards for batch in sampler for i in batch]
     assert sorted(seen) == list(range(1000)) and all(len(s) == len(list(s)) for s in shards)
-    spread = np.mean([np.ptp(lengths[b]) for b in shards[0]])
-    plain = np.mean([np.ptp(lengths[b]) for b in LengthBucketSampler(lengths, 16, chunk_batches=1)])
+
+
+def test_length_buckets_group_windows_of_similar_length():
+    from bert4rec.data.batches import LengthBucketSampler
+
+    spread = np.mean([np.ptp(LENGTHS[b]) for b in LengthBucketSampler(LENGTHS, 16, seed=3)])
+    plain = np.mean([np.ptp(LENGTHS[b]) for b in LengthBucketSampler(LENGTHS, 16, chunk_batches=1)])
     assert spread < plain / 4

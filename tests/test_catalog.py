@@ -1,6 +1,5 @@
 """Title search: hand-made awkward cases, then every title of two real MovieLens releases."""
 
-import os
 from pathlib import Path
 
 import polars as pl
@@ -132,22 +131,13 @@ def test_entry_and_missing_columns():
         Catalog(pl.DataFrame({"item": [1, 1]}))
 
 
-def data_file(*parts: str) -> Path:
-    root = os.environ.get("BERT4REC_DATA_DIR")
-    if not root:
-        pytest.skip("BERT4REC_DATA_DIR is not set; it should point at the MovieLens copies")
-    path = Path(root, *parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent")
-    return path
+def ml_latest_small(data_dir: Path) -> pl.DataFrame:
+    movies = data_dir / "ml-latest-small" / "movies.csv"
+    return pl.read_csv(movies).rename({"movieId": "item"})
 
 
-def ml_latest_small() -> pl.DataFrame:
-    return pl.read_csv(data_file("ml-latest-small", "movies.csv")).rename({"movieId": "item"})
-
-
-def ml_1m() -> pl.DataFrame:
-    lines = data_file("ml-1m", "movies.dat").read_text(encoding="latin-1").splitlines()
+def ml_1m(data_dir: Path) -> pl.DataFrame:
+    lines = (data_dir / "ml-1m" / "movies.dat").read_text(encoding="latin-1").splitlines()
     rows = [line.split("::") for line in lines]
     return pl.DataFrame({"item": [int(r[0]) for r in rows], "title": [r[1] for r in rows]})
 
@@ -163,11 +153,12 @@ def never_wrong(catalog: Catalog, item: int, query: str) -> str:
     return "self"
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize(
     ("load", "n_items", "duplicated"), [(ml_latest_small, 9742, 10), (ml_1m, 3883, 0)]
 )
-def test_every_real_title_finds_its_own_film(load, n_items, duplicated):
-    table = load()
+def test_every_real_title_finds_its_own_film(data_dir, load, n_items, duplicated):
+    table = load(data_dir)
     catalog = Catalog(table)
     assert len(catalog) == n_items
     outcomes = {"self": 0, "ambiguous": 0}
@@ -180,8 +171,9 @@ def test_every_real_title_finds_its_own_film(load, n_items, duplicated):
     assert outcomes == {"self": n_items - duplicated, "ambiguous": duplicated}
 
 
-def test_founding_query_and_article_inversion_on_real_titles():
-    catalog = Catalog(ml_latest_small())
+@pytest.mark.realdata
+def test_founding_query_and_article_inversion_on_real_titles(data_dir):
+    catalog = Catalog(ml_latest_small(data_dir))
     query = [
         "Harry Potter and the Sorcerer's Stone (a.k.a. Harry Potter and the Philosopher's Stone)"
         " (2001)",
@@ -192,6 +184,6 @@ def test_founding_query_and_article_inversion_on_real_titles():
     assert [catalog.find(title) for title in query] == [4896, 5816, 8368, 40815]
     assert catalog.find("The Matrix") == 2571
     assert catalog.find("Das Boot") == 1233
-    one_m = Catalog(ml_1m())
+    one_m = Catalog(ml_1m(data_dir))
     assert one_m.find("The Matrix") == 2571
     assert one_m.find("Leon: The Professional") == 293

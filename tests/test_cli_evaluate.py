@@ -61,13 +61,20 @@ def test_baseline_json_has_protocol_split_seen_policy_users_and_metrics(capsys, 
     assert record["users"] == 3 and record["MRR"] == 1.0
 
 
-def test_baseline_keep_seen_and_split_options(capsys, log_file, tmp_path):
-    common = [str(log_file), "--min-user-interactions", "0", "--no-cache", "--json"]
-    kept = run_json(capsys, "baseline", "popular", *common, "--keep-seen", "--ks", "3")
+COMMON = ["--min-user-interactions", "0", "--no-cache", "--json"]
+
+
+def test_baseline_keep_seen_option_keeps_history_items_as_candidates(capsys, log_file):
+    kept = run_json(capsys, "baseline", "popular", str(log_file), *COMMON, "--keep-seen",
+                    "--ks", "3")
     assert kept["seen_items"] == "kept"
     assert kept["HR@3"] == pytest.approx(2 / 3)
     assert kept["MRR"] == pytest.approx((1 + 1 / 3 + 1 / 5) / 3)
-    valid = run_json(capsys, "baseline", "markov", *common, "--split", "valid", "--ks", "1")
+
+
+def test_baseline_split_option_ranks_the_validation_item(capsys, log_file):
+    valid = run_json(capsys, "baseline", "markov", str(log_file), *COMMON, "--split", "valid",
+                     "--ks", "1")
     assert valid["split"] == "valid" and valid["HR@1"] == pytest.approx(2 / 3)
 
 
@@ -118,16 +125,17 @@ def test_baseline_table_is_labelled(capsys, log_file):
     assert [line.split()[0] for line in out[2:]] == ["1", "10", "MRR"]
 
 
-def test_bad_ks_and_unknown_baseline_are_usage_errors(capsys, log_file):
-    for argv in (
-        ["baseline", "popular", str(log_file), "--ks", "ten"],
-        ["baseline", "popular", str(log_file), "--n-negatives", "0"],
-        ["baseline", "pop", str(log_file)],
-    ):
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        assert exit_info.value.code == 2
-    assert "invalid choice: 'pop'" in capsys.readouterr().err
+@pytest.mark.parametrize(("args", "message"), [
+    (["popular", "--ks", "ten"], "--ks wants comma-separated integers, got 'ten'"),
+    (["popular", "--n-negatives", "0"], "must be >= 1, got 0"),
+    (["pop"], "invalid choice: 'pop'"),
+])
+def test_a_bad_option_or_unknown_baseline_is_a_usage_error(capsys, log_file, args, message):
+    name, *options = args
+    with pytest.raises(SystemExit) as exit_info:
+        main(["baseline", name, str(log_file), *options])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_too_many_sampled_negatives_is_a_one_line_error(capsys, log_file):
@@ -177,7 +185,7 @@ def tiny_run_dir(tmp_path, source, vocab_size=7):
 
 
 def test_evaluate_run_dir_matches_evaluate_on_the_same_model(capsys, log_file, tmp_path):
-    from bert4rec.data.batches import model_scorer
+    from bert4rec.evaluate import model_scorer
 
     run, model = tiny_run_dir(tmp_path, log_file)
     record = run_json(capsys, "evaluate", str(run), "--device", "cpu", "--json", "--split",

@@ -22,34 +22,81 @@ def planted_log(tmp_path):
     return path
 
 
-def test_train_writes_the_effective_settings_and_is_reproducible(tmp_path, capsys):
-    log = planted_log(tmp_path)
-    for out in ("a", "b"):
-        assert main(["train", str(log), "--out", str(tmp_path / out), "--seed", "3", *TINY]) == 0
+@pytest.fixture(scope="module")
+def log(tmp_path_factory):
+    return planted_log(tmp_path_factory.mktemp("log"))
+
+
+@pytest.fixture(scope="module")
+def trained(log, tmp_path_factory):
+    """A finished `bert4rec train` run directory (seed 3)."""
+    out = tmp_path_factory.mktemp("runs") / "a"
+    assert main(["train", str(log), "--out", str(out), "--seed", "3", *TINY]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_train_prints_the_chosen_epoch_and_test_figures(log, tmp_path, capsys):
+    assert main(["train", str(log), "--out", str(tmp_path / "run"), *TINY]) == 0
     printed = capsys.readouterr().out
     assert "best epoch" in printed and "test:  NDCG@10" in printed
-    first, second = ((tmp_path / o / "metrics.json").read_text() for o in ("a", "b"))
-    assert first == second
-    assert main(["train", str(log), "--out", str(tmp_path / "r"), "--refit", *TINY]) == 0
-    assert "refit for " in capsys.readouterr().out
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["loop"]["refit"]
-    config = json.loads((tmp_path / "a" / "config.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_same_seed_writes_the_same_metrics(log, trained, tmp_path):
+    assert main(["train", str(log), "--out", str(tmp_path / "b"), "--seed", "3", *TINY]) == 0
+    assert (tmp_path / "b" / "metrics.json").read_text() == (
+        trained / "metrics.json").read_text()
+
+
+@pytest.mark.slow
+def test_config_json_holds_the_effective_settings_and_how_to_rebuild_the_data(log, trained):
+    config = json.loads((trained / "config.json").read_text())
     assert config["train"]["model"]["hidden"] == 32 and config["train"]["loop"]["seed"] == 3
     assert config["train"]["optim"]["schedule"] == "warmup_linear"  # the fast preset's
     assert config["data"]["source"] == str(log.resolve())
     assert config["data"]["min_rating"] is None and config["data"]["min_user_interactions"] == 3
-    assert main(["evaluate", str(tmp_path / "a"), "--split", "valid", "--json"]) == 0
+
+
+@pytest.mark.slow
+def test_refit_flag_refits_and_is_recorded(log, tmp_path, capsys):
+    assert main(["train", str(log), "--out", str(tmp_path / "r"), "--refit", *TINY]) == 0
+    assert "refit for " in capsys.readouterr().out
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["loop"]["refit"]
+
+
+@pytest.mark.slow
+def test_evaluate_on_the_run_directory_repeats_the_chosen_validation_figures(trained, capsys):
+    assert main(["evaluate", str(trained), "--split", "valid", "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    best = json.loads((tmp_path / "a" / "metrics.json").read_text())["valid"]
+    best = json.loads((trained / "metrics.json").read_text())["valid"]
     assert evaluated["NDCG@10"] == pytest.approx(best["NDCG@10"])
 
 
-def test_train_refuses_to_overwrite_or_resume_with_other_settings(tmp_path, capsys):
-    log = planted_log(tmp_path)
+@pytest.mark.slow
+def test_train_refuses_to_overwrite_a_run(log, trained, capsys):
+    assert main(["train", str(log), "--out", str(trained), *TINY]) == 1
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_resume_refuses_other_settings_and_accepts_the_same(log, tmp_path, capsys):
     out = str(tmp_path / "run")
     assert main(["train", str(log), "--out", out, *TINY]) == 0
-    assert main(["train", str(log), "--out", out, *TINY]) == 1
-    assert "already holds a run; pass --resume" in capsys.readouterr().err
     assert main(["train", str(log), "--out", out, "--resume", *TINY, "--lr", "0.5"]) == 1
     assert "changed settings ['optim.lr']" in capsys.readouterr().err
     assert main(["train", str(log), "--out", out, "--resume", *TINY]) == 0
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--hidden", "0"], "model.hidden must be >= 1, got 0"),
+    (["--mask-prob", "2"], "masking.mask_prob must be in (0, 1], got 2.0"),
+    (["--epochs", "0"], "loop.epochs must be >= 1, got 0"),
+])
+def test_an_invalid_setting_stops_train_with_one_line_before_reading_data(tmp_path, capsys,
+                                                                          flags, message):
+    missing = tmp_path / "no-such-log.csv"
+    assert main(["train", str(missing), "--out", str(tmp_path / "run"), *flags]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"bert4rec train: error: {message}"
+    assert not (tmp_path / "run").exists()

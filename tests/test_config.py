@@ -1,12 +1,26 @@
-"""Settings: presets round-trip, overrides are checked, the documented table matches the code."""
+"""Settings: presets round-trip and train, overrides are checked, every setting is validated up
+front with an error naming it and its value, the documented tables match the code."""
 
 import re
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import torch
+from planted import planted_corpus
 
-from bert4rec.config import PRESETS, SECTIONS, Settings, field_defaults, parse_overrides, preset
+from bert4rec.config import (
+    PRESETS,
+    SECTIONS,
+    Settings,
+    allowed_values,
+    field_defaults,
+    parse_overrides,
+    preset,
+)
+from bert4rec.errors import SettingsError
+from bert4rec.runtime import Runtime
+from bert4rec.train import TrainingRun
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
@@ -17,61 +31,131 @@ def test_presets_round_trip_through_plain_dicts(name):
     assert Settings.from_dict(settings.to_dict()) == settings
 
 
-def test_the_seed_and_paper_presets_hold_their_recipes():
-    seed, paper = preset("seed"), preset("paper")
-    s, p = seed, paper
-    assert (s.model.max_len, s.model.layers, s.model.hidden, s.model.heads) == (128, 2, 256, 4)
-    m = s.masking
-    assert (m.mask_prob, m.mask_token_share, m.random_token_share) == (0.15, 0.8, 0.1)
-    o = s.optim
-    assert (o.lr, o.schedule, o.step_epochs, s.loop.epochs) == (1e-3, "step", 25, 100)
-    assert (p.model.hidden, p.model.heads, p.model.max_len, p.model.dropout) == (64, 2, 200, 0.2)
-    assert (p.masking.mask_prob, p.masking.mask_token_share) == (0.2, 1.0)
-    o = p.optim
-    assert (o.lr, o.weight_decay, o.clip_norm, p.loop.batch_size) == (1e-4, 0.01, 5.0, 256)
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_takes_a_training_step_with_a_finite_loss(name):
+    corpus = planted_corpus(n_users=40)
+    run = TrainingRun(corpus, preset(name).override({"loop.device": "cpu"}),
+                      Runtime(torch.device("cpu")), show_progress=False)
+    inputs, labels = next(iter(run.loader))
+    before = {k: v.clone() for k, v in run.model.state_dict().items()}
+    assert torch.isfinite(run.step(inputs, labels))
+    assert any(not torch.equal(before[k], v) for k, v in run.model.state_dict().items())
 
 
-def test_override_changes_one_field_and_rejects_unknown_or_invalid_ones():
+def test_override_changes_one_field_and_keeps_the_rest():
     changed = preset("fast").override({"model.hidden": 128, "optim.schedule": "step"})
     assert changed.model.hidden == 128 and changed.optim.schedule == "step"
-    assert changed.masking == preset("fast").masking
-    with pytest.raises(ValueError, match=r"unknown setting 'model\.hiden'"):
+    assert changed.masking == preset("fast").masking and changed.loop == preset("fast").loop
+
+
+def test_unknown_settings_sections_and_presets_are_named():
+    with pytest.raises(SettingsError, match=r"unknown setting 'model\.hiden'"):
         preset("fast").override({"model.hiden": 1})
-    with pytest.raises(ValueError, match=r"optim\.schedule must be one of"):
-        preset("fast").override({"optim.schedule": "cosine"})
-    with pytest.raises(ValueError, match="must divide by heads"):
-        preset("fast").override({"model.heads": 3})
-    with pytest.raises(ValueError, match="unknown masking settings \\['prob'\\]"):
+    with pytest.raises(SettingsError, match=r"unknown masking settings \['prob'\]"):
         Settings.from_dict({"masking": {"prob": 0.1}})
+    with pytest.raises(SettingsError, match=r"unknown settings sections \['train'\]"):
+        Settings.from_dict({"train": {}})
     with pytest.raises(KeyError, match="choose one of"):
         preset("bert")
 
 
-def documented_table() -> dict[str, list[str]]:
-    """`section.field` -> [default, seed, paper, fast] as written in docs/configuration.md."""
-    rows = re.findall(r"^\| `(\w+\.\w+)` \| (.+?) \|[^|]*\|$", DOC.read_text(), re.M)
-    return {key: re.findall(r"`([^`]*)`", values) for key, values in rows}
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("model.hidden", 0, r"model\.hidden must be >= 1, got 0"),
+    ("model.heads", 0, r"model\.heads must be >= 1, got 0"),
+    ("model.layers", -1, r"model\.layers must be >= 1, got -1"),
+    ("model.max_len", 1, r"model\.max_len must be >= 2, got 1"),
+    ("model.ff_mult", 0, r"model\.ff_mult must be >= 1, got 0"),
+    ("model.dropout", 1.0, r"model\.dropout must be in \[0, 1\), got 1\.0"),
+    ("model.attention_dropout", -0.1, r"model\.attention_dropout must be in \[0, 1\), got -0\.1"),
+    ("model.hidden", 64.0, r"model\.hidden must be a whole number, got 64\.0"),
+    ("masking.mask_prob", 2, r"masking\.mask_prob must be in \(0, 1\], got 2"),
+    ("masking.mask_prob", 0.0, r"masking\.mask_prob must be in \(0, 1\], got 0\.0"),
+    ("masking.last_item_share", 1.5, r"masking\.last_item_share must be in \[0, 1\], got 1\.5"),
+    ("masking.last_item_prefix", -1, r"masking\.last_item_prefix must be in \[0, 1\], got -1"),
+    ("masking.windows_per_sequence", 0, r"masking\.windows_per_sequence must be >= 1, got 0"),
+    ("masking.window_shift", -2, r"masking\.window_shift must be >= 0, got -2"),
+    ("optim.lr", 0.0, r"optim\.lr must be > 0, got 0\.0"),
+    ("optim.lr", float("nan"), r"optim\.lr must be a finite number, got nan"),
+    ("optim.weight_decay", -0.01, r"optim\.weight_decay must be >= 0, got -0\.01"),
+    ("optim.beta2", 1.0, r"optim\.beta2 must be in \[0, 1\), got 1\.0"),
+    ("optim.step_epochs", 0, r"optim\.step_epochs must be >= 1, got 0"),
+    ("optim.step_gamma", 0.0, r"optim\.step_gamma must be > 0, got 0\.0"),
+    ("optim.warmup_fraction", 1.5, r"optim\.warmup_fraction must be in \[0, 1\], got 1\.5"),
+    ("optim.clip_norm", -1.0, r"optim\.clip_norm must be >= 0, got -1\.0"),
+    ("optim.negatives", 0, r"optim\.negatives must be >= 1, got 0"),
+    ("optim.ema_decay", 1.0, r"optim\.ema_decay must be in \[0, 1\), got 1\.0"),
+    ("optim.schedule", "cosine", r"optim\.schedule must be one of \(.*'step'.*\), got 'cosine'"),
+    ("loop.epochs", 0, r"loop\.epochs must be >= 1, got 0"),
+    ("loop.batch_size", -8, r"loop\.batch_size must be >= 1, got -8"),
+    ("loop.eval_batch_size", 0, r"loop\.eval_batch_size must be >= 1, got 0"),
+    ("loop.patience", -1, r"loop\.patience must be >= 0, got -1"),
+    ("loop.metric", "ndcg@10", r"loop\.metric must be one of \(.*'NDCG@10'.*\), got 'ndcg@10'"),
+    ("loop.metric", "NDCG@50", r"loop\.metric must be one of .*, got 'NDCG@50'"),
+    ("loop.seed", -1, r"loop\.seed must be >= 0, got -1"),
+    ("loop.device", "gpu", r"loop\.device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+    ("loop.time_budget", -5.0, r"loop\.time_budget must be >= 0, got -5\.0"),
+    ("loop.refit", "yes", r"loop\.refit must be true or false, got 'yes'"),
+    ("loop.epochs", True, r"loop\.epochs must be a whole number, got True"),
+])
+def test_an_invalid_setting_is_refused_up_front_naming_the_field_and_value(key, value, message):
+    with pytest.raises(SettingsError, match=message):
+        preset("fast").override({key: value})
+
+
+def test_settings_that_only_fail_together_name_both_fields():
+    with pytest.raises(SettingsError, match=r"model\.hidden \(64\) must divide by model\.heads"):
+        preset("fast").override({"model.heads": 3})
+    with pytest.raises(SettingsError, match=r"mask_token_share \(0\.8\) \+ .*random_token_share"
+                       r" \(0\.3\) must be <= 1"):
+        preset("seed").override({"masking.random_token_share": 0.3})
+
+
+def test_every_validation_metric_a_run_reports_is_accepted():
+    for metric in ("NDCG@1", "HR@5", "NDCG@20", "MRR"):
+        assert preset("fast").override({"loop.metric": metric}).loop.metric == metric
+
+
+def documented_rows(heading: str) -> dict[str, list[str]]:
+    """`section.field` -> the other cells of its row, in the table under `heading`."""
+    text = DOC.read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+\.\w+)` \|(.*)\|$", text, re.M)
+    return {key: [cell.strip() for cell in cells.split(" | ")] for key, cells in rows}
+
+
+def settings_fields() -> list[tuple[str, object]]:
+    return [(f"{name}.{f.name}", f) for name, section in SECTIONS.items()
+            for f in fields(section)]
 
 
 def test_documented_defaults_and_presets_equal_the_code():
-    table = documented_table()
-    in_code = [f"{name}.{f.name}" for name, section in SECTIONS.items() for f in fields(section)]
-    assert sorted(table) == sorted(in_code), "docs/configuration.md lists other settings"
+    table = documented_rows("Settings")
+    assert sorted(table) == sorted(key for key, _ in settings_fields()), \
+        "docs/configuration.md lists other settings"
     for name, section in SECTIONS.items():
         for field_name, default in field_defaults(section).items():
-            documented = table[f"{name}.{field_name}"]
+            cells = table[f"{name}.{field_name}"][:4]
             in_presets = [getattr(getattr(PRESETS[p], name), field_name)
                           for p in ("seed", "paper", "fast")]
-            assert documented == [str(v) for v in [default, *in_presets]], f"{name}.{field_name}"
+            assert cells == [f"`{v}`" for v in [default, *in_presets]], f"{name}.{field_name}"
 
 
-def test_parse_overrides_types_values_by_field_and_names_bad_pairs():
+def test_documented_allowed_values_equal_the_code():
+    table = documented_rows("Allowed values")
+    assert {key: cells[0] for key, cells in table.items()} == {
+        key: allowed_values(f) for key, f in settings_fields()}
+
+
+def test_parse_overrides_types_values_by_field():
     assert parse_overrides(["model.hidden=128", "optim.lr=3e-3", "optim.loss=uniform"]) == {
         "model.hidden": 128, "optim.lr": 0.003, "optim.loss": "uniform"}
     assert [parse_overrides([f"loop.refit={t}"])["loop.refit"] for t in ("True", "no")] == [
         True, False]
-    for bad, message in [("model.hiden=1", "known field"), ("hidden=1", "known field"),
-                         ("model.hidden", "known field"), ("model.hidden=1.5", "expected int"),
-                         ("loop.refit=maybe", "expected bool")]:
-        with pytest.raises(ValueError, match=message):
-            parse_overrides([bad])
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ("model.hiden=1", "known field"), ("hidden=1", "known field"), ("model.hidden", "known field"),
+    ("model.hidden=1.5", "expected int"), ("loop.refit=maybe", "expected bool"),
+])
+def test_parse_overrides_names_bad_pairs(bad, message):
+    with pytest.raises(SettingsError, match=message):
+        parse_overrides([bad])

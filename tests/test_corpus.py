@@ -72,6 +72,7 @@ def test_save_load_round_trip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["c"]
 
 
+@pytest.mark.realdata
 def test_ml_latest_small_counts_match_an_independent_count(data_dir):
     from bert4rec.data.cache import load_corpus
 
@@ -87,6 +88,7 @@ def test_ml_latest_small_counts_match_an_independent_count(data_dir):
     assert corpus.n_items == len({i for items in kept.values() for i in items})
 
 
+@pytest.mark.realdata
 def test_ml1m_benchmark_file_unfiltered(data_dir):
     from bert4rec.data.cache import load_corpus
 

@@ -7,7 +7,9 @@ import pytest
 import torch
 from tiny_corpus import tiny_corpus
 
-from bert4rec.evaluate import evaluate, sample_negatives, train_item_counts
+from bert4rec.data.batches import prediction_inputs
+from bert4rec.evaluate import evaluate, model_scorer, sample_negatives, train_item_counts
+from bert4rec.model import BERT4Rec, BERT4RecConfig
 
 # users 0 and 1 are evaluable; user 2 (two items) is training data only. Items 1..5, vocab 7.
 SEQUENCES = [[1, 2, 3, 4, 2], [2, 3, 5, 1, 1], [5, 4]]
@@ -36,6 +38,10 @@ def test_full_protocol_masks_padding_mask_and_seen_items_but_never_the_target():
     # user 1 history [2,3,5,1] target 1 (seen): candidates 1, 4 -> rank 1.
     report = evaluate(descending, corpus, "test", ks=(1,))
     assert report.metrics == {"NDCG@1": 1.0, "HR@1": 1.0, "MRR": 1.0}
+
+
+def test_full_protocol_keeping_seen_items_ranks_them_and_says_so():
+    corpus = tiny_corpus(SEQUENCES)
     # keeping seen items: user 0: item 1 beats 2 -> rank 2; user 1: target 1 is best -> rank 1
     kept = evaluate(descending, corpus, "test", exclude_seen=False, ks=(1,))
     assert kept.metrics["MRR"] == pytest.approx((1 / 2 + 1) / 2)
@@ -80,14 +86,15 @@ def test_scorer_with_wrong_shape_is_rejected_with_the_expected_shape():
         evaluate(lambda h: torch.zeros(len(h), 6), corpus)
 
 
-def test_bad_options_are_rejected():
-    corpus = tiny_corpus(SEQUENCES)
-    with pytest.raises(ValueError, match="split must be"):
-        evaluate(descending, corpus, "train")
-    with pytest.raises(ValueError, match="protocol must be"):
-        evaluate(descending, corpus, protocol="sample")
-    with pytest.raises(ValueError, match="negatives must be"):
-        evaluate(descending, corpus, protocol="sampled", negatives="pop")
+@pytest.mark.parametrize(("options", "message"), [
+    ({"split": "train"}, "split must be 'valid' or 'test', got 'train'"),
+    ({"protocol": "sample"}, r"protocol must be one of \('full', 'sampled'\), got 'sample'"),
+    ({"protocol": "sampled", "negatives": "pop"}, "negatives must be one of .*, got 'pop'"),
+    ({"n_negatives": 0}, "n_negatives and batch_size must be >= 1, got 0 and 256"),
+])
+def test_a_bad_option_is_rejected_naming_it(options, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate(descending, tiny_corpus(SEQUENCES), **options)
 
 
 def random_corpus(n_users=300, n_items=60, seed=1):
@@ -166,6 +173,27 @@ def test_sampled_with_every_eligible_item_equals_full_ranking():
         evaluate(scorer, corpus, protocol="sampled", negatives="uniform", n_negatives=4)
 
 
+def test_sampled_keeping_seen_items_draws_them_too_and_says_so():
+    corpus = tiny_corpus([[1, 2, 3, 4, 5], [2, 4, 6, 8, 1], [7, 6, 5, 3, 2]])
+    scorer = lambda h: torch.tensor(  # noqa: E731
+        [0.0, 0.3, 0.9, 0.1, 0.5, 0.5, 0.2, 0.8, 0.4, 0.0]
+    ).expand(len(h), -1)
+    # seen items kept: every item but the target (8 - 1 = 7) can be drawn, so drawing all 7
+    # ranks like the full protocol with seen items kept, and differently from excluding them
+    full_kept = evaluate(scorer, corpus, exclude_seen=False)
+    kept = evaluate(scorer, corpus, protocol="sampled", negatives="uniform", n_negatives=7,
+                    exclude_seen=False)
+    assert kept.metrics == full_kept.metrics != evaluate(scorer, corpus).metrics
+    assert kept.to_dict()["seen_items"] == "kept"
+    data = corpus.split("test")
+    rows = np.arange(len(data))
+    weights = torch.ones(corpus.vocab_size, dtype=torch.float64)
+    weights[[0, corpus.vocab_size - 1]] = 0  # padding and [MASK]
+    drawn = sample_negatives(data, rows, weights, 3, (0, 0), exclude_seen=False)
+    history = torch.zeros_like(drawn).scatter_(1, torch.from_numpy(data.padded(rows)), True)
+    assert (drawn & history)[:, 1:].any()  # some history item was drawn as a negative
+
+
 def test_report_labels_protocol_and_serialises_flat():
     corpus = tiny_corpus(SEQUENCES)
     report = evaluate(descending, corpus, "valid", ks=(5, 10))
@@ -196,3 +224,14 @@ def test_test_split_excludes_the_validation_item_from_the_candidates():
     scorer = lambda h: -torch.arange(8.0).expand(len(h), -1)  # noqa: E731
     assert evaluate(scorer, corpus, "test", ks=(1,)).metrics["HR@1"] == pytest.approx(2 / 3)
     assert evaluate(scorer, corpus, "test", exclude_seen=False, ks=(1,)).metrics["HR@1"] == 0.0
+
+
+@pytest.mark.parametrize("width", [3, 40])
+def test_model_scorer_scores_every_vocabulary_entry(width):
+    torch.manual_seed(0)
+    model = BERT4Rec(BERT4RecConfig(vocab_size=50, max_len=10, hidden=8, heads=2))
+    histories = torch.randint(1, 49, (6, width))
+    scores = model_scorer(model, "cpu")(histories)
+    assert scores.shape == (6, 50) and scores.dtype == torch.float32
+    expected = model.eval()(prediction_inputs(histories, 10, 49))
+    torch.testing.assert_close(scores, expected)

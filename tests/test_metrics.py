@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from bert4rec.metrics import hit_rate, ndcg, ranking_metrics, reciprocal_rank, target_ranks
+from bert4rec.metrics import (
+    hit_rate,
+    metric_names,
+    ndcg,
+    ranking_metrics,
+    reciprocal_rank,
+    target_ranks,
+)
 
 
 def test_rank_counts_strictly_higher_scores():
@@ -35,9 +42,12 @@ def test_excluded_items_are_not_candidates_but_target_always_is():
     assert target_ranks(scores, torch.tensor([3]), excluded).tolist() == [2]
 
 
-def test_rank_works_for_float64_and_rejects_nan():
+def test_rank_tells_float64_scores_apart_that_float32_would_tie():
     scores = torch.tensor([[1.0, 2.0 + 1e-12, 2.0]], dtype=torch.float64)
     assert target_ranks(scores, torch.tensor([2])).tolist() == [2]
+
+
+def test_rank_rejects_nan_scores():
     with pytest.raises(ValueError, match="NaN"):
         target_ranks(torch.tensor([[float("nan"), 1.0]]), torch.tensor([1]))
 
@@ -55,9 +65,15 @@ def test_per_user_metric_values():
     assert reciprocal_rank(torch.tensor([1, 4, 10])).tolist() == [1.0, 0.25, 0.1]
 
 
-def test_ranking_metrics_means_and_keys():
+def test_ranking_metrics_keys_are_metric_names_in_order():
     result = ranking_metrics(torch.tensor([1, 3, 12]), ks=(10, 1))
     assert list(result) == ["NDCG@1", "HR@1", "NDCG@10", "HR@10", "MRR"]
+    assert list(result) == list(metric_names((10, 1)))
+    assert list(ranking_metrics(torch.tensor([4]))) == list(metric_names())
+
+
+def test_ranking_metrics_are_means_over_users():
+    result = ranking_metrics(torch.tensor([1, 3, 12]), ks=(10, 1))
     assert result["HR@1"] == pytest.approx(1 / 3)
     assert result["NDCG@10"] == pytest.approx(0.5)
     assert result["HR@10"] == pytest.approx(2 / 3)
@@ -66,8 +82,11 @@ def test_ranking_metrics_means_and_keys():
     assert ranking_metrics(torch.tensor([2]), ks=(5,))["NDCG@5"] == pytest.approx(1 / math.log2(3))
 
 
-def test_ranking_metrics_rejects_bad_input():
+def test_ranking_metrics_rejects_cut_offs_below_one():
     with pytest.raises(ValueError, match="positive integers"):
         ranking_metrics(torch.tensor([1]), ks=(0,))
+
+
+def test_ranking_metrics_rejects_an_empty_evaluation():
     with pytest.raises(ValueError, match="zero users"):
         ranking_metrics(torch.tensor([], dtype=torch.long))

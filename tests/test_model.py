@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from bert4rec.model import BERT4Rec, BERT4RecConfig, flops_per_sequence
 
@@ -53,22 +54,35 @@ def test_padding_embedding_is_zero_and_stays_untrained(model):
     assert model.encoder.embeddings.item.weight.grad[0].abs().sum() == 0
 
 
-def test_config_round_trip_and_errors():
+def test_config_round_trips_through_a_plain_dict():
     config = BERT4RecConfig(vocab_size=100, max_len=50, hidden=32, heads=4, dropout=0.3)
     assert BERT4RecConfig.from_dict(config.to_dict()) == config
     assert config.mask_token == 99
+
+
+def test_config_refuses_unknown_keys_and_impossible_shapes():
+    config = BERT4RecConfig(vocab_size=100, max_len=50, hidden=32, heads=4, dropout=0.3)
     with pytest.raises(ValueError, match="unknown model settings \\['hiden'\\]"):
         BERT4RecConfig.from_dict({**config.to_dict(), "hiden": 3})
-    with pytest.raises(ValueError, match="divisible by heads"):
+    with pytest.raises(ValueError, match=r"model\.vocab_size must be >= 3, got 2"):
+        BERT4RecConfig(vocab_size=2)
+    with pytest.raises(ValueError, match=r"model\.hidden \(30\) must divide by model\.heads \(4\)"):
         BERT4RecConfig(vocab_size=100, hidden=30, heads=4)
 
 
-def test_flops_grow_with_depth_and_targets():
-    small = BERT4RecConfig(vocab_size=1000, max_len=100, hidden=64, layers=2)
-    deep = BERT4RecConfig(vocab_size=1000, max_len=100, hidden=64, layers=4)
-    assert flops_per_sequence(deep, 10) > flops_per_sequence(small, 10)
-    head = flops_per_sequence(small, 11) - flops_per_sequence(small, 10)
-    assert head == 2 * (64 * 64 + 64 * 1000)
+@pytest.mark.parametrize(("layers", "ff_mult", "n_targets"), [(2, 4, 10), (4, 4, 10), (1, 2, 37),
+                                                               (3, 4, 0)])
+def test_flops_per_sequence_equal_pytorchs_own_count_of_a_forward_pass(layers, ff_mult,
+                                                                      n_targets):
+    config = BERT4RecConfig(vocab_size=1000, max_len=100, hidden=64, layers=layers, heads=2,
+                            ff_mult=ff_mult, attention_dropout=0.1)
+    model = BERT4Rec(config).train()  # with attention dropout the counter sees every matmul
+    items = torch.randint(1, 999, (1, 100))
+    targets = torch.zeros(1, 100, dtype=torch.bool)
+    targets[0, torch.randperm(100)[:n_targets]] = True
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(items, targets)
+    assert flops_per_sequence(config, n_targets) == counter.get_total_flops()
 
 
 def test_an_untrained_model_started_at_popularity_ranks_by_frequency(model):

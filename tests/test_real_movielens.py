@@ -16,6 +16,8 @@ from bert4rec.data import movielens
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 
+pytestmark = pytest.mark.realdata
+
 
 def independent_counts(rows, min_rating=4.0, min_user=5) -> tuple[int, int, int]:
     """(users, items, interactions) after the default filters, by plain Python."""

@@ -48,32 +48,47 @@ def test_to_frame_has_fixed_columns(rec):
     assert frame.schema["genres"] == pl.List(pl.String) and frame.height == 3
 
 
-def test_exclude_seen_false_can_return_history_and_k_is_capped(rec):
+def test_exclude_seen_false_can_return_history(rec):
     everything = rec.recommend([1, 260], k=100, exclude_seen=False)
     assert len(everything) == len(FILMS) and {1, 260} <= {r.item for r in everything}
+
+
+def test_k_is_capped_at_the_items_left_and_must_be_positive(rec):
     assert len(rec.recommend([1, 260], k=100)) == len(FILMS) - 2
     with pytest.raises(ValueError, match="k must be a positive"):
         rec.recommend([1], k=0)
 
 
-def test_batch_equals_one_by_one_and_long_histories_keep_the_most_recent(rec):
-    long = [f[0] for f in FILMS] * 2  # 28 entries, max_len 8 sees the last 7
-    histories = [HARRY, [1], long, []]
+LONG = [f[0] for f in FILMS] * 2  # 28 entries, max_len 8 sees the last 7
+
+
+def test_batch_equals_one_by_one(rec):
+    histories = [HARRY, [1], LONG, []]
     batch = rec.recommend_many(histories, k=4, exclude_seen=False)
     for history, result in zip(histories, batch, strict=True):
         single = rec.recommend(history, k=4, exclude_seen=False)
         assert [r.item for r in result] == [r.item for r in single]
         assert [r.score for r in result] == pytest.approx([r.score for r in single], abs=1e-5)
+
+
+def test_long_histories_keep_the_most_recent_items(rec):
+    top = rec.recommend(LONG, k=1, exclude_seen=False)[0]
     recent = full_scores(rec, list(range(1, len(FILMS) + 1))[-7:])
-    assert batch[2][0].score == pytest.approx(recent[1:-1].max().item(), abs=1e-5)
+    assert top.score == pytest.approx(recent[1:-1].max().item(), abs=1e-5)
 
 
-def test_unknown_and_ambiguous_titles_raise_with_candidates(rec):
+def test_an_unknown_title_raises_with_the_closest_film_first(rec):
     with pytest.raises(TitleNotFoundError, match="Alien") as info:
         rec.recommend(["Alien (1980)"])
     assert info.value.candidates[0][0] == 1214
+
+
+def test_an_ambiguous_title_asks_for_the_year(rec):
     with pytest.raises(AmbiguousTitleError, match="add the year"):
         rec.recommend(["Hamlet"])
+
+
+def test_an_unknown_item_id_is_named(rec):
     with pytest.raises(TitleNotFoundError, match="item id 999"):
         rec.recommend([999])
 

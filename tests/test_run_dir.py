@@ -107,7 +107,8 @@ def test_a_failed_start_leaves_out_as_it_was(tmp_path, capsys, monkeypatch, out_
     def explode(*args, **kwargs):
         raise RuntimeError("validation broke")
 
-    monkeypatch.setattr("bert4rec.train.validate", explode)  # fails after config.json is written
+    # fails after config.json is written
+    monkeypatch.setattr("bert4rec.train.full_ranking", explode)
     assert main(["train", str(log), "--out", str(out), *TINY]) == 1
     assert "unexpected RuntimeError: validation broke" in error_line(capsys)
     if out_exists:

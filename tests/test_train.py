@@ -1,5 +1,5 @@
 """fit(): learns a planted pattern, writes a loadable run directory, resumes exactly, is
-deterministic, runs under DDP, and refuses pickled files."""
+deterministic, runs under DDP and refits; run directories refuse pickled or mismatched files."""
 
 import json
 import socket
@@ -10,20 +10,21 @@ import pytest
 import torch
 from planted import ddp_worker, planted_corpus, tiny_settings
 from safetensors.torch import load_file
+from tiny_run import make_run_dir
 
 from bert4rec.config import OptimSettings
-from bert4rec.data.batches import model_scorer
 from bert4rec.data.corpus import PrepareSettings, prepare
 from bert4rec.data.interactions import Interactions
 from bert4rec.errors import ModelDirError
-from bert4rec.evaluate import evaluate, train_item_counts
+from bert4rec.evaluate import evaluate, model_scorer, train_item_counts
 from bert4rec.rundir import corpus_record, load_checkpoint, load_model
 from bert4rec.train import fit, learning_rate
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """The CI machine has 2 shared cores; one thread per process is faster and steadier."""
+    """The CI machine has 2 shared cores; one thread per process is faster and steadier. Module
+    wide, so the shared runs below and the tests' own runs compute alike."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -41,15 +42,19 @@ def trained(corpus, tmp_path_factory):
     return fit(corpus, tiny_settings(epochs=8), run_dir, data={"source": "planted"}, progress=False)
 
 
-def test_schedules_are_pure_functions_of_the_step():
+def test_the_step_schedule_divides_the_rate_every_step_epochs():
     step = OptimSettings(lr=1.0, schedule="step", step_epochs=25, step_gamma=0.1)
     assert [learning_rate(step, e * 10, 10, 1000) for e in (0, 24, 25, 50)] == pytest.approx(
         [1.0, 1.0, 0.1, 0.01])
+
+
+def test_the_warmup_linear_schedule_rises_then_falls_to_zero():
     warm = OptimSettings(lr=1.0, schedule="warmup_linear", warmup_fraction=0.1)
     assert [learning_rate(warm, s, 10, 100) for s in (0, 9, 10, 55, 100)] == pytest.approx(
         [0.1, 1.0, 1.0, 0.5, 0.0])
 
 
+@pytest.mark.slow
 def test_learns_a_planted_sequence_pattern_that_popularity_cannot(trained, corpus):
     assert trained.valid["HR@10"] > 0.9
     assert trained.test["HR@10"] > 0.9 and trained.test["protocol"] == "full"
@@ -58,6 +63,7 @@ def test_learns_a_planted_sequence_pattern_that_popularity_cannot(trained, corpu
     assert popularity.metrics["HR@10"] < 0.5  # about 10 / (40 - seen items)
 
 
+@pytest.mark.slow
 def test_run_directory_holds_everything_serving_needs(trained, corpus):
     run_dir = trained.run_dir
     config = json.loads((run_dir / "config.json").read_text())
@@ -70,35 +76,76 @@ def test_run_directory_holds_everything_serving_needs(trained, corpus):
     histories = torch.from_numpy(corpus.split("test").padded(torch.arange(20).numpy()))
     torch.testing.assert_close(model_scorer(model, "cpu")(histories),
                                model_scorer(trained.model, "cpu")(histories))
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["best_epoch"] == trained.best_epoch and len(metrics["history"]) == 8
-    assert metrics["valid"]["HR@10"] == trained.valid["HR@10"]
     assert (run_dir / "items.parquet").is_file()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
-    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["progress"]["epoch"] == 8
 
 
-def test_same_seed_same_metrics_and_resume_equals_an_uninterrupted_run(corpus, tmp_path):
-    settings = tiny_settings(epochs=3, **{"loop.seed": 7, "model.dropout": 0.1,
-                                          "optim.ema_decay": 0.9, "masking.window_shift": 3,
-                                          "model.max_len": 8, "masking.windows_per_sequence": 2})
-    small = planted_corpus(n_users=120, seed=3)
-    whole = fit(small, settings, tmp_path / "whole", progress=False)
-    again = fit(small, settings, tmp_path / "again", progress=False)
-    assert again.history == whole.history
+@pytest.mark.slow
+def test_metrics_and_checkpoint_record_every_epoch_and_the_chosen_one(trained):
+    metrics = json.loads((trained.run_dir / "metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == list(range(1, 9))
+    best = max(metrics["history"], key=lambda h: h["NDCG@10"])
+    assert metrics["best_epoch"] == trained.best_epoch == best["epoch"]
+    assert metrics["valid"] == best and metrics["valid"]["HR@10"] == trained.valid["HR@10"]
+    checkpoint = load_checkpoint(trained.run_dir / "checkpoints" / "last.pt")
+    assert checkpoint["progress"]["epoch"] == 8
+
+
+SMALL_RUN = {"loop.seed": 7, "model.dropout": 0.1, "optim.ema_decay": 0.9,
+             "masking.window_shift": 3, "model.max_len": 8, "masking.windows_per_sequence": 2}
+
+
+@pytest.fixture(scope="module")
+def small():
+    return planted_corpus(n_users=120, seed=3)
+
+
+@pytest.fixture(scope="module")
+def whole(small, tmp_path_factory):
+    """An uninterrupted 3-epoch run with dropout, a weight average and shifting windows."""
+    return fit(small, tiny_settings(epochs=3, **SMALL_RUN), tmp_path_factory.mktemp("w") / "run",
+               progress=False)
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_history(small, whole, tmp_path):
+    again = fit(small, tiny_settings(epochs=3, **SMALL_RUN), tmp_path / "again", progress=False)
+    assert again.history == whole.history and again.test == whole.test
+
+
+@pytest.mark.slow
+def test_stopping_after_an_epoch_then_resuming_equals_an_uninterrupted_run(small, whole,
+                                                                           tmp_path):
+    settings = tiny_settings(epochs=3, **SMALL_RUN)
     first = fit(small, settings, tmp_path / "split", stop_after_epoch=1, progress=False)
-    assert not first.finished and len(first.history) == 1
+    assert not first.finished and len(first.history) == 1 and first.test is None
     resumed = fit(small, settings, tmp_path / "split", resume=True, progress=False)
     assert resumed.history == whole.history and resumed.test == whole.test
+
+
+@pytest.mark.slow
+def test_resuming_with_changed_settings_is_refused_naming_them(small, whole):
+    changed = tiny_settings(epochs=3, **SMALL_RUN).override({"optim.lr": 0.1})
     with pytest.raises(ModelDirError, match=r"cannot resume with changed settings \['optim\.lr'\]"):
-        fit(small, settings.override({"optim.lr": 0.1}), tmp_path / "split", resume=True)
+        fit(small, changed, whole.run_dir, resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_a_new_run_never_overwrites_an_earlier_one(small, whole):
     with pytest.raises(ModelDirError, match="already holds a run"):
-        fit(small, settings, tmp_path / "whole", progress=False)
-    (tmp_path / "whole" / "checkpoints" / "last.pt").unlink()  # as if killed in epoch 1
-    restarted = fit(small, settings, tmp_path / "whole", resume=True, progress=False)
+        fit(small, tiny_settings(epochs=3, **SMALL_RUN), whole.run_dir, progress=False)
+
+
+@pytest.mark.slow
+def test_a_run_killed_before_its_first_checkpoint_starts_again_on_resume(small, whole, tmp_path):
+    settings = tiny_settings(epochs=3, **SMALL_RUN)
+    fit(small, settings, tmp_path / "killed", stop_after_epoch=1, progress=False)
+    (tmp_path / "killed" / "checkpoints" / "last.pt").unlink()  # as if killed in epoch 1
+    restarted = fit(small, settings, tmp_path / "killed", resume=True, progress=False)
     assert restarted.history == whole.history
 
 
+@pytest.mark.slow
 def test_with_a_weight_average_the_average_is_validated_and_kept(corpus, tmp_path):
     result = fit(corpus, tiny_settings(epochs=3, **{"optim.ema_decay": 0.9}), tmp_path / "ema",
                  progress=False)
@@ -116,6 +163,7 @@ def test_with_a_weight_average_the_average_is_validated_and_kept(corpus, tmp_pat
     assert valid_ndcg(checkpoint["model"]) != pytest.approx(result.history[-1]["NDCG@10"])
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu_trains_refits_and_ranks_agree(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -130,28 +178,40 @@ def test_two_process_ddp_on_cpu_trains_refits_and_ranks_agree(tmp_path):
     assert metrics["refit"]["epochs"] == metrics["best_epoch"] and metrics["test"]["HR@10"] > 0.5
 
 
-def test_pickled_or_mismatched_weights_are_refused(trained, tmp_path):
-    run_dir = tmp_path / "copy"
-    run_dir.mkdir()
-    (run_dir / "config.json").write_text((trained.run_dir / "config.json").read_text())
-    torch.save(trained.model, run_dir / "model.safetensors")  # a pickle under the right name
+@pytest.fixture
+def run_dir(tmp_path):
+    return make_run_dir(tmp_path / "run")
+
+
+def test_pickled_weights_are_refused(run_dir):
+    model, _ = load_model(run_dir)
+    torch.save(model, run_dir / "model.safetensors")  # a pickle under the right name
     with pytest.raises(ModelDirError, match=r"not a safetensors file.*pickled weights are refused"):
         load_model(run_dir)
-    torch.save({"x": torch.nn.Linear(2, 2)}, run_dir / "last.pt")
+
+
+def test_a_checkpoint_that_needs_unpickling_code_is_refused(tmp_path):
+    torch.save({"x": torch.nn.Linear(2, 2)}, tmp_path / "last.pt")
     with pytest.raises(ModelDirError, match="refused"):
-        load_checkpoint(run_dir / "last.pt")
-    config = json.loads((trained.run_dir / "config.json").read_text())
-    weights = (trained.run_dir / "model.safetensors").read_bytes()
-    (run_dir / "model.safetensors").write_bytes(weights)
-    narrower = {**config, "model": {**config["model"], "hidden": 32}}
+        load_checkpoint(tmp_path / "last.pt")
+
+
+def test_weights_of_another_shape_than_the_config_are_refused(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    narrower = {**config, "model": {**config["model"], "hidden": 8}}
     (run_dir / "config.json").write_text(json.dumps(narrower))
-    with pytest.raises(ModelDirError, match=r"model\.hidden 32 \(the weights have 64\)"):
+    with pytest.raises(ModelDirError, match=r"model\.hidden 8 \(the weights have 16\)"):
         load_model(run_dir)
+
+
+def test_a_config_of_another_format_version_is_refused(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
     (run_dir / "config.json").write_text(json.dumps({**config, "format_version": 2}))
     with pytest.raises(ModelDirError, match="format_version 2"):
         load_model(run_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["uniform", "in-batch"])
 def test_sampled_softmax_learns_the_planted_pattern_too(corpus, tmp_path, loss):
     settings = tiny_settings(epochs=8, **{"optim.loss": loss, "optim.negatives": 16})
@@ -187,6 +247,7 @@ def late_item_corpus(n_users: int = 300) -> tuple:
     return corpus, odd
 
 
+@pytest.mark.slow
 def test_refit_trains_on_the_validation_items_for_the_chosen_epochs(tmp_path):
     corpus, odd = late_item_corpus()
     z = int(np.flatnonzero(corpus.item_ids == 999)[0]) + 1  # vocab index: ids shift past PAD

@@ -38,9 +38,8 @@ from bert4rec.config import (
 )
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
-from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.runtime import Runtime
-from bert4rec.train import fit, make_loader, make_optimizer, train_step
+from bert4rec.train import TrainingRun, fit
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "out"
@@ -112,22 +111,18 @@ def run_recbole(mode: str, data_path: Path, name: str, args: argparse.Namespace)
 def ours_throughput(corpus: SequenceCorpus, steps: int, attention_dropout: float,
                     warmup: int = 3) -> dict:
     """Sequences/s and masked targets/s of our training step at the shared batch shape."""
-    torch.manual_seed(0)
-    device = torch.device("cpu")
     shape = SHAPE.override({"model.attention_dropout": attention_dropout})
-    loader = make_loader(corpus, shape, Runtime(device))
-    model = BERT4Rec(BERT4RecConfig(vocab_size=corpus.vocab_size, **shape.to_dict()["model"]))
-    optimizer = make_optimizer(model, shape.optim)
-    batches, sequences, targets = iter(loader), 0, 0
+    run = TrainingRun(corpus, shape, Runtime(torch.device("cpu")), show_progress=False)
+    batches, sequences, targets = iter(run.loader), 0, 0
     for step in range(warmup + steps):
         try:
             inputs, labels = next(batches)
         except StopIteration:
-            batches = iter(loader)
+            batches = iter(run.loader)
             inputs, labels = next(batches)
         if step == warmup:
             start = time.perf_counter()
-        train_step(model, optimizer, inputs, labels, shape.optim.lr, shape.optim, device)
+        run.step(inputs, labels)
         if step >= warmup:
             sequences += len(inputs)
             targets += int((labels != 0).sum())

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from bert4rec.data.corpus import SequenceCorpus, Split
+from bert4rec.data.corpus import SequenceCorpus, Split, concatenated_ranges
 from bert4rec.evaluate import train_item_counts
 
 
@@ -44,7 +44,7 @@ class SparseRows:
         """Sum of the counts of each run of `groups` consecutive `rows`, as dense float64
         [len(rows) // groups, V]; vectorised (bincount over output cells, no loop over rows)."""
         starts, lengths = self.indptr[rows], self.indptr[rows + 1] - self.indptr[rows]
-        position = _ranges(starts, lengths)  # entries of every requested row, concatenated
+        position = concatenated_ranges(starts, lengths)  # entries of every requested row
         out_row = np.repeat(np.arange(len(rows)) // groups, lengths)
         n_out = len(rows) // groups
         cells = np.bincount(
@@ -53,12 +53,6 @@ class SparseRows:
             minlength=n_out * self.vocab_size,
         )
         return cells.reshape(n_out, self.vocab_size)
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenated aranges [s, s + n) for each (s, n), vectorised."""
-    shift = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
-    return np.arange(int(lengths.sum())) + shift
 
 
 def _pairs(train: Split, window: int) -> tuple[np.ndarray, np.ndarray]:

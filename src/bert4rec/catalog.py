@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 from rapidfuzz import fuzz, process
@@ -74,11 +73,6 @@ class Catalog:
             )
         self._popularity = list(popularity) if popularity is not None else [0.0] * len(self._ids)
         self._build_index()
-
-    @classmethod
-    def from_parquet(cls, path: str | Path) -> Catalog:
-        """Read an item table (`items.parquet` of a run directory)."""
-        return cls(pl.read_parquet(path))
 
     def _build_index(self) -> None:
         """Precompute every normalised name of every item for the lookups below."""

@@ -1,121 +1,256 @@
 """Typed training settings and the named presets `seed`, `paper` and `fast`.
 
 A `Settings` is four small sections (model, masking, optim, loop). Every field carries its
-help text in `metadata["help"]`: the CLI builds one flag per field from it and
-docs/configuration.md documents the same defaults (a test keeps them equal). Presets are
-plain instances, never executed files. The data settings (filters) belong to the corpus.
+help text, and its allowed values where they are limited, in its metadata: the CLI builds one
+flag per field from them, docs/configuration.md documents the same defaults and ranges (a test
+keeps them equal), and every section checks its values when it is built, so a `Settings` that
+exists is a valid one. Presets are plain instances, never executed files. `ModelSettings` is
+the network's shape; `bert4rec.model.BERT4RecConfig` is that shape plus the vocabulary size,
+which comes from data. The data settings (filters) belong to the corpus.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, ClassVar
+
+from bert4rec.errors import SettingsError
+from bert4rec.metrics import metric_names
 
 
-def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field with its help text (and allowed values) attached."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+@dataclass(frozen=True)
+class Interval:
+    """The numbers a setting allows: from `low` to `high` (None: unbounded), each end
+    included unless marked open."""
+
+    low: float
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        if self.high is None:
+            return above
+        return above and (value < self.high if self.high_open else value <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"in {left}{self.low}, {self.high}{right}"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """The strings a setting allows: those matching `regex` in full, described in words."""
+
+    regex: str
+    words: str
+
+    def __contains__(self, value: str) -> bool:
+        return re.fullmatch(self.regex, value) is not None
+
+    def __str__(self) -> str:
+        return self.words
+
+
+AT_LEAST_ONE = Interval(1)
+NOT_NEGATIVE = Interval(0)
+POSITIVE = Interval(0, low_open=True)
+SHARE = Interval(0, 1)
+BELOW_ONE = Interval(0, 1, high_open=True)
+DEVICES = Pattern(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N or mps")
+
+
+def _f(default: Any, help: str, choices: tuple[str, ...] | None = None,
+       allowed: Interval | Pattern | None = None) -> Any:
+    """A dataclass field with its help text and its allowed values (choices or a range)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "allowed": allowed})
+
+
+TYPE_WORDS = {"int": "a whole number", "float": "a finite number", "str": "a string",
+              "bool": "true or false"}
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    """Whether `value` fits a field annotated `kind`; bools are not numbers here."""
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if isinstance(value, bool):
+        return False
+    if kind == "int":
+        return isinstance(value, int)
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def check_fields(section: Any) -> None:
+    """Raise `SettingsError` naming the first field of `section` whose value has the wrong
+    type or lies outside its choices or range, with the value and what is allowed."""
+    for f in fields(section):
+        key, value = f"{section.SECTION}.{f.name}", getattr(section, f.name)
+        if not _has_type(value, f.type):
+            raise SettingsError(f"{key} must be {TYPE_WORDS[f.type]}, got {value!r}")
+        choices, allowed = f.metadata.get("choices"), f.metadata.get("allowed")
+        if choices and value not in choices:
+            raise SettingsError(f"{key} must be one of {choices}, got {value!r}")
+        if allowed is not None and value not in allowed:
+            raise SettingsError(f"{key} must be {allowed}, got {value!r}")
 
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Shape of the network (`bert4rec.model.BERT4RecConfig`); the vocabulary comes from data."""
+    """Shape of the network; `bert4rec.model.BERT4RecConfig` adds the vocabulary from data."""
+
+    SECTION: ClassVar[str] = "model"
 
     max_len: int = _f(
         200,
         "longest input sequence, [MASK] included; longer histories keep their most recent items",
+        allowed=Interval(2),
     )
-    hidden: int = _f(64, "width of the item embeddings and encoder blocks")
-    layers: int = _f(2, "number of transformer encoder blocks")
-    heads: int = _f(2, "attention heads per block (must divide hidden)")
-    dropout: float = _f(0.1, "dropout on embeddings and block outputs")
-    attention_dropout: float = _f(0.1, "dropout on attention probabilities")
-    ff_mult: int = _f(4, "feed-forward inner width as a multiple of hidden")
+    hidden: int = _f(64, "width of the item embeddings and encoder blocks", allowed=AT_LEAST_ONE)
+    layers: int = _f(2, "number of transformer encoder blocks", allowed=AT_LEAST_ONE)
+    heads: int = _f(2, "attention heads per block (must divide hidden)", allowed=AT_LEAST_ONE)
+    dropout: float = _f(0.1, "dropout on embeddings and block outputs", allowed=BELOW_ONE)
+    attention_dropout: float = _f(0.1, "dropout on attention probabilities", allowed=BELOW_ONE)
+    ff_mult: int = _f(4, "feed-forward inner width as a multiple of hidden", allowed=AT_LEAST_ONE)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.hidden % self.heads:
+            raise SettingsError(
+                f"model.hidden ({self.hidden}) must divide by model.heads ({self.heads})"
+            )
 
 
 @dataclass(frozen=True)
 class MaskingSettings:
     """The cloze task: which training positions are hidden and what replaces them."""
 
-    mask_prob: float = _f(0.15, "chance that each non-padding position becomes a training target")
-    mask_token_share: float = _f(0.8, "share of targets replaced by [MASK]")
+    SECTION: ClassVar[str] = "masking"
+
+    mask_prob: float = _f(
+        0.15, "chance that each non-padding position becomes a training target",
+        allowed=Interval(0, 1, low_open=True),
+    )
+    mask_token_share: float = _f(0.8, "share of targets replaced by [MASK]", allowed=SHARE)
     random_token_share: float = _f(
         0.1,
         "share of targets replaced by a random item (the rest stay unchanged)",
+        allowed=SHARE,
     )
     last_item_share: float = _f(
         0.0,
         "share of training samples that mask only their final item (Petrov & Macdonald 2022)",
+        allowed=SHARE,
     )
     last_item_prefix: float = _f(
         0.0,
         "chance that a last-item sample first drops a random number of its newest items, so it "
         "predicts the next item of a random prefix (varied next-item targets, as in SASRec)",
+        allowed=SHARE,
     )
     windows_per_sequence: int = _f(
         1,
         "windows of max_len items cut from the end of each long sequence",
+        allowed=AT_LEAST_ONE,
     )
     window_shift: int = _f(
         0,
         "most items each epoch's windows may move back in time, drawn per sequence (0: fixed)",
+        allowed=NOT_NEGATIVE,
     )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.mask_token_share + self.random_token_share > 1:
+            raise SettingsError(
+                f"masking.mask_token_share ({self.mask_token_share}) + "
+                f"masking.random_token_share ({self.random_token_share}) must be <= 1"
+            )
 
 
 @dataclass(frozen=True)
 class OptimSettings:
     """Optimiser and learning-rate schedule; the schedule is a pure function of the step."""
 
+    SECTION: ClassVar[str] = "optim"
+
     optimizer: str = _f("adam", "optimiser", ("adam", "adamw"))
-    lr: float = _f(1e-3, "peak learning rate")
+    lr: float = _f(1e-3, "peak learning rate", allowed=POSITIVE)
     weight_decay: float = _f(
         0.0,
         "weight decay (decoupled for adamw, L2 for adam); not on biases or LayerNorm gains",
+        allowed=NOT_NEGATIVE,
     )
-    beta1: float = _f(0.9, "Adam beta1")
-    beta2: float = _f(0.999, "Adam beta2")
+    beta1: float = _f(0.9, "Adam beta1", allowed=BELOW_ONE)
+    beta2: float = _f(0.999, "Adam beta2", allowed=BELOW_ONE)
     schedule: str = _f("step", "learning-rate schedule", ("constant", "step", "warmup_linear"))
     step_epochs: int = _f(
         25,
         "step schedule: multiply the rate by step_gamma every this many epochs",
+        allowed=AT_LEAST_ONE,
     )
-    step_gamma: float = _f(0.1, "step schedule: the factor")
+    step_gamma: float = _f(0.1, "step schedule: the factor", allowed=POSITIVE)
     warmup_fraction: float = _f(
         0.0,
         "warmup_linear schedule: share of all steps spent warming up linearly from 0",
+        allowed=SHARE,
     )
-    clip_norm: float = _f(0.0, "clip the global gradient norm to this (0: no clipping)")
+    clip_norm: float = _f(
+        0.0, "clip the global gradient norm to this (0: no clipping)", allowed=NOT_NEGATIVE
+    )
     loss: str = _f(
         "full",
         "loss over the catalogue: full softmax, or a logQ-corrected sampled softmax with "
         "uniform or in-batch negatives for catalogues too large for the full one",
         ("full", "uniform", "in-batch"),
     )
-    negatives: int = _f(1024, "uniform sampled softmax: negatives drawn per batch")
+    negatives: int = _f(
+        1024, "uniform sampled softmax: negatives drawn per batch", allowed=AT_LEAST_ONE
+    )
     ema_decay: float = _f(
         0.0,
         "validate and keep an exponential moving average of the weights, updated every step "
         "with this decay (0: the raw weights)",
+        allowed=BELOW_ONE,
     )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
 class LoopSettings:
     """The training loop: epochs, batches, validation and stopping."""
 
-    epochs: int = _f(100, "maximum number of epochs")
-    batch_size: int = _f(128, "training sequences per step (per process under DDP)")
-    eval_batch_size: int = _f(512, "users per batch during validation")
+    SECTION: ClassVar[str] = "loop"
+
+    epochs: int = _f(100, "maximum number of epochs", allowed=AT_LEAST_ONE)
+    batch_size: int = _f(
+        128, "training sequences per step (per process under DDP)", allowed=AT_LEAST_ONE
+    )
+    eval_batch_size: int = _f(
+        512, "users per batch when scoring the valid and test splits", allowed=AT_LEAST_ONE
+    )
     patience: int = _f(
         0,
         "stop after this many epochs without a better validation metric (0: never)",
+        allowed=NOT_NEGATIVE,
     )
     metric: str = _f(
         "NDCG@10",
         "validation metric that selects the best weights (full ranking, seen items excluded)",
+        metric_names(),
     )
-    seed: int = _f(0, "seed for initialisation, shuffling, masking and dropout")
-    device: str = _f("auto", "where to train: auto, cpu, cuda, cuda:N or mps")
+    seed: int = _f(0, "seed for initialisation, shuffling, masking and dropout",
+                   allowed=NOT_NEGATIVE)
+    device: str = _f("auto", "where to train: auto, cpu, cuda, cuda:N or mps", allowed=DEVICES)
     batching: str = _f(
         "bucket",
         "bucket: batch windows of similar length and skip all-padding columns (faster); "
@@ -126,12 +261,16 @@ class LoopSettings:
         0.0,
         "stop after the first epoch that ends past this many seconds (0: no limit); "
         "the best weights so far are kept",
+        allowed=NOT_NEGATIVE,
     )
     refit: bool = _f(
         False,
         "after choosing the epoch on validation, train afresh on the training and validation "
         "items for that many epochs and keep those weights (test then scores the refit model)",
     )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 SECTIONS: dict[str, type] = {
@@ -144,12 +283,19 @@ SECTIONS: dict[str, type] = {
 
 @dataclass(frozen=True)
 class Settings:
-    """All training settings: stored as `train` in a run's config.json."""
+    """All training settings: stored as `train` in a run's config.json. Each section checked
+    its own values when it was built."""
 
     model: ModelSettings = field(default_factory=ModelSettings)
     masking: MaskingSettings = field(default_factory=MaskingSettings)
     optim: OptimSettings = field(default_factory=OptimSettings)
     loop: LoopSettings = field(default_factory=LoopSettings)
+
+    def __post_init__(self) -> None:
+        for name, section in SECTIONS.items():
+            if type(getattr(self, name)) is not section:
+                raise SettingsError(f"settings.{name} must be a {section.__name__}, "
+                                    f"got {type(getattr(self, name)).__name__}")
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Nested plain values, JSON-ready."""
@@ -157,19 +303,20 @@ class Settings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Settings:
-        """Inverse of `to_dict`; unknown sections or fields raise ValueError naming them."""
+        """Inverse of `to_dict`; unknown sections or fields, and invalid values, raise
+        `SettingsError` naming them."""
         unknown = sorted(set(values) - set(SECTIONS))
         if unknown:
-            raise ValueError(f"unknown settings sections {unknown}; known: {sorted(SECTIONS)}")
+            raise SettingsError(f"unknown settings sections {unknown}; known: {sorted(SECTIONS)}")
         parts = {}
         for name, section in SECTIONS.items():
             given = dict(values.get(name, {}))
             known = {f.name for f in fields(section)}
             extra = sorted(set(given) - known)
             if extra:
-                raise ValueError(f"unknown {name} settings {extra}; known: {sorted(known)}")
+                raise SettingsError(f"unknown {name} settings {extra}; known: {sorted(known)}")
             parts[name] = section(**given)
-        return cls(**parts).validated()
+        return cls(**parts)
 
     def override(self, changes: dict[str, Any]) -> Settings:
         """A copy with `{"section.field": value}` changes applied (e.g. from the command line)."""
@@ -177,46 +324,9 @@ class Settings:
         for key, value in changes.items():
             section, _, name = key.partition(".")
             if section not in values or name not in values[section]:
-                raise ValueError(f"unknown setting {key!r}; see `bert4rec train --help`")
+                raise SettingsError(f"unknown setting {key!r}; see `bert4rec train --help`")
             values[section][name] = value
         return Settings.from_dict(values)
-
-    def validated(self) -> Settings:
-        """Self, after checking ranges and choices; raises ValueError naming the field."""
-        for name in SECTIONS:
-            section = getattr(self, name)
-            for f in fields(section):
-                choices = f.metadata.get("choices")
-                value = getattr(section, f.name)
-                if choices and value not in choices:
-                    raise ValueError(f"{name}.{f.name} must be one of {choices}, got {value!r}")
-        m, k = self.masking, self.model
-        if not 0 < m.mask_prob <= 1 or m.mask_token_share + m.random_token_share > 1:
-            raise ValueError(
-                "masking: need 0 < mask_prob <= 1 and mask_token_share + random_token_share <= 1"
-            )
-        if not 0 <= m.last_item_prefix <= 1:
-            raise ValueError(
-                f"masking.last_item_prefix must be in [0, 1], got {m.last_item_prefix}"
-            )
-        if not 0 <= m.last_item_share <= 1 or m.windows_per_sequence < 1 or m.window_shift < 0:
-            raise ValueError("masking: need 0 <= last_item_share <= 1, windows_per_sequence >= 1"
-                             " and window_shift >= 0")
-        if not 0 <= self.optim.ema_decay < 1:
-            raise ValueError(f"optim.ema_decay must be in [0, 1), got {self.optim.ema_decay}")
-        loop = self.loop
-        if not isinstance(loop.refit, bool):
-            raise ValueError(f"loop.refit must be true or false, got {loop.refit!r}")
-        if loop.epochs < 1 or loop.batch_size < 1 or loop.eval_batch_size < 1 or loop.patience < 0:
-            raise ValueError("loop: need epochs, batch_size, eval_batch_size >= 1, patience >= 0")
-        for name in ("hidden", "heads", "layers", "ff_mult"):
-            if getattr(k, name) < 1:
-                raise ValueError(f"model.{name} must be >= 1, got {getattr(k, name)}")
-        if k.hidden % k.heads or k.max_len < 2:
-            raise ValueError(
-                f"model: hidden ({k.hidden}) must divide by heads ({k.heads}); max_len >= 2"
-            )
-        return self
 
 
 def parse_bool(text: str) -> bool:
@@ -242,17 +352,26 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         section, _, name = key.partition(".")
         known = {f.name: f for f in fields(SECTIONS[section])} if section in SECTIONS else {}
         if not sep or name not in known:
-            raise ValueError(f"expected SECTION.FIELD=VALUE with a known field, got {pair!r}")
+            raise SettingsError(f"expected SECTION.FIELD=VALUE with a known field, got {pair!r}")
         try:
             changes[key] = FIELD_TYPES[known[name].type](text)
         except ValueError:
-            raise ValueError(f"{key}: expected {known[name].type}, got {text!r}") from None
+            raise SettingsError(f"{key}: expected {known[name].type}, got {text!r}") from None
     return changes
 
 
 def field_defaults(section: type) -> dict[str, Any]:
     """The code defaults of one settings section, by field name."""
     return {f.name: f.default for f in fields(section) if f.default is not MISSING}
+
+
+def allowed_values(f: Any) -> str:
+    """What a settings field allows, in words (docs/configuration.md lists it per field)."""
+    if f.metadata.get("choices"):
+        return ", ".join(f.metadata["choices"])
+    if f.metadata.get("allowed") is not None:
+        return str(f.metadata["allowed"])
+    return TYPE_WORDS[f.type]
 
 
 SEED = Settings(

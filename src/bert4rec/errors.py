@@ -5,6 +5,11 @@ class Bert4RecError(Exception):
     """Base class of the package's own errors; the CLI prints these without a traceback."""
 
 
+class SettingsError(Bert4RecError, ValueError):
+    """A training setting has the wrong type or an impossible value: the message names the
+    setting (`section.field`), the value and what is allowed."""
+
+
 class DataError(Bert4RecError, ValueError):
     """Input data is malformed: the message names the file, line or column and the fix."""
 

@@ -4,13 +4,14 @@ A *scorer* is any callable taking `histories: LongTensor [B, T]`, left-padded wi
 recent item at column T - 1), and returning scores `[B, vocab_size]` (float32 or float64). The
 model and every baseline are scorers. The evaluator, not the scorer, removes padding (0), [MASK]
 (vocab_size - 1) and, with `exclude_seen`, every item of the user's history from the candidates;
-the target is always a candidate.
+the target is always a candidate. `model_scorer` makes a trained BERT4Rec a scorer.
 
 Protocols:
 - `full`: the target is ranked against every item (the honest one; Krichene & Rendle, KDD 2020).
 - `sampled`: the target is ranked against `n_negatives` items drawn without replacement, never
-  the target nor a history item, either by popularity in the training part (the BERT4Rec
-  paper's protocol) or uniformly. Draws depend only on `seed` and the data, not `batch_size`.
+  the target and, with `exclude_seen`, never a history item, either by popularity in the
+  training part (the BERT4Rec paper's protocol, seen items excluded) or uniformly. Draws depend
+  only on `seed` and the data, not `batch_size`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bert4rec.data.batches import prediction_inputs
 from bert4rec.data.corpus import SequenceCorpus, Split
 from bert4rec.errors import DataError
 from bert4rec.metrics import DEFAULT_KS, ranking_metrics, target_ranks
+from bert4rec.vocab import PAD
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 PROTOCOLS = ("full", "sampled")
@@ -75,6 +78,23 @@ class EvalReport:
         return {**head, **self.metrics}
 
 
+def model_scorer(model: torch.nn.Module, device: torch.device | str) -> Scorer:
+    """A scorer (docs/architecture.md): left-padded histories [B, T] -> scores [B, vocab_size].
+
+    Runs `model` (a `BERT4Rec`, put in eval mode) on `device` without gradients; the scores
+    come back as float32 on the histories' device.
+    """
+    config = model.config
+
+    @torch.no_grad()
+    def score(histories: torch.Tensor) -> torch.Tensor:
+        model.eval()
+        inputs = prediction_inputs(histories.to(device), config.max_len, config.mask_token)
+        return model(inputs).float().to(histories.device)  # [B, V]
+
+    return score
+
+
 def train_item_counts(corpus: SequenceCorpus, split: str = "train") -> np.ndarray:
     """How often each vocab index occurs in a training split (by default sequences minus their
     last two items)."""
@@ -112,7 +132,8 @@ def evaluate(
             rows = np.arange(start, min(start + SAMPLE_CHUNK, len(data)))
             allowed = None
             if weights is not None:
-                allowed = sample_negatives(data, rows, weights, n_negatives, (seed, chunk))
+                allowed = sample_negatives(data, rows, weights, n_negatives, (seed, chunk),
+                                           exclude_seen)
             for batch, part in _batches(rows, batch_size, allowed):
                 ranks.append(
                     _rank_batch(scorer, data, batch, corpus.vocab_size, exclude_seen, part)
@@ -177,9 +198,9 @@ def _rank_batch(
         excluded = ~allowed.to(device)
     else:
         excluded = torch.zeros(scores.shape, dtype=torch.bool, device=device)
-        excluded[:, [0, vocab_size - 1]] = True
+        excluded[:, [PAD, vocab_size - 1]] = True
         if exclude_seen:
-            excluded.scatter_(1, histories.to(device), True)  # padding 0 is already excluded
+            excluded.scatter_(1, histories.to(device), True)  # padding is already excluded
     return target_ranks(scores, targets, excluded).cpu()
 
 
@@ -189,15 +210,17 @@ def _sampling_weights(corpus: SequenceCorpus, negatives: str) -> torch.Tensor:
         weights = torch.from_numpy(train_item_counts(corpus)).to(torch.float64)
     else:
         weights = torch.ones(corpus.vocab_size, dtype=torch.float64)
-    weights[[0, corpus.vocab_size - 1]] = 0.0
+    weights[[PAD, corpus.vocab_size - 1]] = 0.0
     return weights
 
 
 def sample_negatives(
-    data: Split, rows: np.ndarray, weights: torch.Tensor, n: int, seed: tuple[int, int]
+    data: Split, rows: np.ndarray, weights: torch.Tensor, n: int, seed: tuple[int, int],
+    exclude_seen: bool = True,
 ) -> torch.Tensor:
     """A [len(rows), vocab_size] bool mask of `n` negatives per user, drawn without replacement
-    with probability proportional to `weights`, never the target nor a history item.
+    with probability proportional to `weights`, never the target and, with `exclude_seen`,
+    never a history item.
 
     Gumbel-top-k: the n largest of log(w) + Gumbel noise are a draw without replacement
     proportional to w (Vieira 2014), vectorised over users. `seed` seeds a numpy Generator.
@@ -205,7 +228,8 @@ def sample_negatives(
     histories = torch.from_numpy(data.padded(rows))  # [C, T]
     targets = torch.from_numpy(data.targets[rows])  # [C]
     log_w = torch.log(weights).to(torch.float32).expand(len(rows), -1).clone()  # [C, V]
-    log_w.scatter_(1, histories, float("-inf"))
+    if exclude_seen:
+        log_w.scatter_(1, histories, float("-inf"))
     log_w.scatter_(1, targets[:, None], float("-inf"))
     eligible = torch.isfinite(log_w).sum(dim=1)
     if (short := eligible < n).any():

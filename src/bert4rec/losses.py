@@ -1,12 +1,13 @@
-"""Cloze losses over the item catalogue: full softmax, and sampled softmax for huge catalogues.
+"""Sampled-softmax cloze losses, for catalogues too large for the full softmax.
 
-Every loss takes the encoder output at the masked positions only (`hidden [N, H]`), the
-output item embeddings (`weight [V, H]`, tied to the input embeddings) and bias (`[V]`), and
-the true items (`targets [N]`). The full softmax scores all V items per position: N * V floats,
-which for a million-item catalogue no longer fits. Sampled softmax scores the target against
-a shared set of sampled negatives and subtracts log Q (the sampling log-probability) from every
-logit, the correction that keeps the estimate consistent (Bengio & Senecal 2008; Yi et al.,
-RecSys 2019, for in-batch negatives).
+The full softmax (`optim.loss = "full"`, train.py: cross-entropy of the model's logits) scores
+all V items per masked position: N * V floats, which for a million-item catalogue no longer
+fits. These losses take the transformed encoder output at the masked positions only
+(`hidden [N, H]`), the output item embeddings (`weight [V, H]`, tied to the input embeddings)
+and bias (`[V]`), and the true items (`targets [N]`); they score each target against a shared
+set of sampled negatives and subtract log Q (the sampling log-probability) from every logit,
+the correction that keeps the estimate consistent (Bengio & Senecal 2008; Yi et al., RecSys
+2019, for in-batch negatives).
 """
 
 from __future__ import annotations
@@ -16,16 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("full", "uniform", "in-batch")
-
-
-def full_cross_entropy(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor
-) -> torch.Tensor:
-    """Mean cross-entropy of the targets against every vocab entry."""
-    logits = hidden @ weight.T + bias  # [N, V]
-    return F.cross_entropy(logits.float(), targets)
-
+SAMPLED_LOSSES = ("uniform", "in-batch")
 
 def sampled_cross_entropy(
     hidden: torch.Tensor,
@@ -47,27 +39,24 @@ def sampled_cross_entropy(
     return F.cross_entropy(logits, torch.zeros_like(targets))
 
 
-def cloze_loss(
+def sampled_cloze_loss(
     hidden: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor,
     targets: torch.Tensor,
     *,
-    kind: str = "full",
+    kind: str,
     n_negatives: int = 1024,
     n_items: int | None = None,
     item_log_q: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """The training loss at masked positions.
+    """The sampled-softmax training loss at masked positions.
 
-    `kind`: "full" (softmax over the whole vocabulary), "uniform" (`n_negatives` items drawn
-    uniformly from 1..n_items, shared by the batch) or "in-batch" (the batch's own targets are
-    the negatives; `item_log_q [V]`, the log of each item's share of training interactions,
-    corrects for their popularity bias).
+    `kind`: "uniform" (`n_negatives` items drawn uniformly from 1..n_items, shared by the
+    batch) or "in-batch" (the batch's own targets are the negatives; `item_log_q [V]`, the log
+    of each item's share of training interactions, corrects for their popularity bias).
     """
-    if kind == "full":
-        return full_cross_entropy(hidden, weight, bias, targets)
     if kind == "uniform":
         n_items = n_items if n_items is not None else weight.shape[0] - 2
         negatives = torch.randint(
@@ -84,7 +73,7 @@ def cloze_loss(
         return sampled_cross_entropy(
             hidden, weight, bias, targets, negatives, item_log_q[negatives], item_log_q[targets]
         )
-    raise ValueError(f"unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
+    raise ValueError(f"unknown sampled loss {kind!r}; expected one of {', '.join(SAMPLED_LOSSES)}")
 
 
 def log_item_frequency(counts: torch.Tensor) -> torch.Tensor:

@@ -76,6 +76,11 @@ def reciprocal_rank(ranks: torch.Tensor) -> torch.Tensor:
     return 1.0 / ranks.to(torch.float64)
 
 
+def metric_names(ks: Iterable[int] = DEFAULT_KS) -> tuple[str, ...]:
+    """The keys of `ranking_metrics(ranks, ks)`, in its order: NDCG@k and HR@k per k, then MRR."""
+    return (*(f"{name}@{k}" for k in sorted(set(ks)) for name in ("NDCG", "HR")), "MRR")
+
+
 def ranking_metrics(ranks: torch.Tensor, ks: Iterable[int] = DEFAULT_KS) -> dict[str, float]:
     """Mean NDCG@k and HR@k for every k, and MRR, over users: {"NDCG@10": ..., "MRR": ...}.
 

@@ -8,36 +8,35 @@ Defined bottom-up: embeddings, attention, block, encoder, BERT4Rec.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-PAD = 0
+from bert4rec.config import Interval, ModelSettings
+from bert4rec.errors import SettingsError
+from bert4rec.vocab import PAD
 
 
-@dataclass(frozen=True)
-class BERT4RecConfig:
-    """Everything needed to rebuild the network; stored as `model` in a run's config.json."""
+@dataclass(frozen=True, kw_only=True)
+class BERT4RecConfig(ModelSettings):
+    """Everything needed to rebuild the network; stored as `model` in a run's config.json.
 
-    vocab_size: int  # n_items + 2: padding (0), the items, [MASK] (vocab_size - 1)
-    max_len: int = 200  # longest input sequence, [MASK] included
-    hidden: int = 64  # width of embeddings and encoder blocks
-    layers: int = 2  # number of encoder blocks
-    heads: int = 2  # attention heads per block; must divide `hidden`
-    dropout: float = 0.1  # dropout on embeddings, attention output and feed-forward output
-    attention_dropout: float = 0.1  # dropout on the attention probabilities
-    ff_mult: int = 4  # feed-forward inner width = ff_mult * hidden
+    The shape (`max_len`, `hidden`, `layers`, `heads`, `dropout`, `attention_dropout`,
+    `ff_mult`: their defaults, meanings and checks) is `ModelSettings`, the training settings'
+    `model` section; the vocabulary size comes from the data.
+    """
 
-    def __post_init__(self) -> None:
-        if self.vocab_size < 3:
-            raise ValueError(f"vocab_size must be >= 3 (pad, an item, mask), got {self.vocab_size}")
-        if self.hidden % self.heads:
-            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
-        if self.max_len < 2:
-            raise ValueError(f"max_len must be >= 2 (an item and [MASK]), got {self.max_len}")
+    vocab_size: int = field(metadata={"allowed": Interval(3)})
+    """n_items + 2: padding (0), the items, [MASK] (vocab_size - 1); at least one item."""
+
+    @classmethod
+    def from_shape(cls, shape: ModelSettings, vocab_size: int) -> BERT4RecConfig:
+        """The network of `shape` over a vocabulary of `vocab_size` entries."""
+        return cls(vocab_size=vocab_size,
+                   **{f.name: getattr(shape, f.name) for f in fields(ModelSettings)})
 
     @property
     def mask_token(self) -> int:
@@ -45,8 +44,9 @@ class BERT4RecConfig:
         return self.vocab_size - 1
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values."""
-        return asdict(self)
+        """Plain JSON-ready values, `vocab_size` first."""
+        shape = asdict(self)
+        return {"vocab_size": shape.pop("vocab_size"), **shape}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BERT4RecConfig:
@@ -54,7 +54,7 @@ class BERT4RecConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown model settings {unknown}; known: {sorted(known)}")
+            raise SettingsError(f"unknown model settings {unknown}; known: {sorted(known)}")
         return cls(**values)
 
 

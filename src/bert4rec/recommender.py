@@ -23,8 +23,8 @@ from bert4rec.data.batches import prediction_inputs
 from bert4rec.errors import ModelDirError
 from bert4rec.model import BERT4Rec
 from bert4rec.rundir import load_model, read_items
+from bert4rec.vocab import PAD
 
-PAD = 0
 # Most contributing history items reported per recommendation when explaining ...
 EXPLAIN_TOP = 3
 # ... counting only drops of at least this many logits (smaller ones are noise, not reasons).

@@ -4,6 +4,8 @@ by torchrun (the process group is joined here: gloo on CPU, nccl on CUDA)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -51,3 +53,14 @@ def start_runtime(device_name: str) -> Runtime:
     if owns:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Runtime(device, rank, world, owns)
+
+
+@contextmanager
+def joined_runtime(device_name: str) -> Iterator[Runtime]:
+    """`start_runtime`, leaving the process group on the way out if this process joined it."""
+    runtime = start_runtime(device_name)
+    try:
+        yield runtime
+    finally:
+        if runtime.owns_group:
+            dist.destroy_process_group()

@@ -32,6 +32,21 @@ class Progress:
     bad_epochs: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
+    def record(self, entry: dict[str, float], value: float) -> bool:
+        """Add this epoch's `entry` to the history and count it for early stopping by its
+        selection metric `value`; returns whether it is the best epoch so far."""
+        improved = value > self.best
+        if improved:
+            self.best, self.best_epoch, self.bad_epochs = value, self.epoch, 0
+        else:
+            self.bad_epochs += 1
+        self.history.append(entry)
+        return improved
+
+    def out_of_patience(self, patience: int) -> bool:
+        """Whether `patience` epochs (0: never) passed without a better validation metric."""
+        return patience > 0 and self.bad_epochs >= patience
+
 
 def save_state(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
                loader: DataLoader, settings: Settings, state: Progress,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from bert4rec.cli.formatting import format_table
 from bert4rec.cli.terminal import printable
-from bert4rec.cli.use import format_table
 from bert4rec.config import preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
@@ -55,7 +55,8 @@ def demo(data_dir: str | None, out: str | Path, query: list[str]) -> int:
 
 
 def train(data_dir: str | None, out: Path) -> None:
-    """The fast preset on ml-latest-small, resuming an interrupted run in `out`."""
+    """The fast preset with the SMALL_DATA changes on ml-latest-small, resuming an interrupted
+    run in `out`."""
     try:
         source = locate(RELEASE, data_dir)
     except FileNotFoundError:
@@ -66,7 +67,8 @@ def train(data_dir: str | None, out: Path) -> None:
     resume = (out / CONFIG).is_file()
     stats = corpus.statistics()
     print(
-        f"{'resuming' if resume else 'training'} the {PRESET!r} preset on {source} "
+        f"{'resuming' if resume else 'training'} the {PRESET!r} preset with the demo's "
+        f"small-data changes on {source} "
         f"({stats['users']:,} users, {stats['items']:,} items) into {out}"
     )
     result = fit(corpus, preset(PRESET).override(SMALL_DATA), out,

@@ -16,12 +16,11 @@ import torch
 
 from bert4rec import baselines, rundir
 from bert4rec.cli.data import add_source_options, corpus_from_args
-from bert4rec.data.batches import model_scorer
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
 from bert4rec.data.interactions import LogColumns
 from bert4rec.errors import ModelDirError
-from bert4rec.evaluate import EvalReport, evaluate
+from bert4rec.evaluate import EvalReport, evaluate, model_scorer
 from bert4rec.metrics import DEFAULT_KS
 
 
@@ -136,8 +135,8 @@ def run_baseline(args: argparse.Namespace) -> int:
 def corpus_for_run(
     run_dir: Path, config: dict[str, Any], args: argparse.Namespace
 ) -> SequenceCorpus:
-    """Rebuild the run's corpus from config.json's "data" section: `source` plus the prepare
-    settings (flat or under "settings") and optional "columns"; --source overrides the source."""
+    """Rebuild the run's corpus from config.json's "data" section: `source`, the prepare
+    settings (flat) and optional "columns"; --source overrides the source."""
     data = config.get("data") or {}
     source = args.source or data.get("source")
     if not source:
@@ -145,9 +144,8 @@ def corpus_for_run(
             f"{run_dir / rundir.CONFIG}: the 'data' section names no 'source'; "
             "pass --source SOURCE (the data the model was trained on)"
         )
-    values = {**data, **(data.get("settings") or {})}
     names = {f.name for f in fields(PrepareSettings)}
-    settings = PrepareSettings(**{key: values[key] for key in names if key in values})
+    settings = PrepareSettings(**{key: data[key] for key in names if key in data})
     columns = LogColumns(**data["columns"]) if data.get("columns") else LogColumns()
     return load_corpus(source, settings, data_dir=args.data_dir, cache_dir=args.cache_dir,
                        columns=columns, use_cache=not args.no_cache)

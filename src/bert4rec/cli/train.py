@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bert4rec import rundir
 from bert4rec.cli.data import add_source_options, corpus_from_args, settings_from_args
-from bert4rec.config import FIELD_TYPES, PRESETS, SECTIONS, preset
+from bert4rec.config import FIELD_TYPES, PRESETS, SECTIONS, allowed_values, preset
 from bert4rec.data.interactions import LogColumns
 from bert4rec.train import fit
 
@@ -25,7 +25,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group(f"{name} settings", section.__doc__)
         for f in fields(section):
             flag = "--" + f.name.replace("_", "-")
-            help = f"{f.metadata['help']} (default: the preset's)"
+            plain = f.metadata.get("choices") or f.type == "bool"  # argparse shows these
+            limits = "" if plain else f"{allowed_values(f)}; "
+            help = f"{f.metadata['help']} ({limits}default: the preset's)"
             if f.type == "bool":  # --refit / --no-refit
                 group.add_argument(flag, dest=f"{name}.{f.name}", default=argparse.SUPPRESS,
                                    action=argparse.BooleanOptionalAction, help=help)

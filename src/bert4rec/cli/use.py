@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
-from dataclasses import asdict
 
 from bert4rec.catalog import ItemId
-from bert4rec.cli.terminal import printable
-from bert4rec.recommender import Recommendations, Recommender
+from bert4rec.cli.formatting import as_json, format_table
+from bert4rec.recommender import Recommender
 
 FOUNDING_QUERY = [
     "Harry Potter and the Sorcerer's Stone (a.k.a. Harry Potter and the Philosopher's Stone)"
@@ -31,36 +29,6 @@ def history_refs(values: list[str]) -> list[ItemId]:
         else:
             refs.append(int(match[1]) if match[1].isdigit() else match[1])
     return refs
-
-
-def format_table(result: Recommendations, explain: bool = False) -> str:
-    """Rank, title, genres and score as aligned text; explanations indented below each row.
-    Titles and genres are `printable`: no escape sequence from the data reaches the terminal."""
-    rows = [(str(r.rank), printable(r.title), printable("|".join(r.genres)), f"{r.score:.3f}")
-            for r in result]
-    header = ("rank", "title", "genres", "score")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(header, widths, strict=True)).rstrip()]
-    for rec, row in zip(result, rows, strict=True):
-        cells = [row[0].rjust(widths[0]), *(c.ljust(w) for c, w in zip(row[1:3], widths[1:3],
-                                                                        strict=True)), row[3]]
-        lines.append("  ".join(cells))
-        if explain:
-            because = ", ".join(f"{printable(c.title)} (-{c.score_drop:.2f})"
-                                for c in rec.because)
-            lines.append(f"{'':{widths[0]}}  because: {because or 'no single history title'}")
-    return "\n".join(lines)
-
-
-def as_json(result: Recommendations) -> str:
-    """The history as resolved and the ranked items, as one JSON document."""
-    return json.dumps(
-        {
-            "history": [asdict(entry) for entry in result.history],
-            "items": [asdict(rec) for rec in result],
-        },
-        ensure_ascii=False,
-    )
 
 
 def run_recommend(args: argparse.Namespace) -> int:
@@ -139,10 +107,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.set_defaults(handler=run_serve)
 
     demo = subparsers.add_parser(
-        "demo", help="train the fast preset on ml-latest-small and recommend for Harry Potter",
-        description="Find (or download) ml-latest-small, train the `fast` preset with progress "
-        "bars (minutes on a laptop CPU), and print recommendations after the first four "
-        "Harry Potter films.",
+        "demo", help="train on ml-latest-small and recommend for Harry Potter",
+        description="Find (or download) ml-latest-small, train the `fast` preset with the "
+        "demo's small-data changes (bert4rec.cli.demo) and progress bars (minutes on a laptop "
+        "CPU), and print recommendations after the first four Harry Potter films.",
     )
     demo.add_argument("--data-dir", help="where MovieLens releases are looked for")
     demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")

@@ -8,7 +8,7 @@ with an explicit generator so runs are reproducible.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -16,8 +16,7 @@ from torch.utils.data import Dataset, Sampler
 
 from bert4rec.config import MaskingSettings
 from bert4rec.data.corpus import left_pad as corpus_left_pad
-
-PAD = 0
+from bert4rec.vocab import PAD
 
 
 def training_windows(
@@ -136,8 +135,9 @@ def _drop_newest(items: torch.Tensor, n: torch.Tensor, rows: torch.Tensor,
 class ClozeCollate:
     """`collate_fn` for a DataLoader over `WindowDataset`: stacks rows and applies `cloze_mask`.
 
-    Owns the generator; seed it at the start of each epoch (`.generator.manual_seed`) so that
-    an epoch's masks depend only on the seed and the epoch.
+    Owns the generator: the training loader seeds it once per run (`.generator.manual_seed`),
+    so each epoch's masks follow from the previous epoch's draws; a checkpoint stores its
+    state, so a resumed run masks exactly as an uninterrupted one.
     """
 
     def __init__(self, masking: MaskingSettings, mask_token: int) -> None:
@@ -231,21 +231,3 @@ def prediction_inputs(
     out[:, -1] = mask_token
     return out
 
-
-def model_scorer(
-    model: torch.nn.Module, device: torch.device | str
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A scorer (docs/architecture.md): left-padded histories [B, T] -> scores [B, vocab_size].
-
-    Runs `model` (a `BERT4Rec`, put in eval mode) on `device` without gradients; the scores
-    come back as float32 on the histories' device.
-    """
-    config = model.config
-
-    @torch.no_grad()
-    def score(histories: torch.Tensor) -> torch.Tensor:
-        model.eval()
-        inputs = prediction_inputs(histories.to(device), config.max_len, config.mask_token)
-        return model(inputs).float().to(histories.device)  # [B, V]
-
-    return score

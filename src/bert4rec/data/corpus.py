@@ -21,6 +21,7 @@ import polars as pl
 from bert4rec.columns import GENRES, INDEX, ITEM, RATING, TIMESTAMP, TITLE, USER
 from bert4rec.data.interactions import Interactions
 from bert4rec.errors import DataError
+from bert4rec.vocab import PAD
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test", "train+valid")
@@ -38,8 +39,9 @@ class PrepareSettings:
     """Drop users with fewer interactions than this (after the item filter)."""
 
     def __post_init__(self) -> None:
-        if self.min_item_interactions < 0 or self.min_user_interactions < 0:
-            raise ValueError("min_item_interactions and min_user_interactions must be >= 0")
+        for name in ("min_item_interactions", "min_user_interactions"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,10 @@ def left_pad(
     if length is None:
         length = int((ends - starts).max(initial=1))
     if len(flat) == 0:
-        return np.zeros((len(rows), length), dtype=np.int64)
+        return np.full((len(rows), length), PAD, dtype=np.int64)
     index = ends[:, None] - length + np.arange(length)[None, :]  # (B, length)
     valid = index >= starts[:, None]
-    return np.where(valid, flat[np.clip(index, 0, max(len(flat) - 1, 0))], 0).astype(np.int64)
+    return np.where(valid, flat[np.clip(index, 0, max(len(flat) - 1, 0))], PAD).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class SequenceCorpus:
         users = np.arange(self.n_users) if training else np.flatnonzero(evaluable)
         keep = lengths[users] - np.where(evaluable[users], holdout, 0)
         starts = self.offsets[users]
-        flat = self.items_flat[_ranges(starts, keep)]
+        flat = self.items_flat[concatenated_ranges(starts, keep)]
         offsets = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
         targets = None if training else self.items_flat[starts + keep]
         return Split(name, users, flat, offsets, targets)
@@ -232,8 +234,9 @@ class SequenceCorpus:
         )
 
 
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenated aranges [s, s + c) for each (s, c), vectorised."""
+def concatenated_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated aranges [s, s + c) for each (s, c), vectorised: the flat positions of
+    ragged rows that start at `starts` and hold `counts` entries."""
     total = int(counts.sum())
     if total == 0:
         return np.zeros(0, dtype=np.int64)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bert4rec.columns import GENRES, ITEM, RATING, TIMESTAMP, TITLE, USER
+from bert4rec.columns import ITEM, RATING, TIMESTAMP, USER
 from bert4rec.errors import DataError
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".parquet": None, ".pq": None}
@@ -26,10 +26,6 @@ class Interactions:
     events: pl.DataFrame
     items: pl.DataFrame | None
     name: str
-
-    @property
-    def has_ratings(self) -> bool:
-        return RATING in self.events.columns
 
 
 @dataclass(frozen=True)
@@ -220,7 +216,3 @@ def _text_ids(series: pl.Series) -> pl.Series:
     as_int = series.cast(pl.Int64, strict=False)
     return as_int if as_int.null_count() == 0 else series
 
-
-def empty_item_table() -> pl.DataFrame:
-    """An item table with the standard columns and no rows."""
-    return pl.DataFrame(schema={ITEM: pl.Int64, TITLE: pl.String, GENRES: pl.List(pl.String)})

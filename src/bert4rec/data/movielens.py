@@ -25,12 +25,9 @@ BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 
 @dataclass(frozen=True)
 class Layout:
-    """Which files hold the ratings and movies, how they are separated and encoded."""
+    """A release layout: the ratings file that identifies it, its text encoding, its reader."""
 
-    name: str
     ratings: str
-    movies: str
-    separator: str
     encoding: str
     reader: Callable[[mlformats.ReleaseFiles, str], Interactions]
 
@@ -38,9 +35,9 @@ class Layout:
         return self.reader(files, self.encoding)
 
 
-U_DATA = Layout("u.data", "u.data", "u.item", "\t (u.item: |)", "latin-1", mlformats.read_100k)
-DAT = Layout("ratings.dat", "ratings.dat", "movies.dat", "::", "latin-1", mlformats.read_dat)
-CSV = Layout("ratings.csv", "ratings.csv", "movies.csv", ",", "utf-8", mlformats.read_csv)
+U_DATA = Layout("u.data", "latin-1", mlformats.read_100k)
+DAT = Layout("ratings.dat", "latin-1", mlformats.read_dat)
+CSV = Layout("ratings.csv", "utf-8", mlformats.read_csv)
 LAYOUTS = (CSV, U_DATA, DAT)
 
 
