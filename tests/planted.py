@@ -61,3 +61,30 @@ def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     result = fit(planted_corpus(n_users=500), settings, out_dir, progress=False)
     state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
     save_file(state, str(Path(out_dir).parent / f"rank{rank}.safetensors"))
+
+
+def paired_corpus(n_pairs: int = 30, teachers: int = 4, seed: int = 0) -> SequenceCorpus:
+    """Pairs of items (a, b) that co-occur in the histories of a few users each, amid noise.
+
+    Per pair, `teachers` users watch three noise films, a, b, three noise films; one probe user
+    watches five noise films, then a, then b, so b is the probe's test item and a the last
+    item of its test history. Noise films are drawn from 2 * n_pairs others, each watched more
+    often than any pair item, so popularity ranks b low. Original ids: pair k is (1000 + 2k,
+    1001 + 2k); probe users are 10_000 + k.
+    """
+    rng = np.random.default_rng(seed)
+    noise = np.arange(2 * n_pairs) + 100
+    users, items = [], []
+    for k in range(n_pairs):
+        a, b = 1000 + 2 * k, 1001 + 2 * k
+        for t in range(teachers):
+            users.append(k * teachers + t)
+            items.append([*rng.choice(noise, 3), a, b, *rng.choice(noise, 3)])
+        users.append(10_000 + k)
+        items.append([*rng.choice(noise, 5), a, b])
+    lengths = [len(seq) for seq in items]
+    events = pl.DataFrame(
+        {"user": np.repeat(users, lengths), "item": np.concatenate(items),
+         "timestamp": np.concatenate([np.arange(n) for n in lengths])},
+        schema={"user": pl.Int64, "item": pl.Int64, "timestamp": pl.Int64})
+    return prepare(Interactions(events, None, "paired"), PrepareSettings(min_rating=None))

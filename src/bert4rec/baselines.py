@@ -12,7 +12,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from bert4rec.data.corpus import SequenceCorpus, Split, concatenated_ranges
+from bert4rec.data.cooccurrence import item_pairs
+from bert4rec.data.corpus import SequenceCorpus, concatenated_ranges
 from bert4rec.evaluate import train_item_counts
 
 
@@ -55,17 +56,6 @@ class SparseRows:
         return cells.reshape(n_out, self.vocab_size)
 
 
-def _pairs(train: Split, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(earlier, later) item pairs at distance 1..window inside each training sequence."""
-    user_of = np.repeat(np.arange(len(train)), train.lengths)
-    earlier, later = [], []
-    for gap in range(1, window + 1):
-        same_user = user_of[gap:] == user_of[:-gap]
-        earlier.append(train.flat[:-gap][same_user])
-        later.append(train.flat[gap:][same_user])
-    return np.concatenate(earlier), np.concatenate(later)
-
-
 class Markov:
     """First-order Markov chain: score(i) = #(last item -> i) in training + popularity tie-break.
 
@@ -79,7 +69,7 @@ class Markov:
 
     @classmethod
     def fit(cls, corpus: SequenceCorpus) -> Markov:
-        before, after = _pairs(corpus.split("train"), window=1)
+        before, after = item_pairs(corpus.split("train"), window=1)
         return cls(SparseRows(before, after, corpus.vocab_size), train_item_counts(corpus))
 
     def __call__(self, histories: torch.Tensor) -> torch.Tensor:
@@ -98,7 +88,7 @@ class ItemKNN:
 
     @classmethod
     def fit(cls, corpus: SequenceCorpus, window: int = 5) -> ItemKNN:
-        a, b = _pairs(corpus.split("train"), window)
+        a, b = item_pairs(corpus.split("train"), window)
         matrix = SparseRows(np.concatenate([a, b]), np.concatenate([b, a]), corpus.vocab_size)
         return cls(matrix, train_item_counts(corpus), window)
 

@@ -176,6 +176,20 @@ class BERT4Rec(nn.Module):
         (tied) item embeddings, which also drags them together (docs/training-recipe.md)."""
         self.output_bias.copy_(log_frequency)
 
+    @torch.no_grad()
+    def start_items_at(self, vectors: torch.Tensor) -> None:
+        """Set the item embeddings to `vectors` [V, H] (e.g. `ppmi_embeddings`), rescaled to
+        the random init's standard deviation (0.02), so that they weigh as much as the
+        position embeddings. Padding, [MASK] and items whose row is all zero (nothing known
+        of them) keep their random start."""
+        known = vectors.ne(0).any(dim=1)  # [V]
+        known[0] = known[-1] = False
+        if not known.any():
+            return
+        weight = self.encoder.embeddings.item.weight
+        chosen = vectors[known]  # [K, H]
+        weight[known] = (chosen * (0.02 / chosen.std().clamp_min(1e-12))).to(weight)
+
     def forward(
         self, items: torch.Tensor, targets: torch.Tensor | None = None, project: bool = True
     ) -> torch.Tensor:

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from bert4rec import rundir
 from bert4rec.config import OptimSettings, Settings
 from bert4rec.data.batches import ClozeCollate, LengthBucketSampler, WindowDataset
+from bert4rec.data.cooccurrence import ppmi_embeddings
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.errors import ModelDirError
 from bert4rec.evaluate import evaluate, model_scorer, train_item_counts
@@ -61,12 +62,18 @@ def learning_rate(optim: OptimSettings, step: int, steps_per_epoch: int, total_s
 
 
 def make_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimizer:
-    """Adam or AdamW; weight decay only on matrices (not biases or LayerNorm gains)."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """Adam or AdamW; weight decay only on matrices (not biases or LayerNorm gains). The item
+    embeddings, unless frozen, have a group of their own whose `lr_scale` (`optim.item_lr`)
+    multiplies the scheduled rate."""
+    items = model.encoder.embeddings.item.weight
+    params = [p for p in model.parameters() if p.requires_grad and p is not items]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
+    if items.requires_grad:
+        groups.append({"params": [items], "weight_decay": optim.weight_decay,
+                       "lr_scale": optim.item_lr})
     kind = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
     return kind(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2))
 
@@ -121,6 +128,11 @@ class TrainingRun:
         counts = torch.from_numpy(train_item_counts(corpus, split))
         log_frequency = log_item_frequency(counts).to(runtime.device)  # [V]
         self.model.start_at_popularity(log_frequency)
+        if settings.optim.item_init == "cooccurrence":
+            self.model.start_items_at(ppmi_embeddings(corpus.split(split), corpus.vocab_size,
+                                                      config.hidden))
+        # item_lr 0 freezes them: no gradient, so none counts towards clipping either
+        self.model.encoder.embeddings.item.weight.requires_grad_(settings.optim.item_lr > 0)
         self.item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
         self.optimizer = make_optimizer(self.model, settings.optim)
         self.average = weight_average(self.model, settings.optim)
@@ -168,7 +180,7 @@ class TrainingRun:
         total = self.settings.loop.epochs * per_epoch
         lr = learning_rate(optim, self.progress.step, per_epoch, total)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         loss = self.loss(inputs.to(self.runtime.device), labels.to(self.runtime.device))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
