@@ -7,7 +7,7 @@ from planted import planted_corpus, tiny_settings
 
 from bert4rec.data.cooccurrence import item_pairs, ppmi_embeddings
 from bert4rec.data.corpus import Split
-from bert4rec.model import BERT4Rec, BERT4RecConfig
+from bert4rec.model import ITEM_START_STD, BERT4Rec, BERT4RecConfig
 from bert4rec.runtime import Runtime
 from bert4rec.train import TrainingRun
 
@@ -65,7 +65,7 @@ def test_start_items_at_rescales_known_rows_and_keeps_the_others_random():
     model.start_items_at(vectors)
     weight = model.encoder.embeddings.item.weight.detach()
     assert torch.equal(weight[[0, 8, 9]], random_start[[0, 8, 9]])
-    assert weight[1:8].std().item() == pytest.approx(0.02, rel=1e-4)
+    assert weight[1:8].std().item() == pytest.approx(ITEM_START_STD, rel=1e-4)
     assert cosine(weight, 1, 2) == pytest.approx(cosine(vectors, 1, 2), abs=1e-5)
 
 

@@ -1,4 +1,4 @@
-"""Typed training settings and the named presets `seed`, `paper` and `fast`.
+"""Typed training settings, the named presets and the `auto` rule that picks one from the data.
 
 A `Settings` is four small sections (model, masking, optim, loop). Every field carries its
 help text, and its allowed values where they are limited, in its metadata: the CLI builds one
@@ -426,11 +426,52 @@ FAST = Settings(
 samples masking only their last item, and no attention dropout (on CPU it forces PyTorch's
 unfused attention: 2.4x slower steps at length 200)."""
 
-PRESETS: dict[str, Settings] = {"seed": SEED, "paper": PAPER, "fast": FAST}
+SMALL = replace(
+    FAST,
+    model=replace(FAST.model, max_len=50, dropout=0.1),
+    masking=replace(FAST.masking, mask_prob=0.2, last_item_share=0.5, last_item_prefix=1.0,
+                    windows_per_sequence=8),
+    optim=replace(FAST.optim, lr=3e-3, item_init="cooccurrence", item_lr=0.0),
+    loop=replace(FAST.loop, epochs=80, batch_size=32),
+)
+"""For logs of up to a few hundred thousand interactions (ml-latest-small, ML-100k): item
+embeddings frozen at the training items' co-occurrence, so that the transformer learns to read
+them instead of memorising each user; 50-item windows, up to 8 per sequence, in batches of 32;
+20% of positions masked and half the samples predicting the next item of a random prefix
+(docs/training-recipe.md, "Session 6")."""
+
+LARGE = replace(
+    FAST,
+    model=replace(FAST.model, dropout=0.1),
+    masking=replace(FAST.masking, windows_per_sequence=2, window_shift=100),
+    loop=replace(FAST.loop, epochs=80),
+)
+"""For a million interactions and more: `fast` with dropout 0.1, two 100-item windows per
+sequence that move back in time by up to 100 items each epoch, and 80 epochs (ML-1M test
+full NDCG@10 0.1624; docs/results.md)."""
+
+PRESETS: dict[str, Settings] = {
+    "seed": SEED, "paper": PAPER, "fast": FAST, "small": SMALL, "large": LARGE,
+}
+
+AUTO = "auto"
+"""Not a preset but a rule: `auto_preset` picks one of AUTO_CHOICES from the data."""
+
+AUTO_CHOICES = ("small", "large")
+
+SMALL_DATA_INTERACTIONS = 300_000
+"""`auto` trains `small` below this many interactions and `large` from it on: ML-100k (100,000)
+and ml-latest-small (48,562) gain from `small`, ML-1M (1,000,209) from `large`."""
+
+
+def auto_preset(n_interactions: int) -> str:
+    """The preset `auto` stands for on a corpus of `n_interactions`."""
+    return AUTO_CHOICES[0] if n_interactions < SMALL_DATA_INTERACTIONS else AUTO_CHOICES[1]
 
 
 def preset(name: str) -> Settings:
-    """The named preset; raises KeyError listing the known names."""
+    """The named preset; raises KeyError listing the known names (`auto` needs the data:
+    resolve it with `auto_preset` first)."""
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return replace(PRESETS[name])

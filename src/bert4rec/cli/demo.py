@@ -1,9 +1,9 @@
 """`bert4rec demo`: from nothing to recommendations in one command.
 
 Finds ml-latest-small (in --data-dir, $BERT4REC_DATA_DIR or the user cache; downloads it
-into the cache, checksum verified, when absent), trains the `fast` preset adapted to the
-small data set, with progress bars, and prints what to watch after the founding document's
-Harry Potter films. A finished run in --out is reused; an interrupted one is resumed.
+into the cache, checksum verified, when absent), trains the preset `auto` picks for it
+(`small`), with progress bars, and prints what to watch after the founding document's Harry
+Potter films. A finished run in --out is reused; an interrupted one is resumed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bert4rec.cli.formatting import format_table
 from bert4rec.cli.terminal import printable
-from bert4rec.config import preset
+from bert4rec.config import auto_preset, preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 from bert4rec.data.download import download
@@ -23,17 +23,6 @@ from bert4rec.rundir import CONFIG, METRICS
 from bert4rec.train import fit
 
 RELEASE = "ml-latest-small"
-PRESET = "fast"
-SMALL_DATA = {
-    "masking.windows_per_sequence": 8, "loop.batch_size": 32, "loop.epochs": 80, "optim.lr": 3e-3,
-    "model.max_len": 50, "model.dropout": 0.1, "masking.mask_prob": 0.2,
-    "masking.last_item_share": 0.5, "masking.last_item_prefix": 1.0, "loop.refit": True,
-}
-"""ml-latest-small has 603 users: more windows per user, smaller batches and more epochs give
-BERT4Rec enough steps, and on so little data the regularised shape wins (50-item windows,
-dropout 0.1, 20% masking: test NDCG@10 0.0282 against 0.0181 with `fast`'s own values). Half
-the samples predicting the next item of a random prefix, then a refit on the validation
-items, lift it to 0.0347 (docs/training-recipe.md, "Session 5")."""
 
 
 def demo(data_dir: str | None, out: str | Path, query: list[str]) -> int:
@@ -55,7 +44,7 @@ def demo(data_dir: str | None, out: str | Path, query: list[str]) -> int:
 
 
 def train(data_dir: str | None, out: Path) -> None:
-    """The fast preset with the SMALL_DATA changes on ml-latest-small, resuming an interrupted
+    """The `auto` preset (`small`, on this release) on ml-latest-small, resuming an interrupted
     run in `out`."""
     try:
         source = locate(RELEASE, data_dir)
@@ -66,13 +55,14 @@ def train(data_dir: str | None, out: Path) -> None:
     corpus = load_corpus(source, settings, data_dir=data_dir)
     resume = (out / CONFIG).is_file()
     stats = corpus.statistics()
+    name = auto_preset(corpus.n_interactions)
     print(
-        f"{'resuming' if resume else 'training'} the {PRESET!r} preset with the demo's "
-        f"small-data changes on {source} "
-        f"({stats['users']:,} users, {stats['items']:,} items) into {out}"
+        f"{'resuming' if resume else 'training'} the {name!r} preset (auto) on {source} "
+        f"({stats['users']:,} users, {stats['items']:,} items, "
+        f"{stats['interactions']:,} interactions) into {out}"
     )
-    result = fit(corpus, preset(PRESET).override(SMALL_DATA), out,
-                 data={"source": RELEASE, **asdict(settings)}, resume=resume)
+    result = fit(corpus, preset(name), out, data={"source": RELEASE, **asdict(settings)},
+                 resume=resume)
     if result.test:
         figures = ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()
                             if isinstance(v, float))

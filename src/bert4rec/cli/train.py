@@ -14,7 +14,17 @@ from pathlib import Path
 
 from bert4rec import rundir
 from bert4rec.cli.data import add_source_options, corpus_from_args, settings_from_args
-from bert4rec.config import FIELD_TYPES, PRESETS, SECTIONS, allowed_values, preset
+from bert4rec.config import (
+    AUTO,
+    AUTO_CHOICES,
+    FIELD_TYPES,
+    PRESETS,
+    SECTIONS,
+    SMALL_DATA_INTERACTIONS,
+    allowed_values,
+    auto_preset,
+    preset,
+)
 from bert4rec.data.interactions import LogColumns
 from bert4rec.train import fit
 
@@ -39,6 +49,17 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
             )
 
 
+def resolved_preset(name: str, n_interactions: int) -> tuple[str, str]:
+    """`name`, or for `auto` the preset it picks for a corpus of `n_interactions`; with the
+    words that say why."""
+    if name != AUTO:
+        return name, name
+    chosen = auto_preset(n_interactions)
+    side = "under" if n_interactions < SMALL_DATA_INTERACTIONS else "at least"
+    return chosen, (f"auto: {chosen} ({n_interactions:,} interactions, {side} "
+                    f"{SMALL_DATA_INTERACTIONS:,})")
+
+
 def data_description(args: argparse.Namespace) -> dict:
     """What config.json records so the corpus can be rebuilt (docs/architecture.md): the source,
     the `PrepareSettings` fields flat, and the log's columns."""
@@ -52,12 +73,15 @@ def data_description(args: argparse.Namespace) -> dict:
 
 def run_train(args: argparse.Namespace) -> int:
     overrides = {key: value for key, value in vars(args).items() if "." in key}
-    settings = preset(args.preset).override(overrides)
-    speak = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
-    if speak:
-        print(f"bert4rec train: preset {args.preset}, settings {json.dumps(settings.to_dict())}")
+    for name in AUTO_CHOICES if args.preset == AUTO else [args.preset]:
+        preset(name).override(overrides)  # settings are checked before the data is read
     rundir.check_out_dir(args.out, args.resume)  # before preparing, which can take minutes
     corpus = corpus_from_args(args)
+    name, why = resolved_preset(args.preset, corpus.n_interactions)
+    settings = preset(name).override(overrides)
+    speak = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
+    if speak:
+        print(f"bert4rec train: preset {why}, settings {json.dumps(settings.to_dict())}")
     result = fit(corpus, settings, args.out, data=data_description(args), resume=args.resume)
     if not speak:
         return 0
@@ -87,8 +111,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_source_options(train)
-    train.add_argument("--preset", choices=sorted(PRESETS), default="fast",
-                       help="settings to start from (default fast; see docs/configuration.md)")
+    train.add_argument("--preset", choices=[AUTO, *sorted(PRESETS)], default=AUTO,
+                       help="settings to start from; auto (the default) picks small or large "
+                       "by the number of interactions (docs/configuration.md)")
     train.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
                        help="run directory to create (or to continue with --resume)")
     train.add_argument("--resume", action="store_true",

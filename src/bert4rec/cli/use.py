@@ -108,9 +108,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     demo = subparsers.add_parser(
         "demo", help="train on ml-latest-small and recommend for Harry Potter",
-        description="Find (or download) ml-latest-small, train the `fast` preset with the "
-        "demo's small-data changes (bert4rec.cli.demo) and progress bars (minutes on a laptop "
-        "CPU), and print recommendations after the first four Harry Potter films.",
+        description="Find (or download) ml-latest-small, train the preset `auto` picks for it "
+        "(`small`) with progress bars (a few minutes on a laptop CPU), and print "
+        "recommendations after the first four Harry Potter films.",
     )
     demo.add_argument("--data-dir", help="where MovieLens releases are looked for")
     demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
