@@ -262,12 +262,6 @@ class LoopSettings:
     seed: int = _f(0, "seed for initialisation, shuffling, masking and dropout",
                    allowed=NOT_NEGATIVE)
     device: str = _f("auto", "where to train: auto, cpu, cuda, cuda:N or mps", allowed=DEVICES)
-    batching: str = _f(
-        "bucket",
-        "bucket: batch windows of similar length and skip all-padding columns (faster); "
-        "shuffle: plain shuffled batches",
-        ("bucket", "shuffle"),
-    )
     time_budget: float = _f(
         0.0,
         "stop after the first epoch that ends past this many seconds (0: no limit); "

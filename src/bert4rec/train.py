@@ -92,10 +92,8 @@ def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime,
     windows = WindowDataset(corpus.split(split), settings.model.max_len,
                             settings.masking.windows_per_sequence,
                             max_shift=settings.masking.window_shift, seed=settings.loop.seed)
-    chunk_batches = 32 if settings.loop.batching == "bucket" else 1
     sampler = LengthBucketSampler(windows.lengths, settings.loop.batch_size, rank=runtime.rank,
-                                  world=runtime.world, seed=settings.loop.seed,
-                                  chunk_batches=chunk_batches)
+                                  world=runtime.world, seed=settings.loop.seed)
     collate = ClozeCollate(settings.masking, corpus.mask_token)
     collate.generator.manual_seed(settings.loop.seed * 1000 + runtime.rank)
     return DataLoader(windows, batch_sampler=sampler, collate_fn=collate)
