@@ -128,7 +128,7 @@ class TrainingRun:
         self.model.start_at_popularity(log_frequency)
         if settings.optim.item_init == "cooccurrence":
             self.model.start_items_at(ppmi_embeddings(corpus.split(split), corpus.vocab_size,
-                                                      config.hidden))
+                                                      config.hidden, settings.optim.item_window))
         # item_lr 0 freezes them: no gradient, so none counts towards clipping either
         self.model.encoder.embeddings.item.weight.requires_grad_(settings.optim.item_lr > 0)
         self.item_log_q = log_frequency if settings.optim.loss == "in-batch" else None

@@ -16,10 +16,6 @@ import torch
 
 from bert4rec.data.corpus import Split
 
-PPMI_WINDOW = 5
-"""Positions on either side that count as co-occurring: itemknn's window, the best of 3, 5, 10
-and 20 for it on ml-latest-small and ML-100k."""
-
 
 def item_pairs(split: Split, window: int) -> tuple[np.ndarray, np.ndarray]:
     """(earlier, later) vocab indices of the item pairs 1..`window` positions apart within each
@@ -33,8 +29,7 @@ def item_pairs(split: Split, window: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(earlier), np.concatenate(later)
 
 
-def ppmi_embeddings(split: Split, vocab_size: int, dim: int,
-                    window: int = PPMI_WINDOW) -> torch.Tensor:
+def ppmi_embeddings(split: Split, vocab_size: int, dim: int, window: int = 5) -> torch.Tensor:
     """[vocab_size, dim] float32: row i is item i's vector U_i * S of a rank-`dim` SVD of the
     symmetric positive-PMI matrix of pairs within `window` positions. Rows of items without any
     co-occurrence (and of padding and [MASK]) are zero. Deterministic: the randomised SVD runs on
