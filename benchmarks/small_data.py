@@ -22,6 +22,7 @@ import platform
 import shutil
 import statistics
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -60,7 +61,7 @@ def harry_potter(run_dir: Path) -> dict:
                                         for r in result)}
 
 
-def bert4rec_runs(name: str, corpus, seeds: list[int], changes: dict) -> dict:
+def bert4rec_runs(name: str, corpus, data: dict, seeds: list[int], changes: dict) -> dict:
     """One `auto` run per seed; their test figures, seconds and (ml-latest-small) query."""
     chosen = auto_preset(corpus.n_interactions)
     runs = []
@@ -69,7 +70,7 @@ def bert4rec_runs(name: str, corpus, seeds: list[int], changes: dict) -> dict:
         run_dir = OUT / "small_data" / f"{name}-seed{seed}"
         shutil.rmtree(run_dir, ignore_errors=True)  # a benchmark starts afresh
         start = time.perf_counter()
-        result = fit(corpus, settings, run_dir, data={"source": name}, progress=False)
+        result = fit(corpus, settings, run_dir, data=data, progress=False)
         run = {"seed": seed, "seconds": round(time.perf_counter() - start, 1),
                "best_epoch": result.best_epoch, "valid_NDCG@10": result.valid["NDCG@10"],
                "NDCG@10": result.test["NDCG@10"], "HR@10": result.test["HR@10"]}
@@ -130,11 +131,12 @@ def main() -> None:
     for name in args.data:
         path, settings = DATASETS[name]
         corpus = load_corpus(Path(args.data_dir) / path, settings)
+        data = {"source": str(Path(args.data_dir) / path), **asdict(settings)}  # evaluate rebuilds
         print(f"{name}: {corpus.n_users:,} users, {corpus.n_items:,} items, "
               f"{corpus.n_interactions:,} interactions", flush=True)
         results[name] = {"interactions": corpus.n_interactions,
                          "baselines": baseline_rows(corpus),
-                         "bert4rec": bert4rec_runs(name, corpus, args.seeds, changes)}
+                         "bert4rec": bert4rec_runs(name, corpus, data, args.seeds, changes)}
     print("\ntest, full ranking, seen items excluded: NDCG@10 / HR@10 / seconds\n")
     print(table(results))
     OUT.mkdir(parents=True, exist_ok=True)
