@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import polars as pl
 import pytest
-import uvicorn
+from live_server import live_server
 from rapidfuzz import process
 from tiny_run import make_run_dir
 
@@ -42,19 +42,9 @@ def many_films() -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The app under uvicorn in a thread on 127.0.0.1: (base URL, the app)."""
-    run = make_run_dir(tmp_path_factory.mktemp("run"), items=many_films())
-    app = create_app(run)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(400):
-        if server.started:
-            break
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}", app
-    server.should_exit = True
-    thread.join(timeout=10)
+    app = create_app(make_run_dir(tmp_path_factory.mktemp("run"), items=many_films()))
+    with live_server(app) as base:
+        yield base, app
 
 
 def together(base: str, hostile: dict, normal: dict,

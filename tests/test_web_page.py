@@ -7,13 +7,11 @@ and saves a screenshot to test-artifacts/web_page.png (git-ignored) for a person
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
+from live_server import live_server
 from tiny_run import make_run_dir
 
 from bert4rec.serve import create_app
@@ -27,20 +25,8 @@ DRIVER = shutil.which("chromedriver")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The app under uvicorn in a thread, on a free port of 127.0.0.1; yields its base URL."""
-    run = make_run_dir(tmp_path_factory.mktemp("run"))
-    config = uvicorn.Config(create_app(run), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_server(create_app(make_run_dir(tmp_path_factory.mktemp("run")))) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
