@@ -10,8 +10,6 @@ import pytest
 import bert4rec
 from bert4rec.errors import DataError
 
-pd = pytest.importorskip("pandas")
-
 EVENTS = pl.DataFrame({
     "uid": [2, 1, 1, 2, 1, 2, 1],
     "sku": [30, 10, 20, 10, 30, 20, 40],
@@ -24,6 +22,12 @@ MOVIES = pl.DataFrame({
     "genres": ["Drama|Comedy", "(no genres listed)", "Horror", "Drama"],
 })
 KEEP_ALL = {"min_user_interactions": 0, "min_rating": None}
+
+
+@pytest.fixture
+def pd():
+    """pandas, which the test extra installs; its tests skip without it."""
+    return pytest.importorskip("pandas")
 
 
 def sequences(data: bert4rec.Dataset) -> dict:
@@ -39,7 +43,7 @@ def test_a_polars_frame_becomes_time_ordered_sequences():
     assert (data.n_users, data.n_items, data.n_interactions) == (2, 4, 7)
 
 
-def test_a_pandas_frame_with_text_ids_and_datetimes_gives_the_same_sequences():
+def test_a_pandas_frame_with_text_ids_and_datetimes_gives_the_same_sequences(pd):
     frame = EVENTS.to_pandas()
     frame["uid"] = "u" + frame["uid"].astype(str)
     frame["ts"] = pd.to_datetime("2024-03-01") + pd.to_timedelta(frame["ts"], unit="h")
@@ -70,7 +74,7 @@ def test_ratings_below_min_rating_and_short_users_are_left_out():
     assert sequences(data) == {1: [20, 30], 2: [20, 30]}
 
 
-def test_an_item_table_brings_titles_and_genres():
+def test_an_item_table_brings_titles_and_genres(pd):
     data = bert4rec.Dataset.from_frame(EVENTS.to_pandas(), user="uid", item="sku", timestamp="ts",
                                        items=MOVIES.to_pandas(), title="name", **KEEP_ALL)
     items = {row["item"]: row for row in data.items.to_dicts()}
@@ -125,7 +129,7 @@ def test_a_bad_value_is_named_by_row_and_column(column, values, message):
     assert message in str(error.value)
 
 
-def test_a_datetime_gap_in_pandas_is_named():
+def test_a_datetime_gap_in_pandas_is_named(pd):
     frame = EVENTS.to_pandas()
     frame["ts"] = pd.to_datetime(["2024-01-01", None, "2024-01-03", "2024-01-01", "2024-01-02",
                                   "2024-01-02", "2024-01-05"])
