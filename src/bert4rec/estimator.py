@@ -33,7 +33,7 @@ from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown
 from bert4rec.dataset import Dataset
 from bert4rec.errors import DataError, ModelDirError, NotFittedError, SettingsError
 from bert4rec.evaluate import evaluate, model_scorer
-from bert4rec.recommender import Recommender
+from bert4rec.recommender import Recommender, flatten
 from bert4rec.train import fit
 
 HISTORY_KEY = "history"
@@ -169,7 +169,7 @@ class Model:
             indices = [[recommender.index_of(entry.item)
                         for entry in recommender.resolve(history, on_unknown)]
                        for history in _histories_list(histories)]
-            flat, offsets = _flatten(indices)
+            flat, offsets = flatten(indices)
             key, keys = HISTORY_KEY, list(range(len(indices)))
         with tqdm(total=len(keys), desc="recommend", unit="user", disable=not progress) as bar:
             top = recommender.top_k(flat, offsets, k, filter_viewed, allowed, progress=bar.update)
@@ -248,9 +248,3 @@ def _histories_list(histories: Sequence[Sequence[ItemId]]) -> list[Sequence[Item
         raise ValueError("histories is a list of histories, each a list of item ids or "
                          "titles: write histories=[[1, 2, 3]] for one")
     return histories
-
-
-def _flatten(indices: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    lengths = [len(history) for history in indices]
-    flat = np.fromiter((i for h in indices for i in h), dtype=np.int64, count=sum(lengths))
-    return flat, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)

@@ -187,43 +187,42 @@ class Recommender:
         k: int = 10,
         exclude_seen: bool = True,
         explain: bool = False,
+        candidates: torch.Tensor | None = None,
     ) -> Recommendations:
         """The top `k` next items for one history of ids or titles (oldest first).
 
-        `exclude_seen` leaves out items already in the history; `explain` adds, for each
-        recommendation, the history items whose removal lowers its score most.
+        `exclude_seen` leaves out items already in the history; `candidates` (from
+        `candidates()`) limits what may be offered; `explain` adds, for each recommendation,
+        the history items whose removal lowers its score most.
         """
-        result = self.recommend_many([history], k=k, exclude_seen=exclude_seen)[0]
+        result = self.recommend_many([history], k=k, exclude_seen=exclude_seen,
+                                     candidates=candidates)[0]
         return self.explain(result) if explain else result
 
     def recommend_many(
-        self, histories: Sequence[Sequence[ItemId]], k: int = 10, exclude_seen: bool = True
+        self, histories: Sequence[Sequence[ItemId]], k: int = 10, exclude_seen: bool = True,
+        candidates: torch.Tensor | None = None,
     ) -> list[Recommendations]:
         """`recommend` for many histories, one forward pass per `batch_size` of them."""
         return self.recommend_resolved(
-            [self.resolve(history) for history in histories], k=k, exclude_seen=exclude_seen
+            [self.resolve(history) for history in histories], k=k, exclude_seen=exclude_seen,
+            candidates=candidates,
         )
 
     def recommend_resolved(
-        self, histories: Sequence[Sequence[CatalogItem]], k: int = 10, exclude_seen: bool = True
+        self, histories: Sequence[Sequence[CatalogItem]], k: int = 10, exclude_seen: bool = True,
+        candidates: torch.Tensor | None = None,
     ) -> list[Recommendations]:
         """`recommend_many` for histories already resolved by `resolve`; each answer is the
-        same as for that history alone, so callers may batch unrelated requests together."""
-        _check_k(k)
-        indices = [[self._index_of[entry.item] for entry in h] for h in histories]
-        results: list[Recommendations] = []
-        for start in range(0, len(indices), self.batch_size):
-            chunk = indices[start : start + self.batch_size]
-            scores = self._scores(chunk)  # [b, V]
-            if exclude_seen:
-                for row, seq in enumerate(chunk):
-                    scores[row, seq] = float("-inf")
-            wanted = [min(k, self._rankable(seq, exclude_seen)) for seq in chunk]
-            top = scores.topk(max(wanted), dim=1)  # [b, max(wanted)]
-            for row, history in enumerate(histories[start : start + self.batch_size]):
-                n = wanted[row]
-                ranked = self._ranked(top.indices[row, :n].tolist(), top.values[row, :n].tolist())
-                results.append(Recommendations(ranked, tuple(history)))
+        same as for that history alone, so callers may batch unrelated requests together.
+        A history gets fewer than `k` items when fewer are left to offer."""
+        flat, offsets = flatten([[self._index_of[entry.item] for entry in h] for h in histories])
+        items, scores = self.top_k(flat, offsets, k, exclude_seen, candidates, self.batch_size)
+        results = []
+        for row, history in enumerate(histories):
+            n = int(np.isfinite(scores[row]).sum())
+            ranked = self._ranked(items[row, :n].tolist(), scores[row, :n].tolist())
+            results.append(Recommendations(ranked, tuple(history)))
         return results
 
     def top_k(self, flat: np.ndarray, offsets: np.ndarray, k: int, exclude_seen: bool = True,
@@ -298,10 +297,7 @@ class Recommender:
     def _scores(self, indices: Sequence[Sequence[int]]) -> torch.Tensor:
         """Next-item logits [B, V] for histories of vocabulary indices; padding and [MASK]
         get -inf."""
-        lengths = [len(seq) for seq in indices]
-        flat = np.fromiter((i for seq in indices for i in seq), dtype=np.int64,
-                           count=sum(lengths))
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        flat, offsets = flatten(indices)
         return self._scores_of(flat, offsets, np.arange(len(indices)))
 
     def _scores_of(self, flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray
@@ -318,11 +314,6 @@ class Recommender:
             scores = self.model(inputs).float()  # [B, V]
         scores[:, [PAD, config.mask_token]] = float("-inf")
         return scores
-
-    def _rankable(self, seq: Sequence[int], exclude_seen: bool) -> int:
-        """How many items a history can be offered (all minus its seen ones, at least 1)."""
-        seen = len(set(seq)) if exclude_seen else 0
-        return max(1, self.n_items - seen)
 
     def _ranked(self, indices: list[int], scores: list[float]) -> tuple[Recommendation, ...]:
         out = []
@@ -358,6 +349,13 @@ class Recommender:
     def _contribution(self, index: int, score_drop: float) -> Contribution:
         item = self._ids[index - 1]
         return Contribution(item, self.catalog.title(item), score_drop)
+
+
+def flatten(histories: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged histories of vocabulary indices as (flat, offsets), as `top_k` takes them."""
+    lengths = [len(history) for history in histories]
+    flat = np.fromiter((i for h in histories for i in h), dtype=np.int64, count=sum(lengths))
+    return flat, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
 def _check_k(k: int) -> None:

@@ -59,9 +59,9 @@ class UserHistories:
         `on_unknown="skip"` is left out."""
         check_on_unknown(on_unknown)
         wanted = list(users)
-        found = [self._position(user) for user in wanted]
-        missing = [user for user, pos in zip(wanted, found, strict=True) if pos is None]
-        if missing and on_unknown == "raise":
+        found = self._found(wanted)  # [N] position, or -1
+        if (found < 0).any() and on_unknown == "raise":
+            missing = [wanted[i] for i in np.flatnonzero(found < 0)]
             kind = "integers" if self.ids.dtype.kind in "iu" else "text"
             raise UnknownIdError(
                 f"user {missing[0]!r} is not among the {len(self):,} users the model was trained "
@@ -69,16 +69,27 @@ class UserHistories:
                 "(--skip-unknown) to leave unknown users out",
                 missing,
             )
-        kept = [(pos, user) for user, pos in zip(wanted, found, strict=True) if pos is not None]
-        return np.array([pos for pos, _ in kept], dtype=np.int64), [user for _, user in kept]
+        kept = np.flatnonzero(found >= 0)
+        return found[kept], [wanted[i] for i in kept]
 
-    def _position(self, user: Any) -> int | None:
+    def _found(self, wanted: list[Any]) -> np.ndarray:
+        """Each wanted id's position, -1 where unknown: one sorted search when the ids are all
+        of the model's kind (numbers for numbers, text for text), one by one otherwise."""
+        integer = self.ids.dtype.kind in "iu"
+        values = np.asarray(wanted) if wanted else np.zeros(0, self.ids.dtype)
+        if values.dtype.kind not in ("iu" if integer else "U") or values.ndim != 1:
+            return np.array([self._position(user) for user in wanted], dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.ids, values), max(len(self.ids) - 1, 0))
+        hit = (self.ids[at] == values) if len(self.ids) else np.zeros(len(values), bool)
+        return np.where(hit, at, -1).astype(np.int64)
+
+    def _position(self, user: Any) -> int:
         if isinstance(user, bool) or not isinstance(user, int | str | np.integer | np.str_):
-            return None
+            return -1
         if (self.ids.dtype.kind in "iu") != isinstance(user, int | np.integer):
-            return None
+            return -1
         pos = int(np.searchsorted(self.ids, user))
-        return pos if pos < len(self.ids) and self.ids[pos] == user else None
+        return pos if pos < len(self.ids) and self.ids[pos] == user else -1
 
     def write(self, path: Path) -> None:
         """users.parquet: `user` and `history` (List(Int32) of vocabulary indices)."""
