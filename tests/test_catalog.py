@@ -111,6 +111,15 @@ def test_resolve_takes_ids_or_titles(catalog):
         catalog.resolve(True)
 
 
+def test_resolve_takes_ids_written_as_text(catalog):
+    """`id:7` names item 7 wherever text is all a caller has (command line, Python, HTTP)."""
+    assert catalog.resolve("id:7") == catalog.resolve(" id: 7") == 7
+    with pytest.raises(TitleNotFoundError, match="item id 99 is not in the catalogue"):
+        catalog.resolve("id:99")
+    texts = Catalog(pl.DataFrame({"item": ["sku-1", "id:2"], "title": ["One", "Two"]}))
+    assert texts.resolve("id:sku-1") == "sku-1" and texts.resolve("id:2") == "id:2"
+
+
 def test_search_ranks_prefix_before_substring_then_popularity(catalog):
     assert [hit.item for hit in catalog.search("matrix")] == [1, 2]
     assert [hit.item for hit in catalog.search("harry potter")] == [11, 10]

@@ -15,6 +15,7 @@ from tiny_run import make_run_dir
 from bert4rec.config import OptimSettings
 from bert4rec.data.corpus import PrepareSettings, prepare
 from bert4rec.data.interactions import Interactions
+from bert4rec.data.users import UserHistories
 from bert4rec.errors import ModelDirError
 from bert4rec.evaluate import evaluate, model_scorer, train_item_counts
 from bert4rec.rundir import corpus_record, load_checkpoint, load_model
@@ -77,6 +78,9 @@ def test_run_directory_holds_everything_serving_needs(trained, corpus):
     torch.testing.assert_close(model_scorer(model, "cpu")(histories),
                                model_scorer(trained.model, "cpu")(histories))
     assert (run_dir / "items.parquet").is_file()
+    users = UserHistories.read(run_dir / "users.parquet", corpus.n_items)  # users by id
+    assert np.array_equal(users.ids, corpus.user_ids)
+    assert np.array_equal(users.flat, corpus.items_flat)
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 
 

@@ -36,6 +36,8 @@ FUZZY_MARGIN = 5.0
 FUZZY_CANDIDATES = 200
 # Longest title or search text accepted (characters); MovieLens titles stay under 200.
 MAX_TITLE = 300
+# Text that names an item by id rather than by title: "id:2571".
+ID_PREFIX = "id:"
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,16 @@ class Catalog:
         return CatalogItem(self._ids[pos], self._titles[pos], self._genres[pos])
 
     def resolve(self, ref: ItemId) -> ItemId:
-        """An original item id for `ref`: an id of this catalogue as given, else a title."""
+        """An original item id for `ref`: an id of this catalogue as given, an id written
+        `id:2571` (how the command line and text fields name ids), else a title."""
         if not isinstance(ref, bool) and ref in self._position:
             return ref
+        if isinstance(ref, str) and ref.lstrip().startswith(ID_PREFIX):
+            text = ref.lstrip()[len(ID_PREFIX) :].strip()
+            item = int(text) if text.isdigit() else text
+            if item in self._position:
+                return item
+            raise TitleNotFoundError(f"item id {item!r} is not in the catalogue", ref, [])
         if isinstance(ref, str):
             return self.find(ref)
         raise TitleNotFoundError(

@@ -41,3 +41,16 @@ class TitleNotFoundError(TitleError):
 
 class AmbiguousTitleError(TitleError):
     """Several catalogue items match the title equally well; add the year or use the item id."""
+
+
+class UnknownIdError(Bert4RecError, LookupError):
+    """Users or items that a model was not trained with, under `on_unknown="raise"`; `ids`
+    lists every one of them, the message names the first."""
+
+    def __init__(self, message: str, ids: list) -> None:
+        super().__init__(message)
+        self.ids = ids
+
+
+class NotFittedError(Bert4RecError, RuntimeError):
+    """A `bert4rec.Model` was asked to recommend or save before `fit` or `Model.load`."""

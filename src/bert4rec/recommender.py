@@ -10,17 +10,21 @@ Explanations are leave-one-out score drops (docs/explanations.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import polars as pl
 import torch
 
 from bert4rec import columns as C
 from bert4rec.catalog import Catalog, CatalogItem, ItemId
 from bert4rec.data.batches import prediction_inputs
-from bert4rec.errors import ModelDirError
+from bert4rec.data.corpus import concatenated_ranges, left_pad
+from bert4rec.data.users import OnUnknown, check_on_unknown
+from bert4rec.errors import ModelDirError, TitleNotFoundError, UnknownIdError
 from bert4rec.model import BERT4Rec
 from bert4rec.rundir import load_model, read_items
 from bert4rec.vocab import PAD
@@ -97,6 +101,9 @@ class Recommender:
         self.model = model.eval()
         self.batch_size = batch_size
         self._ids: list[ItemId] = items[C.ITEM].to_list()
+        known = [c for c in (C.TITLE, C.GENRES)
+                 if c in items.columns and items[c].null_count() < len(items)]
+        self._shown = items.select(C.INDEX, C.ITEM, *known)  # what `to_frame` adds to an index
         self._index_of = {item: i + 1 for i, item in enumerate(self._ids)}
         with torch.no_grad():
             weights = model.encoder.embeddings.item.weight.detach().float()  # [V, H]
@@ -115,9 +122,64 @@ class Recommender:
     def n_items(self) -> int:
         return len(self._ids)
 
-    def resolve(self, history: Sequence[ItemId]) -> list[CatalogItem]:
-        """History entries (ids or titles) as catalogue items, in order; raises `TitleError`."""
-        return [self.catalog.entry(self.catalog.resolve(ref)) for ref in history]
+    @property
+    def item_ids(self) -> list[ItemId]:
+        """Every item's original id, in vocabulary order (index 1 first)."""
+        return list(self._ids)
+
+    @property
+    def items(self) -> pl.DataFrame:
+        """Every item: `item`, then `title` and `genres` where the item table has them."""
+        return self._shown.drop(C.INDEX)
+
+    def index_of(self, item: ItemId) -> int:
+        """The vocabulary index of a known item id."""
+        return self._index_of[item]
+
+    def resolve(self, history: Sequence[ItemId], on_unknown: OnUnknown = "raise"
+                ) -> list[CatalogItem]:
+        """History entries (ids or titles) as catalogue items, in order; raises `TitleError`,
+        or with `on_unknown="skip"` leaves out the entries that match no item (an ambiguous
+        title still raises: it names items the caller meant)."""
+        check_on_unknown(on_unknown)
+        entries = []
+        for ref in history:
+            try:
+                entries.append(self.catalog.entry(self.catalog.resolve(ref)))
+            except TitleNotFoundError:
+                if on_unknown == "raise":
+                    raise
+        return entries
+
+    def indices(self, items: Iterable[ItemId], on_unknown: OnUnknown = "raise") -> list[int]:
+        """Vocabulary indices of item ids (not titles), in order. An id the model does not know
+        raises `UnknownIdError` naming it, or with `on_unknown="skip"` is left out."""
+        check_on_unknown(on_unknown)
+        wanted = list(items)
+        found = [self._index_of.get(item) for item in wanted]
+        missing = [item for item, index in zip(wanted, found, strict=True) if index is None]
+        if missing and on_unknown == "raise":
+            more = f" (nor are {len(missing) - 1:,} more)" if len(missing) > 1 else ""
+            raise UnknownIdError(
+                f"item {missing[0]!r} is not among the model's {self.n_items:,} items{more}; "
+                "pass on_unknown='skip' (--skip-unknown) to leave unknown items out", missing)
+        return [index for index in found if index is not None]
+
+    def candidates(self, allowed: Iterable[ItemId] | None = None,
+                   excluded: Iterable[ItemId] | None = None,
+                   on_unknown: OnUnknown = "raise") -> torch.Tensor | None:
+        """Which vocabulary entries may be recommended (bool [vocab_size]): the `allowed` item
+        ids (every item if None) less the `excluded` ones; None when neither is given."""
+        if allowed is None and excluded is None:
+            return None
+        mask = torch.zeros(self.model.config.vocab_size, dtype=torch.bool)
+        if allowed is None:
+            mask[1 : self.n_items + 1] = True
+        else:
+            mask[self.indices(allowed, on_unknown)] = True
+        if excluded is not None:
+            mask[self.indices(excluded, on_unknown)] = False
+        return mask
 
     def recommend(
         self,
@@ -125,44 +187,90 @@ class Recommender:
         k: int = 10,
         exclude_seen: bool = True,
         explain: bool = False,
+        candidates: torch.Tensor | None = None,
     ) -> Recommendations:
         """The top `k` next items for one history of ids or titles (oldest first).
 
-        `exclude_seen` leaves out items already in the history; `explain` adds, for each
-        recommendation, the history items whose removal lowers its score most.
+        `exclude_seen` leaves out items already in the history; `candidates` (from
+        `candidates()`) limits what may be offered; `explain` adds, for each recommendation,
+        the history items whose removal lowers its score most.
         """
-        result = self.recommend_many([history], k=k, exclude_seen=exclude_seen)[0]
+        result = self.recommend_many([history], k=k, exclude_seen=exclude_seen,
+                                     candidates=candidates)[0]
         return self.explain(result) if explain else result
 
     def recommend_many(
-        self, histories: Sequence[Sequence[ItemId]], k: int = 10, exclude_seen: bool = True
+        self, histories: Sequence[Sequence[ItemId]], k: int = 10, exclude_seen: bool = True,
+        candidates: torch.Tensor | None = None,
     ) -> list[Recommendations]:
         """`recommend` for many histories, one forward pass per `batch_size` of them."""
         return self.recommend_resolved(
-            [self.resolve(history) for history in histories], k=k, exclude_seen=exclude_seen
+            [self.resolve(history) for history in histories], k=k, exclude_seen=exclude_seen,
+            candidates=candidates,
         )
 
     def recommend_resolved(
-        self, histories: Sequence[Sequence[CatalogItem]], k: int = 10, exclude_seen: bool = True
+        self, histories: Sequence[Sequence[CatalogItem]], k: int = 10, exclude_seen: bool = True,
+        candidates: torch.Tensor | None = None,
     ) -> list[Recommendations]:
         """`recommend_many` for histories already resolved by `resolve`; each answer is the
-        same as for that history alone, so callers may batch unrelated requests together."""
-        _check_k(k)
-        indices = [[self._index_of[entry.item] for entry in h] for h in histories]
-        results: list[Recommendations] = []
-        for start in range(0, len(indices), self.batch_size):
-            chunk = indices[start : start + self.batch_size]
-            scores = self._scores(chunk)  # [b, V]
-            if exclude_seen:
-                for row, seq in enumerate(chunk):
-                    scores[row, seq] = float("-inf")
-            wanted = [min(k, self._rankable(seq, exclude_seen)) for seq in chunk]
-            top = scores.topk(max(wanted), dim=1)  # [b, max(wanted)]
-            for row, history in enumerate(histories[start : start + self.batch_size]):
-                n = wanted[row]
-                ranked = self._ranked(top.indices[row, :n].tolist(), top.values[row, :n].tolist())
-                results.append(Recommendations(ranked, tuple(history)))
+        same as for that history alone, so callers may batch unrelated requests together.
+        A history gets fewer than `k` items when fewer are left to offer."""
+        flat, offsets = flatten([[self._index_of[entry.item] for entry in h] for h in histories])
+        items, scores = self.top_k(flat, offsets, k, exclude_seen, candidates, self.batch_size)
+        results = []
+        for row, history in enumerate(histories):
+            n = int(np.isfinite(scores[row]).sum())
+            ranked = self._ranked(items[row, :n].tolist(), scores[row, :n].tolist())
+            results.append(Recommendations(ranked, tuple(history)))
         return results
+
+    def top_k(self, flat: np.ndarray, offsets: np.ndarray, k: int, exclude_seen: bool = True,
+              candidates: torch.Tensor | None = None, batch_size: int = 512,
+              progress: Callable[[int], Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The best `k` items (vocabulary indices [B, k]) and their scores ([B, k], best first)
+        for B histories of vocabulary indices, `flat[offsets[b]:offsets[b + 1]]`, oldest first.
+        A score is -inf where fewer than `k` items are left to offer. `candidates` (bool
+        [vocab_size]) limits what may be recommended. Histories are scored in batches of
+        similar length, each only as wide as its longest needs, so many users score fast;
+        `progress(n)` hears of each batch of `n` histories."""
+        _check_k(k)
+        lengths = np.diff(offsets)
+        order = np.argsort(np.minimum(lengths, self.model.config.max_len - 1), kind="stable")
+        width = min(k, self.n_items)
+        top_items = np.zeros((len(lengths), width), dtype=np.int64)
+        top_scores = np.full((len(lengths), width), -np.inf, dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            scores = self._scores_of(flat, offsets, rows)  # [b, V]
+            if candidates is not None:
+                scores.masked_fill_(~candidates, float("-inf"))
+            if exclude_seen:
+                seen = flat[concatenated_ranges(offsets[rows], lengths[rows])]
+                row_of = np.repeat(np.arange(len(rows)), lengths[rows])
+                scores[torch.from_numpy(row_of), torch.from_numpy(seen)] = float("-inf")
+            top = scores.topk(width, dim=1)  # [b, width]
+            top_items[rows], top_scores[rows] = top.indices.numpy(), top.values.numpy()
+            if progress is not None:
+                progress(len(rows))
+        return top_items, top_scores
+
+    def to_frame(self, key: str, keys: Sequence[Any] | np.ndarray, items: np.ndarray,
+                 scores: np.ndarray) -> pl.DataFrame:
+        """`top_k`'s answer as one long frame: `key` (one of `keys` per history), rank, item,
+        score, then title and genres where the item table has them. Entries scored -inf (not
+        on offer) are left out."""
+        finite = np.isfinite(scores)  # [B, k]; -inf only ever trails the finite scores
+        rows, cols = np.nonzero(finite)
+        keys = np.asarray(keys)
+        frame = pl.DataFrame({
+            key: pl.Series(key, keys[rows] if len(keys) else keys),
+            C.RANK: pl.Series(C.RANK, cols + 1, dtype=pl.Int32),
+            C.INDEX: items[rows, cols],
+            C.SCORE: scores[rows, cols],
+        })
+        frame = frame.join(self._shown, on=C.INDEX, how="left", maintain_order="left")
+        return frame.select(key, C.RANK, C.ITEM, C.SCORE, *self._shown.columns[2:])
 
     def similar_items(self, item: ItemId, k: int = 10) -> Recommendations:
         """The `k` items whose embeddings are closest (cosine) to `item` (an id or a title)."""
@@ -174,22 +282,38 @@ class Recommender:
         top = cosine.topk(min(k, self.n_items - 1))
         return Recommendations(self._ranked(top.indices.tolist(), top.values.tolist()), (entry,))
 
+    def nearest(self, indices: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """For each item (vocabulary index), the `k` other items whose embeddings are closest
+        by cosine: indices [Q, k] and cosines [Q, k], as `top_k` gives them."""
+        _check_k(k)
+        width = min(k, self.n_items - 1)
+        query = torch.as_tensor(list(indices), dtype=torch.long)  # [Q]
+        cosine = self._unit_embeddings[query] @ self._unit_embeddings.T  # [Q, V]
+        cosine[:, [PAD, cosine.shape[1] - 1]] = float("-inf")  # padding, [MASK]
+        cosine[torch.arange(len(query)), query] = float("-inf")  # the item itself
+        top = cosine.topk(width, dim=1)
+        return top.indices.numpy(), top.values.numpy()
+
     def _scores(self, indices: Sequence[Sequence[int]]) -> torch.Tensor:
         """Next-item logits [B, V] for histories of vocabulary indices; padding and [MASK]
-        get -inf. Inputs are only as wide as the longest history needs (left padding is
-        invisible to the model), which keeps short requests fast."""
+        get -inf."""
+        flat, offsets = flatten(indices)
+        return self._scores_of(flat, offsets, np.arange(len(indices)))
+
+    def _scores_of(self, flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray
+                   ) -> torch.Tensor:
+        """`_scores` for the histories `rows` of (flat, offsets). Inputs are only as wide as
+        the longest history needs (left padding is invisible to the model), which keeps
+        short requests fast."""
         config = self.model.config
-        width = min(config.max_len, max(len(seq) for seq in indices) + 1)
-        inputs = prediction_inputs([list(seq) for seq in indices], width, config.mask_token)
+        longest = int(np.diff(offsets)[rows].max(initial=0))
+        width = min(config.max_len, longest + 1)
+        recent = torch.from_numpy(left_pad(flat, offsets, rows, width - 1))  # [B, width - 1]
+        inputs = prediction_inputs(recent, width, config.mask_token)  # [B, width]
         with torch.no_grad():
             scores = self.model(inputs).float()  # [B, V]
         scores[:, [PAD, config.mask_token]] = float("-inf")
         return scores
-
-    def _rankable(self, seq: Sequence[int], exclude_seen: bool) -> int:
-        """How many items a history can be offered (all minus its seen ones, at least 1)."""
-        seen = len(set(seq)) if exclude_seen else 0
-        return max(1, self.n_items - seen)
 
     def _ranked(self, indices: list[int], scores: list[float]) -> tuple[Recommendation, ...]:
         out = []
@@ -225,6 +349,13 @@ class Recommender:
     def _contribution(self, index: int, score_drop: float) -> Contribution:
         item = self._ids[index - 1]
         return Contribution(item, self.catalog.title(item), score_drop)
+
+
+def flatten(histories: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged histories of vocabulary indices as (flat, offsets), as `top_k` takes them."""
+    lengths = [len(history) for history in histories]
+    flat = np.fromiter((i for h in histories for i in h), dtype=np.int64, count=sum(lengths))
+    return flat, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
 def _check_k(k: int) -> None:

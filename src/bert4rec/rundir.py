@@ -31,7 +31,8 @@ from safetensors.torch import load_file, save_file
 
 from bert4rec import columns as C
 from bert4rec.data.corpus import SequenceCorpus
-from bert4rec.errors import ModelDirError
+from bert4rec.data.users import UserHistories
+from bert4rec.errors import DataError, ModelDirError
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 
 logger = logging.getLogger(__name__)
@@ -40,11 +41,14 @@ FORMAT_VERSION = 1
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 ITEMS = "items.parquet"
+USERS = "users.parquet"
+"""Each user's history (`data/users.py`): what recommending for a known user by id reads."""
 METRICS = "metrics.json"
 CHECKPOINT = Path("checkpoints") / "last.pt"
 SELECTED = Path("checkpoints") / "selected.safetensors"
 """With `loop.refit`: the weights chosen on validation, before the refit writes WEIGHTS."""
-WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(METRICS), CHECKPOINT, SELECTED)
+WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(USERS), Path(METRICS), CHECKPOINT,
+           SELECTED)
 """Every file a run writes through `atomic_write` (whose temporary names are `.NAME.*`)."""
 CHECKPOINT_KEYS = ("model", "optimizer", "progress", "rng", "settings", "average")
 MODEL_METADATA = "bert4rec_model"
@@ -214,6 +218,25 @@ def read_items(run_dir: str | Path) -> pl.DataFrame:
         if not fits:
             raise ModelDirError(f"{path}: column {name!r} holds {dtype}; expected {kind}")
     return items
+
+
+def write_users(run_dir: Path, corpus: SequenceCorpus) -> None:
+    """users.parquet: every user of `corpus` and their whole history, atomically."""
+    atomic_write(run_dir / USERS, UserHistories.from_corpus(corpus).write)
+
+
+def read_users(run_dir: str | Path, n_items: int) -> UserHistories:
+    """users.parquet of a run directory, checked against a model of `n_items` items."""
+    path = Path(run_dir) / USERS
+    if not path.is_file():
+        raise ModelDirError(
+            f"{path} is missing: the run was written before bert4rec kept user histories; "
+            "recommend from histories instead, or train it again"
+        )
+    try:
+        return UserHistories.read(path, n_items)
+    except DataError as err:
+        raise ModelDirError(str(err)) from err
 
 
 def _read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -406,12 +406,14 @@ def _selected_weights(settings: Settings) -> Path:
 
 def _start_run_dir(out_dir: Path, corpus: SequenceCorpus, model: BERT4Rec,
                    data: dict[str, Any], settings: Settings, replace: bool) -> None:
-    """Write config.json and items.parquet; an earlier run is only replaced if `replace`."""
+    """Write config.json, items.parquet and users.parquet; an earlier run is only replaced if
+    `replace`."""
     if (out_dir / rundir.CONFIG).exists() and not replace:
         raise ModelDirError(f"{out_dir}: already holds a run; pass --resume or choose a new --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_config(out_dir, model.config, data, settings.to_dict())
     rundir.atomic_write(out_dir / rundir.ITEMS, lambda t: corpus.item_table.write_parquet(t))
+    rundir.write_users(out_dir, corpus)
     logger.info("run %s: %s", out_dir, json.dumps(settings.to_dict()))
     logger.info("model: %s, %d parameters", json.dumps(model.config.to_dict()),
                 model.num_parameters())

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import re
 
-from bert4rec.catalog import ItemId
 from bert4rec.cli.formatting import as_json, format_table
 from bert4rec.recommender import Recommender
 
@@ -16,25 +14,12 @@ FOUNDING_QUERY = [
     "Harry Potter and the Prisoner of Azkaban (2004)",
     "Harry Potter and the Goblet of Fire (2005)",
 ]
-_ID = re.compile(r"id:(\S+)")
-
-
-def history_refs(values: list[str]) -> list[ItemId]:
-    """Command-line history entries: titles, or item ids written `id:2571`."""
-    refs: list[ItemId] = []
-    for value in values:
-        match = _ID.fullmatch(value.strip())
-        if match is None:
-            refs.append(value)
-        else:
-            refs.append(int(match[1]) if match[1].isdigit() else match[1])
-    return refs
 
 
 def run_recommend(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.run_dir)
     result = rec.recommend(
-        history_refs(args.history), k=args.k, exclude_seen=not args.keep_seen,
+        args.history, k=args.k, exclude_seen=not args.keep_seen,
         explain=args.explain,
     )
     print(as_json(result) if args.json else format_table(result, args.explain))
@@ -43,7 +28,7 @@ def run_recommend(args: argparse.Namespace) -> int:
 
 def run_similar(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.run_dir)
-    result = rec.similar_items(history_refs([args.item])[0], k=args.k)
+    result = rec.similar_items(args.item, k=args.k)
     print(as_json(result) if args.json else format_table(result))
     return 0
 

@@ -29,6 +29,23 @@ class Interactions:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a table came from, as error messages name it: `name` (a file, or "DataFrame"),
+    whether its rows are file lines after one header line, and how a caller names columns."""
+
+    name: str
+    lines: bool
+    column_hint: str
+
+    def row(self, row: int) -> str:
+        """A 0-based data row as the user sees it: `line N` of a file, else `row N`."""
+        return f"line {row + 2}" if self.lines else f"row {row}"
+
+
+FLAGS_HINT = "Name the right ones with --user-col, --item-col, --time-col and --rating-col."
+
+
+@dataclass(frozen=True)
 class LogColumns:
     """Which columns of a log hold the user, item, timestamp and (optional) rating."""
 
@@ -52,7 +69,8 @@ def read_log(path: str | Path, columns: LogColumns = LogColumns()) -> Interactio
     frame = _read_table(path, TABLE_SUFFIXES[suffix])
     if frame.height == 0:
         raise DataError(f"{path}: the file holds no interactions (only a header, or empty)")
-    return Interactions(normalise_events(frame, columns, path), None, path.name)
+    origin = Origin(str(path), suffix not in (".parquet", ".pq"), FLAGS_HINT)
+    return Interactions(normalise_events(frame, columns, origin), None, path.name)
 
 
 def _read_table(path: Path, separator: str | None) -> pl.DataFrame:
@@ -76,7 +94,7 @@ def _read_table(path: Path, separator: str | None) -> pl.DataFrame:
         ) from err
 
 
-def normalise_events(frame: pl.DataFrame, columns: LogColumns, path: Path) -> pl.DataFrame:
+def normalise_events(frame: pl.DataFrame, columns: LogColumns, origin: Origin) -> pl.DataFrame:
     """Pick and rename the configured columns and check their types, naming the bad line."""
     wanted = {USER: columns.user, ITEM: columns.item, TIMESTAMP: columns.timestamp}
     if columns.rating is not None and (columns.rating in frame.columns or columns.rating != RATING):
@@ -84,46 +102,56 @@ def normalise_events(frame: pl.DataFrame, columns: LogColumns, path: Path) -> pl
     missing = [source for source in wanted.values() if source not in frame.columns]
     if missing:
         raise DataError(
-            f"{path}: missing column(s) {', '.join(map(repr, missing))}; the file has "
-            f"{', '.join(map(repr, frame.columns))}. Name the right ones with --user-col, "
-            "--item-col, --time-col and --rating-col."
+            f"{origin.name}: missing column(s) {', '.join(map(repr, missing))}; it has "
+            f"{', '.join(map(repr, frame.columns))}. {origin.column_hint}"
         )
     frame = frame.select([pl.col(source).alias(name) for name, source in wanted.items()])
     for name, source in wanted.items():
-        _check_scalar(frame[name], source, path)
+        _check_scalar(frame[name], source, origin)
     frame = frame.with_columns(
-        _id_column(frame, USER, wanted[USER], path),
-        _id_column(frame, ITEM, wanted[ITEM], path),
-        _timestamp_column(frame, wanted[TIMESTAMP], path),
+        _id_column(frame, USER, wanted[USER], origin),
+        _id_column(frame, ITEM, wanted[ITEM], origin),
+        _timestamp_column(frame, wanted[TIMESTAMP], origin),
     )
     if RATING in frame.columns:
-        frame = frame.with_columns(_numeric(frame, RATING, wanted[RATING], path, pl.Float64))
+        frame = frame.with_columns(_numeric(frame, RATING, wanted[RATING], origin, pl.Float64))
     return frame
 
 
-def _check_scalar(series: pl.Series, source: str, path: Path) -> None:
+def id_column(series: pl.Series, source: str, origin: Origin) -> pl.Series:
+    """Ids as Int64 (whole numbers) or String, checked as an events column's are: no empty
+    values, no nested values, no fractions."""
+    _check_scalar(series, source, origin)
+    return _id_column(series.alias(ITEM).to_frame(), ITEM, source, origin)
+
+
+def _check_scalar(series: pl.Series, source: str, origin: Origin) -> None:
     """One number, text or date per row: nested columns (lists, structs) are refused."""
     if series.dtype.is_nested() or series.dtype in (pl.Binary, pl.Object, pl.Null):
         raise DataError(
-            f"{path}: column {source!r} holds {series.dtype} values; expected one number or "
-            "text value per row"
+            f"{origin.name}: column {source!r} holds {series.dtype} values; expected one "
+            "number or text value (or a date) per row"
         )
 
 
-def _id_column(frame: pl.DataFrame, name: str, source: str, path: Path) -> pl.Series:
+def _id_column(frame: pl.DataFrame, name: str, source: str, origin: Origin) -> pl.Series:
     series = frame[name]
-    _check_no_nulls(series, source, path)
+    _check_no_nulls(series, source, origin)
     if series.dtype.is_integer():
         return series.cast(pl.Int64)
     if series.dtype.is_float():
-        return _numeric(frame, name, source, path, pl.Int64)
+        return _numeric(frame, name, source, origin, pl.Int64)
     return series.cast(pl.String)
 
 
-def _timestamp_column(frame: pl.DataFrame, source: str, path: Path) -> pl.Series:
+def _timestamp_column(frame: pl.DataFrame, source: str, origin: Origin) -> pl.Series:
     series = frame[TIMESTAMP]
-    if series.dtype in (pl.Datetime, pl.Date):
-        return series.cast(pl.Datetime("ms")).dt.epoch("s").alias(TIMESTAMP)
+    if series.dtype.is_temporal() and series.dtype != pl.Time:
+        _check_no_nulls(series, source, origin)
+        if series.dtype == pl.Duration:
+            raise DataError(f"{origin.name}: column {source!r} holds durations; expected "
+                            "points in time (numbers, dates or datetimes)")
+        return series.dt.epoch("s").alias(TIMESTAMP)
     if series.dtype == pl.String:
         parsed = series.str.strip_chars().cast(pl.Int64, strict=False)
         if parsed.null_count() > series.null_count():
@@ -134,15 +162,15 @@ def _timestamp_column(frame: pl.DataFrame, source: str, path: Path) -> pl.Series
             if dates is not None and dates.null_count() == series.null_count():
                 return dates.dt.epoch("s").alias(TIMESTAMP)
         series = parsed if parsed.null_count() == series.null_count() else series
-    return _numeric(frame.with_columns(series), TIMESTAMP, source, path, pl.Int64)
+    return _numeric(frame.with_columns(series), TIMESTAMP, source, origin, pl.Int64)
 
 
 def _numeric(
-    frame: pl.DataFrame, name: str, source: str, path: Path, dtype: type[pl.DataType]
+    frame: pl.DataFrame, name: str, source: str, origin: Origin, dtype: type[pl.DataType]
 ) -> pl.Series:
     """Cast a column to a number, or fail naming the first offending line and value."""
     series = frame[name]
-    _check_no_nulls(series, source, path)
+    _check_no_nulls(series, source, origin)
     cast = series.cast(dtype, strict=False)
     bad = cast.is_null() & series.is_not_null()
     if dtype == pl.Int64 and series.dtype.is_float():
@@ -155,24 +183,16 @@ def _numeric(
         kind = "a finite number" if infinite[int(rows[0])] else "a number"
         more = f" ({len(rows):,} such rows; fix or remove them)" if len(rows) > 1 else ""
         raise DataError(
-            f"{path}: {_line(path, int(rows[0]))}, column {source!r}: expected {kind}, "
+            f"{origin.name}: {origin.row(int(rows[0]))}, column {source!r}: expected {kind}, "
             f"got {series[int(rows[0])]!r}{more}"
         )
     return cast.alias(name)
 
 
-def _check_no_nulls(series: pl.Series, source: str, path: Path) -> None:
+def _check_no_nulls(series: pl.Series, source: str, origin: Origin) -> None:
     if series.null_count():
         row = int(np.flatnonzero(series.is_null().to_numpy())[0])
-        raise DataError(f"{path}: {_line(path, row)}, column {source!r}: value is empty")
-
-
-def _line(path: Path, row: int) -> str:
-    """Where a data row is: its 1-based file line (after one header line), or for Parquet,
-    which has no lines, its 0-based row."""
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return f"row {row}"
-    return f"line {row + 2}"
+        raise DataError(f"{origin.name}: {origin.row(row)}, column {source!r}: value is empty")
 
 
 def read_sequence_text(path: str | Path) -> Interactions:

@@ -176,7 +176,7 @@ def read_csv(files: ReleaseFiles, encoding: str = "utf-8") -> Interactions:
         items = items.select(
             pl.col("movieId").alias(ITEM),
             pl.col("title").alias(TITLE),
-            _genres_expr(pl.col("genres")),
+            genres_expr(pl.col("genres")),
         )
     return Interactions(events, items, files.location.name)
 
@@ -265,7 +265,7 @@ def _split_genres(genres: str) -> list[str]:
     return [] if genres in ("", NO_GENRES) else genres.split("|")
 
 
-def _genres_expr(column: pl.Expr) -> pl.Expr:
+def genres_expr(column: pl.Expr) -> pl.Expr:
     """'A|B' -> ['A', 'B']; "(no genres listed)" and empty -> []."""
     return (
         pl.when(column == NO_GENRES)

@@ -1,0 +1,101 @@
+"""DataFrames handed in from Python (pandas or polars) as `Interactions`: the same column checks
+as a log file gets, with errors that name the column, the row and the argument to change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from bert4rec.columns import GENRES, ITEM, TITLE
+from bert4rec.data.interactions import (
+    Interactions,
+    LogColumns,
+    Origin,
+    id_column,
+    normalise_events,
+)
+from bert4rec.data.mlformats import genres_expr
+from bert4rec.errors import DataError
+
+EVENTS_HINT = "Name the right ones with user=, item=, timestamp= and rating=."
+ROW_ORDER = "__bert4rec_row__"
+"""The column that stands for time when no timestamp column is named: the row number."""
+
+
+def to_polars(frame: Any, name: str) -> pl.DataFrame:
+    """A polars DataFrame (or LazyFrame) as it is, a pandas DataFrame converted; anything else
+    is refused by its type. The index of a pandas frame is not a column: `reset_index()` first
+    to use it."""
+    if isinstance(frame, pl.LazyFrame):
+        return frame.collect()
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    if type(frame).__module__.partition(".")[0] == "pandas" and hasattr(frame, "columns"):
+        try:
+            return pl.from_pandas(frame)
+        except ImportError as err:
+            raise DataError(f"{name}: converting a pandas DataFrame needs pyarrow ({err}); "
+                            "pip install pyarrow, or pass a polars DataFrame") from err
+        except (TypeError, ValueError, pl.exceptions.PolarsError) as err:
+            raise DataError(f"{name}: cannot convert this pandas DataFrame to polars "
+                            f"({str(err).splitlines()[0]})") from err
+    raise DataError(f"{name}: expected a pandas or polars DataFrame, got {type(frame).__name__}")
+
+
+def events_from_frame(frame: Any, columns: LogColumns, name: str = "DataFrame") -> pl.DataFrame:
+    """The events (user, item, timestamp[, rating]) of a frame, checked and typed as a log
+    file's are. `columns.timestamp` None: the rows are in time order."""
+    table = to_polars(frame, name)
+    if table.height == 0:
+        raise DataError(f"{name}: the frame has no rows; expected one row per interaction")
+    if columns.timestamp is None:
+        table = table.with_row_index(ROW_ORDER)
+        columns = LogColumns(columns.user, columns.item, ROW_ORDER, columns.rating)
+    return normalise_events(table, columns, Origin(name, lines=False, column_hint=EVENTS_HINT))
+
+
+def items_from_frame(frame: Any, item: str, title: str = TITLE, genres: str = GENRES,
+                     name: str = "items") -> pl.DataFrame:
+    """The item table (item, title, genres) of a frame such as MovieLens's movies: ids in the
+    `item` column, titles and genres where those columns exist (genres as a list, or text
+    "A|B"). Titles may be missing for some items; ids may not."""
+    table = to_polars(frame, name)
+    if item not in table.columns:
+        raise DataError(f"{name}: no item column {item!r}; it has {table.columns}. The item "
+                        "table names its items in the same column as the events (item=)")
+    if title not in table.columns and genres not in table.columns:
+        raise DataError(f"{name}: neither a title column {title!r} nor a genres column "
+                        f"{genres!r}; it has {table.columns}. Name them with title= and genres=")
+    ids = id_column(table[item], item, Origin(name, lines=False, column_hint=""))
+    titles = _titles(table, title, name)
+    return pl.DataFrame({ITEM: ids, TITLE: titles}).with_columns(_genres(table, genres, name))
+
+
+def _titles(table: pl.DataFrame, title: str, name: str) -> pl.Series:
+    if title not in table.columns:
+        return pl.Series(TITLE, [None] * table.height, dtype=pl.String)
+    if table[title].dtype.is_nested():
+        raise DataError(f"{name}: column {title!r} holds {table[title].dtype}; expected text")
+    return table[title].cast(pl.String).alias(TITLE)
+
+
+def _genres(table: pl.DataFrame, genres: str, name: str) -> pl.Series:
+    """Genres as List(String): text split on "|", lists of text as they are."""
+    if genres not in table.columns:
+        return pl.Series(GENRES, [None] * table.height, dtype=pl.List(pl.String))
+    dtype = table[genres].dtype
+    if dtype == pl.String or dtype == pl.Categorical:
+        return table.select(genres_expr(pl.col(genres).cast(pl.String)))[GENRES]
+    if isinstance(dtype, pl.List | pl.Array) and not dtype.inner.is_nested():
+        return table[genres].cast(pl.List(pl.String)).alias(GENRES)
+    raise DataError(f"{name}: column {genres!r} holds {dtype}; expected text such as "
+                    "'Comedy|Drama' or a list of genre names")
+
+
+def interactions_from_frames(events: Any, columns: LogColumns, items: Any = None,
+                             title: str = TITLE, genres: str = GENRES) -> Interactions:
+    """`Interactions` from an events frame and an optional item table keyed by the same item
+    column name."""
+    table = None if items is None else items_from_frame(items, columns.item, title, genres)
+    return Interactions(events_from_frame(events, columns), table, "DataFrame")

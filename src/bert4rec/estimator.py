@@ -1,0 +1,250 @@
+"""`bert4rec.Model`: a preset plus overrides that fits on a `Dataset`, is saved and loaded as a
+run directory, and answers recommendations as one long DataFrame. A thin face over `train.fit`
+(training), `Recommender` (inference) and `UserHistories` (users by id).
+
+    model = bert4rec.Model(epochs=30).fit(data)        # the preset "auto" picks by data size
+    model.recommend(users=[1, 2], k=10)                # user, rank, item, score, title, genres
+    model.save("runs/mine");  model = bert4rec.Model.load("runs/mine")
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from tqdm.auto import tqdm
+
+from bert4rec import columns as C
+from bert4rec import rundir
+from bert4rec.catalog import ItemId
+from bert4rec.config import AUTO, AUTO_CHOICES, PRESETS, SECTIONS, Settings, auto_preset
+from bert4rec.config import preset as named_preset
+from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown
+from bert4rec.dataset import Dataset
+from bert4rec.errors import DataError, ModelDirError, NotFittedError, SettingsError
+from bert4rec.evaluate import evaluate, model_scorer
+from bert4rec.recommender import Recommender, flatten
+from bert4rec.train import fit
+
+HISTORY_KEY = "history"
+"""The first column of `recommend(histories=...)`: each history's position in the list."""
+QUERY_KEY = "query"
+"""The first column of `similar_items`: the item asked about."""
+SETTING_NAMES = {f.name: f"{section}.{f.name}" for section, kind in SECTIONS.items()
+                 for f in fields(kind)}
+"""Every training setting by its own name (`epochs` -> `loop.epochs`), as the CLI's flags."""
+
+
+class Model:
+    """BERT4Rec as a Python object: `Model(preset, **settings)`, then `fit`, or `Model.load`."""
+
+    def __init__(self, preset: str = AUTO, **settings: Any) -> None:
+        """`preset` is one of "auto" (small or large by the number of interactions), "small",
+        "large", "fast", "seed" or "paper"; `settings` override it by name (`epochs=30`,
+        `hidden=128`, `lr=3e-3`; docs/configuration.md). Both are checked now."""
+        if preset != AUTO and preset not in PRESETS:
+            raise SettingsError(f"unknown preset {preset!r}; choose {AUTO!r} or one of "
+                                f"{sorted(PRESETS)}")
+        self.preset = preset
+        self.overrides = {_setting_key(name): value for name, value in settings.items()}
+        for name in AUTO_CHOICES if preset == AUTO else [preset]:
+            named_preset(name).override(self.overrides)
+        self.run_dir: Path | None = None
+        self.settings: Settings | None = None
+        self._temporary: tempfile.TemporaryDirectory | None = None
+        self._recommender: Recommender | None = None
+        self._users: UserHistories | None = None
+
+    def fit(self, data: Dataset, out: str | Path | None = None, progress: bool = True) -> Model:
+        """Train on `data` (validation picks the epoch, test is scored once) and return this
+        model, ready to recommend. `out` is the run directory to write (it must not hold a run
+        yet); without it the run goes to a temporary directory removed with the model, which
+        `save` keeps. `progress` shows a bar over the epochs."""
+        name = auto_preset(data.n_interactions) if self.preset == AUTO else self.preset
+        settings = named_preset(name).override(self.overrides)
+        temporary = None if out is not None else tempfile.TemporaryDirectory(prefix="bert4rec-")
+        run_dir = Path(out) if out is not None else Path(temporary.name) / "run"
+        metric = settings.loop.metric
+        with tqdm(total=settings.loop.epochs, desc=f"fit ({name})", unit="epoch",
+                  disable=not progress) as bar:
+            def advance(_: Any, record: dict[str, float]) -> None:
+                bar.set_postfix({f"valid {metric}": f"{record[metric]:.4f}"}, refresh=False)
+                bar.update(1)
+
+            fit(data.corpus, settings, run_dir, data=data.description, progress=progress,
+                callback=advance)
+        self._open(run_dir, temporary)
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path) -> Model:
+        """A model from a run directory (written by `save`, `fit(out=...)` or `bert4rec
+        train`)."""
+        model = cls()
+        model._open(Path(path), None)
+        return model
+
+    def save(self, path: str | Path) -> Model:
+        """Copy the run directory (config.json, model.safetensors, items.parquet,
+        users.parquet, metrics.json, tensorboard/; not the resume checkpoints) to `path`,
+        which must not exist or be an empty folder. The model then lives there."""
+        run_dir = self._fitted()[0]
+        path = Path(path)
+        if path.absolute() == run_dir.absolute():
+            return self
+        rundir.check_out_dir(path, resume=False)
+        if path.is_dir() and any(path.iterdir()):
+            raise ModelDirError(f"{path}: exists and is not empty; save into a new folder")
+        path.absolute().parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.absolute().parent))
+        try:
+            shutil.copytree(run_dir, staging, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(rundir.CHECKPOINT.parent.name))
+            os.replace(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self.run_dir, self._temporary = path, None
+        return self
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """metrics.json of the run: best epoch, validation and test figures, history."""
+        path = self._fitted()[0] / rundir.METRICS
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    @property
+    def users(self) -> np.ndarray:
+        """Every user id the model can recommend for by id, ascending."""
+        return self._histories().ids
+
+    @property
+    def items(self) -> pl.DataFrame:
+        """Every item the model can recommend: item, and title and genres where known."""
+        return self._fitted()[1].items
+
+    def recommend(
+        self,
+        users: Iterable[Any] | Any = None,
+        *,
+        histories: Sequence[Sequence[ItemId]] | None = None,
+        k: int = 10,
+        filter_viewed: bool = True,
+        items: Iterable[ItemId] | None = None,
+        exclude: Iterable[ItemId] | None = None,
+        on_unknown: OnUnknown = "raise",
+        progress: bool = False,
+    ) -> pl.DataFrame:
+        """The top `k` items for each of `users` (ids the model was trained with; each one's
+        whole history is used) or for each of `histories` (item ids or titles, oldest first),
+        as one long frame: `user` (or `history`, the position in the list), `rank`, `item`,
+        `score`, then `title` and `genres` where the items have them.
+
+        `filter_viewed` leaves out items already in the history; `items` allows only these
+        item ids, `exclude` never offers these. An unknown user, item or title raises an error
+        naming it, or with `on_unknown="skip"` is left out (an unknown user gets no rows).
+        `progress` shows a bar over the users.
+        """
+        recommender = self._fitted()[1]
+        check_on_unknown(on_unknown)
+        if (users is None) == (histories is None):
+            raise ValueError("recommend takes users=[...] or histories=[[...], ...], not both "
+                             "and not neither")
+        allowed = recommender.candidates(items, exclude, on_unknown)
+        if users is not None:
+            positions, keys = self._histories().positions(_as_list(users), on_unknown)
+            flat, offsets = self._histories().subset(positions)
+            key = C.USER
+        else:
+            indices = [[recommender.index_of(entry.item)
+                        for entry in recommender.resolve(history, on_unknown)]
+                       for history in _histories_list(histories)]
+            flat, offsets = flatten(indices)
+            key, keys = HISTORY_KEY, list(range(len(indices)))
+        with tqdm(total=len(keys), desc="recommend", unit="user", disable=not progress) as bar:
+            top = recommender.top_k(flat, offsets, k, filter_viewed, allowed, progress=bar.update)
+        return recommender.to_frame(key, keys, *top)
+
+    def similar_items(self, items: Iterable[ItemId] | ItemId, k: int = 10,
+                      on_unknown: OnUnknown = "raise") -> pl.DataFrame:
+        """The `k` items whose embeddings are closest (cosine) to each of `items` (ids or
+        titles), as one long frame: `query` (the item's id), `rank`, `item`, `score`, then
+        title and genres where known. Unknown items raise, or are skipped with
+        `on_unknown="skip"`."""
+        recommender = self._fitted()[1]
+        queries = recommender.resolve(_as_list(items), on_unknown)
+        top = recommender.nearest([recommender.index_of(q.item) for q in queries], k)
+        return recommender.to_frame(QUERY_KEY, [q.item for q in queries], *top)
+
+    def evaluate(self, data: Dataset, split: str = "test", **options: Any) -> dict[str, Any]:
+        """Rank each user's held-out item of `data` (the data the model was trained on, or
+        data over the same items) and return the labelled metrics: `protocol` "full" (default)
+        or "sampled", `exclude_seen`, `ks`, ... as `bert4rec.evaluate.evaluate` takes them."""
+        recommender = self._fitted()[1]
+        if not np.array_equal(data.corpus.item_ids, np.asarray(recommender.item_ids)):
+            raise DataError(
+                f"the data has {data.n_items:,} items and the model {recommender.n_items:,}, "
+                "or other ids: evaluate on the data the model was trained on (the same items)"
+            )
+        scorer = model_scorer(recommender.model, torch.device("cpu"))
+        return evaluate(scorer, data.corpus, split, **options).to_dict()
+
+    def __repr__(self) -> str:
+        if self._recommender is None:
+            return f"Model(preset={self.preset!r}, {self.overrides}, not fitted)"
+        return f"Model({self.run_dir}, {self._recommender.n_items:,} items)"
+
+    def _open(self, run_dir: Path, temporary: tempfile.TemporaryDirectory | None) -> None:
+        """Point this model at a run directory (keeping `temporary` alive while it does)."""
+        recommender = Recommender.load(run_dir)
+        train = rundir.read_config(run_dir).get("train") or {}
+        self.settings = Settings.from_dict(train) if train else None
+        self.run_dir, self._temporary = run_dir, temporary
+        self._recommender, self._users = recommender, None
+
+    def _fitted(self) -> tuple[Path, Recommender]:
+        if self._recommender is None or self.run_dir is None:
+            raise NotFittedError("this model is not trained yet: call fit(data) or "
+                                 "Model.load(path) first")
+        return self.run_dir, self._recommender
+
+    def _histories(self) -> UserHistories:
+        if self._users is None:
+            run_dir, recommender = self._fitted()
+            self._users = rundir.read_users(run_dir, recommender.n_items)
+        return self._users
+
+
+def _setting_key(name: str) -> str:
+    """`section.field` for a setting's own name; unknown names fail with the closest ones."""
+    if name in SETTING_NAMES:
+        return SETTING_NAMES[name]
+    close = difflib.get_close_matches(name, SETTING_NAMES, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise SettingsError(f"unknown setting {name!r}{hint} (docs/configuration.md lists them)")
+
+
+def _as_list(values: Iterable[Any] | Any) -> list[Any]:
+    """One id (a number or a string) or many, as a list."""
+    if isinstance(values, str | bytes | int | np.integer):
+        return [values]
+    return list(values)
+
+
+def _histories_list(histories: Sequence[Sequence[ItemId]]) -> list[Sequence[ItemId]]:
+    """Histories as a list of lists; one flat list of ids is refused (say [[...]])."""
+    histories = list(histories)
+    if any(isinstance(h, str | bytes | int | np.integer) for h in histories):
+        raise ValueError("histories is a list of histories, each a list of item ids or "
+                         "titles: write histories=[[1, 2, 3]] for one")
+    return histories
