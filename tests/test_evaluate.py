@@ -8,7 +8,13 @@ import torch
 from tiny_corpus import tiny_corpus
 
 from bert4rec.data.batches import prediction_inputs
-from bert4rec.evaluate import evaluate, model_scorer, sample_negatives, train_item_counts
+from bert4rec.evaluate import (
+    evaluate,
+    model_scorer,
+    sample_negatives,
+    train_item_counts,
+    user_sample,
+)
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 
 # users 0 and 1 are evaluable; user 2 (two items) is training data only. Items 1..5, vocab 7.
@@ -235,3 +241,50 @@ def test_model_scorer_scores_every_vocabulary_entry(width):
     assert scores.shape == (6, 50) and scores.dtype == torch.float32
     expected = model.eval()(prediction_inputs(histories, 10, 49))
     torch.testing.assert_close(scores, expected)
+
+
+def thirty_items(n_users: int = 60) -> tuple:
+    """Users of 6 distinct random items among 1..30 (vocab index = id) and a scorer that
+    ranks lower indices first."""
+    rng = np.random.default_rng(11)
+    corpus = tiny_corpus([rng.choice(np.arange(1, 31), 6, replace=False).tolist()
+                          for _ in range(n_users)])
+    assert corpus.n_items == 30
+
+    def lowest_first(histories):
+        return -torch.arange(32, dtype=torch.float32).expand(len(histories), -1)
+
+    return corpus, lowest_first
+
+
+def test_a_user_sample_scores_only_the_sampled_users_and_says_so():
+    corpus, scorer = thirty_items()
+    report = evaluate(scorer, corpus, "valid", users=12, users_seed=4)
+    data = corpus.split("valid")
+    expected = []  # reciprocal ranks by hand: the target behind every unseen lower item
+    for row in user_sample(60, 12, 4):
+        history, target = set(data.history(row).tolist()), int(data.targets[row])
+        expected.append(1 / (1 + sum(1 for i in range(1, target) if i not in history)))
+    assert report.metrics["MRR"] == pytest.approx(np.mean(expected))
+    record = report.to_dict()
+    assert (record["users"], record["split_users"], record["users_seed"]) == (12, 60, 4)
+    assert "valid split, 12 of 60 users (sample, seed 4)" in report.label()
+
+
+def test_a_sample_as_large_as_the_split_is_the_full_evaluation():
+    corpus, scorer = thirty_items()
+    full = evaluate(scorer, corpus, "valid")
+    assert "split_users" not in full.to_dict()
+    assert evaluate(scorer, corpus, "valid", users=60, users_seed=4).to_dict() == full.to_dict()
+    with pytest.raises(ValueError, match="users must be >= 0"):
+        evaluate(scorer, corpus, "valid", users=-1)
+
+
+def test_user_samples_are_fixed_by_their_seed():
+    first = user_sample(1000, 100, 0)
+    assert np.array_equal(first, user_sample(1000, 100, 0))
+    assert len(np.unique(first)) == 100 and np.array_equal(first, np.sort(first))
+    assert first.min() >= 0 and first.max() < 1000
+    assert not np.array_equal(first, user_sample(1000, 100, 1))
+    for size in (0, 50, 80):
+        assert np.array_equal(user_sample(50, size, 3), np.arange(50))

@@ -91,6 +91,7 @@ def test_metrics_and_checkpoint_record_every_epoch_and_the_chosen_one(trained):
     best = max(metrics["history"], key=lambda h: h["NDCG@10"])
     assert metrics["best_epoch"] == trained.best_epoch == best["epoch"]
     assert metrics["valid"] == best and metrics["valid"]["HR@10"] == trained.valid["HR@10"]
+    assert "valid_sample" not in metrics, "500 users are below loop.valid_users: all validated"
     checkpoint = load_checkpoint(trained.run_dir / "checkpoints" / "last.pt")
     assert checkpoint["progress"]["epoch"] == 8
 
@@ -165,6 +166,20 @@ def test_with_a_weight_average_the_average_is_validated_and_kept(corpus, tmp_pat
 
     assert valid_ndcg(averaged) == pytest.approx(result.history[-1]["NDCG@10"])
     assert valid_ndcg(checkpoint["model"]) != pytest.approx(result.history[-1]["NDCG@10"])
+
+
+@pytest.mark.slow
+def test_validation_on_a_user_sample_is_labelled_and_test_scores_every_user(small, tmp_path):
+    settings = tiny_settings(epochs=2, **{"loop.valid_users": 30, "loop.seed": 5})
+    result = fit(small, settings, tmp_path / "sample", progress=False)
+    metrics = json.loads((tmp_path / "sample" / "metrics.json").read_text())
+    assert metrics["valid_sample"] == {"users": 30, "split_users": 120, "seed": 5}
+    assert "a fixed sample of 30 of 120 users, seed 5" in metrics["selected_by"]
+    assert metrics["test"]["users"] == 120 and "split_users" not in metrics["test"]
+    chosen = evaluate(model_scorer(result.model, "cpu"), small, "valid", users=30, users_seed=5)
+    assert metrics["valid"]["NDCG@10"] == pytest.approx(chosen.metrics["NDCG@10"])
+    everyone = evaluate(model_scorer(result.model, "cpu"), small, "valid")
+    assert everyone.metrics["NDCG@10"] != pytest.approx(chosen.metrics["NDCG@10"])
 
 
 @pytest.mark.slow

@@ -12,6 +12,10 @@ Protocols:
   the target and, with `exclude_seen`, never a history item, either by popularity in the
   training part (the BERT4Rec paper's protocol, seen items excluded) or uniformly. Draws depend
   only on `seed` and the data, not `batch_size`.
+
+Either protocol may score a fixed sample of the split's users instead of every one
+(`users`, `users_seed`): model selection on large logs validates that way (`loop.valid_users`),
+and the report says so.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ class EvalReport:
     negatives: Literal["popular", "uniform"] | None = None
     n_negatives: int | None = None
     seed: int | None = None
+    split_users: int | None = None
+    """Users in the split when only a seeded sample of them (`users`) was scored, else None."""
+    users_seed: int | None = None
 
     @property
     def seen_items(self) -> str:
@@ -62,7 +69,10 @@ class EvalReport:
             how = f"full ranking over {self.candidates} items"
         else:
             how = f"sampled ({self.n_negatives} {self.negatives} negatives, seed {self.seed})"
-        return f"{how}, {self.split} split, {self.users} users, seen items {self.seen_items}"
+        who = f"{self.users} users"
+        if self.split_users is not None:
+            who = f"{self.users} of {self.split_users} users (sample, seed {self.users_seed})"
+        return f"{how}, {self.split} split, {who}, seen items {self.seen_items}"
 
     def to_dict(self) -> dict[str, str | int | float | None]:
         """Flat JSON-ready dict: protocol, split, seen-items policy, users, then each metric."""
@@ -73,6 +83,8 @@ class EvalReport:
             "users": self.users,
             "candidates": self.candidates,
         }
+        if self.split_users is not None:
+            head.update(split_users=self.split_users, users_seed=self.users_seed)
         if self.protocol == "sampled":
             head.update(negatives=self.negatives, n_negatives=self.n_negatives, seed=self.seed)
         return {**head, **self.metrics}
@@ -114,22 +126,29 @@ def evaluate(
     batch_size: int = 256,
     seed: int = 0,
     progress: bool = False,
+    users: int = 0,
+    users_seed: int = 0,
 ) -> EvalReport:
     """Rank each user's held-out item with `scorer` and average HR@k, NDCG@k and MRR.
 
     `split` is "valid" (model selection) or "test"; for test the history includes the
-    validation item. See the module docstring for the protocols.
+    validation item. See the module docstring for the protocols. `users` > 0 scores only a
+    sample of that many users (`user_sample(..., users_seed)`) when the split has more.
     """
     _check_options(split, protocol, negatives, n_negatives, batch_size)
+    if users < 0:
+        raise ValueError(f"users must be >= 0 (0: every user), got {users}")
     data = corpus.split(split)
+    scored = user_sample(len(data), users, users_seed)  # [N] rows of the split, ascending
     weights = _sampling_weights(corpus, negatives) if protocol == "sampled" else None
     ranks = []
     with (
         torch.inference_mode(),
-        tqdm(total=len(data), desc=f"evaluate {split}", unit="user", disable=not progress) as bar,
+        tqdm(total=len(scored), desc=f"evaluate {split}", unit="user",
+             disable=not progress) as bar,
     ):
-        for chunk, start in enumerate(range(0, len(data), SAMPLE_CHUNK)):
-            rows = np.arange(start, min(start + SAMPLE_CHUNK, len(data)))
+        for chunk, start in enumerate(range(0, len(scored), SAMPLE_CHUNK)):
+            rows = scored[start : start + SAMPLE_CHUNK]
             allowed = None
             if weights is not None:
                 allowed = sample_negatives(data, rows, weights, n_negatives, (seed, chunk),
@@ -144,13 +163,25 @@ def evaluate(
         protocol=protocol,
         split=split,
         exclude_seen=exclude_seen,
-        users=len(data),
+        users=len(scored),
         candidates=n_negatives + 1 if sampled else corpus.n_items,
         metrics=ranking_metrics(torch.cat(ranks), ks),
         negatives=negatives if sampled else None,
         n_negatives=n_negatives if sampled else None,
         seed=seed if sampled else None,
+        split_users=len(data) if len(scored) < len(data) else None,
+        users_seed=users_seed if len(scored) < len(data) else None,
     )
+
+
+def user_sample(n_users: int, size: int, seed: int) -> np.ndarray:
+    """The rows of a split of `n_users` to score, ascending: every row when `size` is 0 or
+    not below `n_users`, else `size` rows drawn without replacement, fixed by `seed` (the same
+    users every epoch, so epochs compare on equal terms)."""
+    if size == 0 or size >= n_users:
+        return np.arange(n_users)
+    rng = np.random.default_rng([seed, 0, 2])  # not the sampler's or windows' stream
+    return np.sort(rng.choice(n_users, size=size, replace=False))
 
 
 def _check_options(

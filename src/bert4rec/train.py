@@ -100,11 +100,35 @@ def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime,
 
 
 def full_ranking(model: BERT4Rec, corpus: SequenceCorpus, split: str, device: torch.device,
-                 batch_size: int) -> dict[str, Any]:
-    """Full-ranking metrics (seen items excluded) of `model` on a split, labelled."""
+                 batch_size: int, users: int = 0, users_seed: int = 0) -> dict[str, Any]:
+    """Full-ranking metrics (seen items excluded) of `model` on a split, labelled; `users` > 0
+    scores a fixed sample of that many users (drawn with `users_seed`) when there are more."""
     report = evaluate(model_scorer(model, device), corpus, split, protocol="full",
-                      exclude_seen=True, batch_size=batch_size)
+                      exclude_seen=True, batch_size=batch_size, users=users,
+                      users_seed=users_seed)
     return report.to_dict()
+
+
+def validation_label(settings: Settings, corpus: SequenceCorpus) -> str:
+    """How the epoch is selected, in words: the metric and protocol, and the sample of users
+    when `loop.valid_users` validates on fewer than every user."""
+    loop = settings.loop
+    label = f"valid {loop.metric} (full ranking, seen excluded"
+    sample = validation_sample(settings, corpus)
+    if sample is not None:
+        label += (f", a fixed sample of {sample['users']:,} of {sample['split_users']:,} users, "
+                  f"seed {sample['seed']}")
+    return label + ")"
+
+
+def validation_sample(settings: Settings, corpus: SequenceCorpus) -> dict[str, int] | None:
+    """The users validation scores when it scores a sample (`loop.valid_users` below the
+    number of users in the valid split): how many, of how many, and the seed; else None."""
+    loop = settings.loop
+    split_users = int((corpus.lengths >= 3).sum())  # the users `corpus.split("valid")` holds
+    if loop.valid_users == 0 or loop.valid_users >= split_users:
+        return None
+    return {"users": loop.valid_users, "split_users": split_users, "seed": loop.seed}
 
 
 class TrainingRun:
@@ -282,6 +306,10 @@ def _select(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
     clock = _Stopwatch()
     last_epoch = min(loop.epochs, stop_after_epoch or loop.epochs)
     out_of_time = False
+    sample = validation_sample(settings, corpus)
+    valid_name = "valid" if sample is None else f"valid ({sample['users']:,}-user sample)"
+    if runtime.main:
+        logger.info("the epoch is selected on %s", validation_label(settings, corpus))
     while (progress.epoch < last_epoch and not out_of_time
            and not progress.out_of_patience(loop.patience)):
         loss = run.run_epoch("epoch")
@@ -289,7 +317,7 @@ def _select(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
         record = {"epoch": progress.epoch, "loss": loss, "lr": run.lr, **metrics}
         improved = progress.record(record, metrics[loop.metric])
         if runtime.main:
-            _write_epoch(run, record, improved, out_dir, board)
+            _write_epoch(run, record, improved, out_dir, board, valid_name)
             if callback is not None:
                 seconds = clock.seconds()
                 with clock.paused():
@@ -326,7 +354,8 @@ def _validate_everywhere(run: TrainingRun, corpus: SequenceCorpus,
     loop, runtime = run.settings.loop, run.runtime
     box: list[Any] = [None]
     if runtime.main:
-        report = full_ranking(run.scored, corpus, "valid", runtime.device, loop.eval_batch_size)
+        report = full_ranking(run.scored, corpus, "valid", runtime.device, loop.eval_batch_size,
+                              loop.valid_users, loop.seed)
         metrics = {k: v for k, v in report.items() if isinstance(v, float)}
         box = [(metrics, loop.time_budget > 0 and clock.seconds() >= loop.time_budget)]
     if runtime.world > 1:
@@ -335,8 +364,9 @@ def _validate_everywhere(run: TrainingRun, corpus: SequenceCorpus,
 
 
 def _write_epoch(run: TrainingRun, record: dict[str, float], improved: bool, out_dir: Path,
-                 board) -> None:
-    """Rank 0's record of an epoch: the weights when they improved, TensorBoard, a log line."""
+                 board, valid_name: str) -> None:
+    """Rank 0's record of an epoch: the weights when they improved, TensorBoard, a log line
+    (`valid_name` says whether validation scored a sample of users)."""
     metric = run.settings.loop.metric
     if improved:
         rundir.save_weights(run.scored, out_dir / _selected_weights(run.settings))
@@ -344,8 +374,8 @@ def _write_epoch(run: TrainingRun, record: dict[str, float], improved: bool, out
         if key != "epoch":
             group = "train" if key in ("loss", "lr") else "valid"
             board.add_scalar(f"{group}/{key}", number, run.progress.step)
-    logger.info("epoch %d: loss %.4f, valid %s %.4f%s", record["epoch"], record["loss"], metric,
-                record[metric], " (best)" if improved else "")
+    logger.info("epoch %d: loss %.4f, %s %s %.4f%s", record["epoch"], record["loss"],
+                valid_name, metric, record[metric], " (best)" if improved else "")
 
 
 def _finish(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
@@ -363,8 +393,11 @@ def _finish(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
         test = full_ranking(run.model, corpus, "test", runtime.device,
                             settings.loop.eval_batch_size)
         metrics = {"best_epoch": progress.best_epoch, "epochs_run": progress.epoch,
-                   "selected_by": f"valid {settings.loop.metric} (full ranking, seen excluded)",
-                   "valid": best, "test": test, "history": progress.history}
+                   "selected_by": validation_label(settings, corpus)}
+        sample = validation_sample(settings, corpus)
+        if sample is not None:
+            metrics["valid_sample"] = sample
+        metrics.update(valid=best, test=test, history=progress.history)
         rundir.write_json(out_dir / rundir.METRICS, metrics)
         logger.info("best epoch %d: valid %s, test %s", progress.best_epoch, best, test)
     return FitResult(out_dir, run.model.eval(), progress.best_epoch, best, test,

@@ -26,7 +26,7 @@ from bert4rec.config import (
     preset,
 )
 from bert4rec.data.interactions import LogColumns
-from bert4rec.train import fit
+from bert4rec.train import fit, validation_label
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -86,8 +86,8 @@ def run_train(args: argparse.Namespace) -> int:
     if not speak:
         return 0
     print(f"run directory: {result.run_dir}")
-    print(f"best epoch {result.best_epoch} of {len(result.history)}, chosen on valid "
-          f"{settings.loop.metric} (full ranking, seen items excluded)")
+    print(f"best epoch {result.best_epoch} of {len(result.history)}, chosen on "
+          f"{validation_label(settings, corpus)}")
     keys = ("NDCG@10", "HR@10", "MRR")
     print("valid: " + ", ".join(f"{k} {result.valid[k]:.4f}" for k in keys))
     if result.selected_test is not None:
