@@ -5,7 +5,7 @@ import pytest
 import torch
 from planted import planted_corpus, tiny_settings
 
-from bert4rec.data.cooccurrence import item_pairs, ppmi_embeddings
+from bert4rec.data.cooccurrence import item_pairs, pair_counts, ppmi_embeddings
 from bert4rec.data.corpus import Split
 from bert4rec.model import ITEM_START_STD, BERT4Rec, BERT4RecConfig
 from bert4rec.runtime import Runtime
@@ -80,3 +80,22 @@ def test_item_lr_scales_the_item_embeddings_rate_only(item_lr, moved):
     run.step(inputs, labels)
     assert torch.equal(items, before_items) is not moved
     assert not torch.equal(run.model.output_bias, before_bias)
+
+
+def reference_counts(split: Split, vocab_size: int, window: int):
+    """The cells and counts as they were computed before `pair_counts`: every pair at once."""
+    earlier, later = item_pairs(split, window)
+    rows, cols = np.concatenate([earlier, later]), np.concatenate([later, earlier])
+    return np.unique(rows * vocab_size + cols, return_counts=True)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_pair_counts_merged_chunk_by_chunk_equal_counting_all_pairs_at_once(chunk):
+    rng = np.random.default_rng(3)
+    split = split_of(*[rng.integers(1, 9, size=n).tolist() for n in rng.integers(0, 12, 30)])
+    codes, counts = pair_counts(split, 10, window=4, chunk=chunk)
+    expected_codes, expected_counts = reference_counts(split, 10, 4)
+    np.testing.assert_array_equal(codes, expected_codes)
+    np.testing.assert_array_equal(counts, expected_counts)
+    assert counts.sum() == 2 * len(item_pairs(split, 4)[0])  # each pair once in each direction
+
