@@ -48,23 +48,44 @@ def test_window_dataset_draws_new_offsets_each_epoch_only_where_items_are_to_spa
     split = SimpleNamespace(flat=np.arange(1, lengths.sum() + 1),
                             offsets=np.concatenate([[0], np.cumsum(lengths)]))
     fixed = WindowDataset(split, 8, 2)
-    before = fixed.windows.clone()
+    every = np.arange(len(fixed))
+    before = fixed.rows(every)
     fixed.set_epoch(5)
-    assert torch.equal(fixed.windows, before)
+    assert torch.equal(fixed.rows(every), before)
     moving = WindowDataset(split, 8, 2, max_shift=6, seed=1)
     last_items = []
     for epoch in range(1, 41):
         moving.set_epoch(epoch)
-        assert moving.windows.shape == before.shape
-        np.testing.assert_array_equal(moving.lengths, (moving.windows != 0).sum(dim=1))
-        last_items.append(moving.windows[:3, -1].tolist())  # the newest item of each sequence
+        windows = moving.rows(every)
+        assert windows.shape == before.shape
+        np.testing.assert_array_equal(moving.lengths, (windows != 0).sum(dim=1))
+        last_items.append(windows[:3, -1].tolist())  # the newest item of each sequence
     newest = np.array(last_items)  # [epochs, 3]; sequence ends at items 3, 15 and 45
     assert set(newest[:, 0]) == {3}, "a sequence shorter than the window never moves"
     assert set(newest[:, 1]) == set(range(11, 16)), "12 items in 8-item windows spare 4"
     assert set(newest[:, 2]) == set(range(39, 46)), "at most max_shift = 6 items back"
     again = WindowDataset(split, 8, 2, max_shift=6, seed=1)
     again.set_epoch(40)
-    assert torch.equal(again.windows, moving.windows)
+    assert torch.equal(again.rows(every), moving.rows(every))
+
+
+def test_loader_batches_are_the_windows_cut_on_demand():
+    from torch.utils.data import DataLoader
+
+    flat, offsets = np.arange(1, 61), np.array([0, 3, 3, 10, 41, 60])
+    split = SimpleNamespace(flat=flat, offsets=offsets)
+    dataset = WindowDataset(split, 8, 3, max_shift=5, seed=2)
+    dataset.set_epoch(3)
+    shift = np.random.default_rng([2, 3, 1]).integers(
+        0, np.minimum(np.maximum(np.diff(offsets) - 8, 0), 5) + 1)
+    every = training_windows(flat, offsets, 8, 3, shift)
+    assert len(dataset) == len(every) == 8
+    batches = [[4, 0, 7], [6], [1, 2, 3, 5]]
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=lambda rows: rows)
+    for indices, rows in zip(batches, loader, strict=True):
+        assert isinstance(rows, torch.Tensor) and rows.dtype == torch.int64
+        np.testing.assert_array_equal(rows, every[indices])
+    assert torch.equal(dataset[4], torch.from_numpy(every[4]))
 
 
 def random_batch(rows: int = 4000, width: int = 50, shortest: int = 1) -> torch.Tensor:
@@ -136,9 +157,9 @@ def test_masking_is_reproducible_from_the_generator():
     items = random_batch(100)
     collate = ClozeCollate(MaskingSettings(), MASK)
     collate.generator.manual_seed(5)
-    first = collate(list(items))
+    first = collate(items)
     collate.generator.manual_seed(5)
-    second = collate(list(items))
+    second = collate(items)
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
 
 

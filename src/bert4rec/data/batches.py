@@ -19,69 +19,98 @@ from bert4rec.data.corpus import left_pad as corpus_left_pad
 from bert4rec.vocab import PAD
 
 
-def training_windows(
-    flat: np.ndarray, offsets: np.ndarray, max_len: int, windows_per_sequence: int = 1,
+def window_bounds(
+    offsets: np.ndarray, max_len: int, windows_per_sequence: int = 1,
     shift: np.ndarray | None = None,
-) -> np.ndarray:
-    """Training windows [N, max_len] int64, left-padded, cut from ragged sequences.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where the training windows of ragged sequences lie in their flat array: `(ends, sizes)`,
+    each [N] int64, the exclusive end of each window and its number of real items (<= max_len).
 
     The first window of a sequence holds its `max_len` most recent items; further windows
     (up to `windows_per_sequence`) hold the `max_len` items before that, and so on. `shift`
     ([U], optional) moves every window of a sequence that many items back in time, but never
-    so far that a window loses its last item. Empty sequences give no window. Rows are
-    grouped by window number, then by sequence.
+    so far that a window loses its last item. Empty sequences give no window. Windows are
+    grouped by window number, then by sequence. Two numbers per window, whatever `max_len`:
+    the rows themselves are cut when a batch asks for them (`cut_windows`).
     """
-    flat, offsets = np.asarray(flat, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
+    offsets = np.asarray(offsets, dtype=np.int64)
     lengths = np.diff(offsets)  # [U]
     shift = np.zeros_like(lengths) if shift is None else np.asarray(shift, dtype=np.int64)
-    columns = np.arange(max_len)  # [max_len]
-    blocks = []
+    ends, sizes = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     for w in range(windows_per_sequence):
         end = lengths - w * max_len  # [U] exclusive end within each sequence
         keep = end > 0
-        end, base = end[keep], offsets[:-1][keep]
-        end = end - np.minimum(shift[keep], end - 1)  # moved back, keeping at least one item
-        size = np.minimum(end, max_len)  # [N_w] real items per window
-        index = base[:, None] + end[:, None] - max_len + columns  # [N_w, max_len] flat positions
-        real = columns >= (max_len - size)[:, None]  # [N_w, max_len]
-        blocks.append(np.where(real, flat[np.where(real, index, 0)], PAD))
-    return np.concatenate(blocks) if blocks else np.zeros((0, max_len), dtype=np.int64)
+        end = end[keep] - np.minimum(shift[keep], end[keep] - 1)  # moved back, >= 1 item kept
+        ends.append(offsets[:-1][keep] + end)
+        sizes.append(np.minimum(end, max_len))
+    return np.concatenate(ends), np.concatenate(sizes)
+
+
+def cut_windows(flat: np.ndarray, ends: np.ndarray, sizes: np.ndarray,
+                max_len: int) -> np.ndarray:
+    """The windows ending at flat positions `ends` [B] with `sizes` [B] real items, as rows
+    [B, max_len] int64 left-padded with 0."""
+    columns = np.arange(max_len)  # [max_len]
+    index = ends[:, None] - max_len + columns  # [B, max_len] flat positions
+    real = columns >= (max_len - sizes)[:, None]  # [B, max_len]
+    return np.where(real, flat[np.where(real, index, 0)], PAD).astype(np.int64, copy=False)
+
+
+def training_windows(
+    flat: np.ndarray, offsets: np.ndarray, max_len: int, windows_per_sequence: int = 1,
+    shift: np.ndarray | None = None,
+) -> np.ndarray:
+    """Every training window [N, max_len] int64, left-padded, cut from ragged sequences
+    (`window_bounds` says which)."""
+    ends, sizes = window_bounds(offsets, max_len, windows_per_sequence, shift)
+    return cut_windows(np.asarray(flat), ends, sizes, max_len)
 
 
 class WindowDataset(Dataset):
-    """The training windows of a `Split` (flat items + offsets) as LongTensor rows.
+    """The training windows of a `Split` (flat items + offsets), cut a batch at a time.
 
-    With `max_shift > 0` each epoch cuts its windows afresh (`set_epoch`): the windows of a
-    sequence longer than `max_len` move back in time by a number of items drawn uniformly
-    from 0 to `max_shift` (never past the sequence's first item; seeded by seed and epoch), so
-    the model does not see the same windows every epoch. The number of windows stays fixed.
+    It holds the split's flat array and two numbers per window (`window_bounds`); a batch of
+    indices becomes a LongTensor [B, max_len] in `__getitems__`, which the DataLoader calls
+    with each batch, so no copy of every sequence is ever made. With `max_shift > 0` each
+    epoch moves its windows afresh (`set_epoch`): the windows of a sequence longer than
+    `max_len` move back in time by a number of items drawn uniformly from 0 to `max_shift`
+    (never past the sequence's first item; seeded by seed and epoch), so the model does not
+    see the same windows every epoch. The number of windows stays fixed.
     """
 
     def __init__(self, split, max_len: int, windows_per_sequence: int = 1, *,
                  max_shift: int = 0, seed: int = 0) -> None:
-        self.flat, self.offsets = split.flat, split.offsets
+        self.flat, self.offsets = np.asarray(split.flat), split.offsets
         self.max_len, self.per_sequence = max_len, windows_per_sequence
         self.max_shift, self.seed = max_shift, seed
-        self._cut(None)
+        self._place(None)
 
     def set_epoch(self, epoch: int) -> None:
-        """Cut this epoch's windows; nothing changes when `max_shift` is 0."""
+        """Place this epoch's windows; nothing changes when `max_shift` is 0."""
         if self.max_shift > 0:
             room = np.maximum(np.diff(self.offsets) - self.max_len, 0)  # [U] items to spare
             rng = np.random.default_rng([self.seed, epoch, 1])  # 1: not the sampler's stream
-            self._cut(rng.integers(0, np.minimum(room, self.max_shift) + 1))
+            self._place(rng.integers(0, np.minimum(room, self.max_shift) + 1))
 
-    def _cut(self, shift: np.ndarray | None) -> None:
-        windows = training_windows(self.flat, self.offsets, self.max_len, self.per_sequence,
-                                   shift)
-        self.windows = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.int64))
-        self.lengths = (self.windows != PAD).sum(dim=1).numpy()  # [N] real items per window
+    def _place(self, shift: np.ndarray | None) -> None:
+        self.ends, self.lengths = window_bounds(self.offsets, self.max_len, self.per_sequence,
+                                                shift)  # [N] each; lengths: real items
+
+    def rows(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
+        """Windows `indices` as a LongTensor [len(indices), max_len], left-padded."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return torch.from_numpy(cut_windows(self.flat, self.ends[indices],
+                                            self.lengths[indices], self.max_len))
 
     def __len__(self) -> int:
-        return len(self.windows)
+        return len(self.ends)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.windows[index]
+        return self.rows([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        """A whole batch at once (the DataLoader's batched fetch): [B, max_len]."""
+        return self.rows(indices)
 
 
 def cloze_mask(
@@ -133,7 +162,8 @@ def _drop_newest(items: torch.Tensor, n: torch.Tensor, rows: torch.Tensor,
 
 
 class ClozeCollate:
-    """`collate_fn` for a DataLoader over `WindowDataset`: stacks rows and applies `cloze_mask`.
+    """`collate_fn` for a DataLoader over `WindowDataset`: masks a batch of windows [B, T]
+    (what `WindowDataset.__getitems__` returns) with `cloze_mask`.
 
     Owns the generator: the training loader seeds it once per run (`.generator.manual_seed`),
     so each epoch's masks follow from the previous epoch's draws; a checkpoint stores its
@@ -145,9 +175,8 @@ class ClozeCollate:
         self.mask_token = mask_token
         self.generator = torch.Generator()
 
-    def __call__(self, rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return cloze_mask(trim_padding(torch.stack(rows)), self.masking, self.mask_token,
-                          self.generator)
+    def __call__(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return cloze_mask(trim_padding(windows), self.masking, self.mask_token, self.generator)
 
 
 def trim_padding(batch: torch.Tensor) -> torch.Tensor:
