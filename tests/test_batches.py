@@ -207,3 +207,55 @@ def test_length_buckets_group_windows_of_similar_length():
     spread = np.mean([np.ptp(LENGTHS[b]) for b in LengthBucketSampler(LENGTHS, 16, seed=3)])
     plain = np.mean([np.ptp(LENGTHS[b]) for b in LengthBucketSampler(LENGTHS, 16, chunk_batches=1)])
     assert spread < plain / 4
+
+
+def test_collate_rounds_the_width_up_without_changing_the_masks():
+    from bert4rec.data.batches import WIDTH_STEP, trim_padding
+
+    windows = torch.zeros(3, 40, dtype=torch.long)
+    windows[0, -11:], windows[1, -3:], windows[2, -7:] = (torch.arange(1, 12),
+                                                          torch.arange(1, 4), torch.arange(1, 8))
+    collate = ClozeCollate(MaskingSettings(), MASK)
+    collate.generator.manual_seed(1)
+    inputs, labels = collate(windows)
+    assert inputs.shape == labels.shape == (3, 2 * WIDTH_STEP)  # 11 columns -> 16
+    assert not inputs[:, :5].any() and not labels[:, :5].any()
+    generator = torch.Generator().manual_seed(1)
+    plain = cloze_mask(trim_padding(windows), MaskingSettings(), MASK, generator)
+    assert torch.equal(inputs[:, 5:], plain[0]) and torch.equal(labels[:, 5:], plain[1])
+    assert collate(windows[:, -12:])[0].shape == (3, 12)  # never wider than the windows
+
+
+def test_padded_targets_keep_the_order_and_pad_with_ignored_labels():
+    from bert4rec.data.batches import IGNORE, padded_targets
+
+    labels = torch.tensor([[0, 5, 0, 7], [3, 0, 0, 9]])
+    (rows, columns), targets = padded_targets(labels, step=8)
+    assert rows.tolist() == [0, 0, 1, 1, 0, 0, 0, 0]
+    assert columns.tolist() == [1, 3, 0, 3, 0, 0, 0, 0]
+    assert targets.tolist() == [5, 7, 3, 9] + [IGNORE] * 4
+    assert len(padded_targets(labels, step=4)[1]) == 4
+
+
+def test_padded_targets_give_the_loss_and_gradients_of_the_real_ones():
+    from bert4rec.data.batches import padded_targets
+
+    torch.manual_seed(0)
+    model = BERT4Rec(BERT4RecConfig(vocab_size=30, max_len=12, hidden=16, heads=2)).eval()
+    items = torch.randint(1, 28, (6, 12))  # eval(): no dropout, so both passes are alike
+    labels = torch.where(torch.rand(6, 12) < 0.3, items, 0)
+    labels[:, -1] = items[:, -1]
+    losses, grads = [], []
+    for padded in (False, True):
+        model.zero_grad()
+        if padded:
+            positions, targets = padded_targets(labels, step=64)
+            loss = torch.nn.functional.cross_entropy(model(items, positions), targets)
+        else:
+            loss = torch.nn.functional.cross_entropy(model(items, labels != 0), labels[labels != 0])
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    torch.testing.assert_close(losses[0], losses[1])
+    for plain, padded in zip(*grads, strict=True):
+        torch.testing.assert_close(plain, padded)

@@ -195,9 +195,12 @@ class BERT4Rec(nn.Module):
         weight[known] = (chosen * (ITEM_START_STD / chosen.std().clamp_min(1e-12))).to(weight)
 
     def forward(
-        self, items: torch.Tensor, targets: torch.Tensor | None = None, project: bool = True
+        self, items: torch.Tensor,
+        targets: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+        project: bool = True,
     ) -> torch.Tensor:
-        """Logits [N, V] at positions where `targets` [B, T] is True, else [B, V] at T - 1.
+        """Logits [N, V] at positions where `targets` [B, T] is True (or at the N positions
+        `targets` = (rows, columns) indexes, repeats allowed), else [B, V] at T - 1.
 
         With `project=False` it stops before the output layer and returns the transformed
         states [N or B, H], for losses that score only some items (sampled softmax).

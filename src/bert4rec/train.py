@@ -32,7 +32,13 @@ from tqdm.auto import tqdm
 
 from bert4rec import rundir
 from bert4rec.config import OptimSettings, Settings
-from bert4rec.data.batches import ClozeCollate, LengthBucketSampler, WindowDataset
+from bert4rec.data.batches import (
+    IGNORE,
+    ClozeCollate,
+    LengthBucketSampler,
+    WindowDataset,
+    padded_targets,
+)
 from bert4rec.data.cooccurrence import ppmi_embeddings
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.errors import ModelDirError
@@ -219,8 +225,10 @@ class TrainingRun:
         optim = self.settings.optim
         targets = labels != PAD  # [B, T]
         with torch.autocast("cuda", torch.bfloat16, enabled=self.runtime.device.type == "cuda"):
-            if optim.loss == "full":
-                return F.cross_entropy(self.wrapped(inputs, targets).float(), labels[targets])
+            if optim.loss == "full":  # targets padded to few sizes: a flat heap (padded_targets)
+                positions, target_labels = padded_targets(labels)
+                return F.cross_entropy(self.wrapped(inputs, positions).float(), target_labels,
+                                       ignore_index=IGNORE)
             hidden = self.wrapped(inputs, targets, project=False)  # [N, H]
             return sampled_cloze_loss(hidden, self.model.output_weight, self.model.output_bias,
                                       labels[targets], kind=optim.loss,

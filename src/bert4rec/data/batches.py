@@ -12,11 +12,20 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from bert4rec.config import MaskingSettings
 from bert4rec.data.corpus import left_pad as corpus_left_pad
 from bert4rec.vocab import PAD
+
+WIDTH_STEP = 8
+"""Training batches are as wide as their longest window, rounded up to a multiple of this
+(at most max_len), so that only a few tensor widths recur."""
+TARGET_STEP = 128
+"""The masked targets of a training batch are padded to a multiple of this many (ignored)."""
+IGNORE = -100
+"""The label of a padding target: `F.cross_entropy` skips it (its default `ignore_index`)."""
 
 
 def window_bounds(
@@ -163,7 +172,8 @@ def _drop_newest(items: torch.Tensor, n: torch.Tensor, rows: torch.Tensor,
 
 class ClozeCollate:
     """`collate_fn` for a DataLoader over `WindowDataset`: masks a batch of windows [B, T]
-    (what `WindowDataset.__getitems__` returns) with `cloze_mask`.
+    (what `WindowDataset.__getitems__` returns) with `cloze_mask`, trimmed of its all-padding
+    columns and then left-padded to a multiple of WIDTH_STEP columns (`round_width`).
 
     Owns the generator: the training loader seeds it once per run (`.generator.manual_seed`),
     so each epoch's masks follow from the previous epoch's draws; a checkpoint stores its
@@ -176,7 +186,37 @@ class ClozeCollate:
         self.generator = torch.Generator()
 
     def __call__(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return cloze_mask(trim_padding(windows), self.masking, self.mask_token, self.generator)
+        inputs, labels = cloze_mask(trim_padding(windows), self.masking, self.mask_token,
+                                    self.generator)
+        width = min(-(-inputs.shape[1] // WIDTH_STEP) * WIDTH_STEP, windows.shape[1])
+        return round_width(inputs, width), round_width(labels, width)
+
+
+def round_width(batch: torch.Tensor, width: int) -> torch.Tensor:
+    """A left-padded batch [B, T] left-padded further to [B, width] (width >= T).
+
+    Masking draws its random numbers on the trimmed batch, so the masks do not depend on
+    this; padding columns change no output (positions count back from the end) but keep
+    the set of tensor shapes small: glibc's malloc then reuses freed blocks instead of
+    fragmenting its heap with a new size every step (docs/performance.md, "Memory").
+    """
+    return F.pad(batch, (width - batch.shape[1], 0), value=PAD)
+
+
+def padded_targets(labels: torch.Tensor, step: int = TARGET_STEP
+                   ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The targets of a cloze batch (`labels` [B, T], 0 where nothing is predicted) as
+    `((rows, columns), target_labels)`, each [N'] with N' the number of targets rounded up
+    to a multiple of `step`, in the order of `labels != 0`.
+
+    The padding entries point at position (0, 0) with label IGNORE, which the cross-entropy
+    skips: the loss and its gradients are those of the N real targets, but the output
+    layer's [N', V] logits take few distinct sizes, which the C allocator reuses.
+    """
+    rows, columns = (labels != PAD).nonzero(as_tuple=True)  # [N] each, row-major
+    extra = -len(rows) % step
+    target_labels = F.pad(labels[rows, columns], (0, extra), value=IGNORE)
+    return (F.pad(rows, (0, extra)), F.pad(columns, (0, extra))), target_labels
 
 
 def trim_padding(batch: torch.Tensor) -> torch.Tensor:
