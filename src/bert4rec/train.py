@@ -388,13 +388,15 @@ def _write_epoch(run: TrainingRun, record: dict[str, float], improved: bool, out
 
 def _finish(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
             finished: bool) -> FitResult:
-    """Load the selected weights into the model; once training is over, rank 0 scores test
-    and writes metrics.json."""
+    """Load the selected weights into the model (rank 0 reads them and sends them to the
+    other ranks); once training is over, rank 0 scores test and writes metrics.json."""
     settings, runtime, progress = run.settings, run.runtime, run.progress
-    if runtime.world > 1:
-        dist.barrier()  # rank 0 has written the best weights
-    weights = out_dir / _selected_weights(settings)
-    run.model.load_state_dict(load_file(str(weights), device=str(runtime.device)))
+    if runtime.main:
+        weights = out_dir / _selected_weights(settings)
+        run.model.load_state_dict(load_file(str(weights), device=str(runtime.device)))
+    if runtime.world > 1:  # from rank 0's memory: other nodes need not see its disk
+        for tensor in run.model.state_dict().values():
+            dist.broadcast(tensor, src=0)
     best = next((h for h in progress.history if h["epoch"] == progress.best_epoch), {})
     test = None
     if finished and runtime.main:
