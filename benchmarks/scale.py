@@ -24,7 +24,8 @@ Then it projects the founding 100-epoch recipe (`seed`), `fast` (40 epochs) and 
 (80 epochs) to hours on this machine: epochs x (seconds per epoch + one sampled validation)
 plus the test. It prints a table and writes benchmarks/out/scale.json.
 
-    nice python benchmarks/scale.py [--steps 100] [--presets fast,seed,large] [--device cpu]
+    python benchmarks/scale.py [--steps fast=30,seed=10,large=10] [--presets fast,seed,large]
+        [--test-presets fast] [--every-user-presets ...] [--all-users-users N] [--device cpu]
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def load(args: argparse.Namespace, source: str | None = None):
 
 
 def stage_train(args: argparse.Namespace) -> dict:
-    """`args.steps` steps (0: a whole epoch) of `args.preset` after 3 warm-up steps."""
+    """`args.steps_now` steps (0: a whole epoch) of `args.preset` after 3 warm-up steps."""
     import torch
 
     from bert4rec.config import preset
@@ -88,8 +89,8 @@ def stage_train(args: argparse.Namespace) -> dict:
     loader.dataset.set_epoch(1)
     loader.batch_sampler.set_epoch(1, loader.dataset.lengths)
     per_epoch = len(loader)
-    warmup = 3 if args.steps else 0  # a whole epoch is timed from its first step
-    steps = min(args.steps, per_epoch - warmup) if args.steps else per_epoch
+    warmup = 3 if args.steps_now else 0  # a whole epoch is timed from its first step
+    steps = min(args.steps_now, per_epoch - warmup) if args.steps_now else per_epoch
     batches, data_s, step_s, cpu_s, sequences, targets = iter(loader), 0.0, 0.0, 0.0, 0, 0
     for step in range(warmup + steps):
         sync(device)
@@ -112,6 +113,7 @@ def stage_train(args: argparse.Namespace) -> dict:
         "steps_per_epoch": per_epoch, "timed_steps": steps, "whole_epoch": steps == per_epoch,
         "setup_s": round(setup_s, 2), "sequences_per_s": round(sequences / seconds, 1),
         "data_path_share": round(data_s / seconds, 4),
+        "data_path_sequences_per_s": round(sequences / data_s, 1),
         "targets_per_step": round(targets / steps, 1),
         "epoch_s": round(per_epoch * seconds / steps, 1),
         "epoch_cpu_s": round(per_epoch * cpu_s / steps, 1), "rss_mib": rss,
@@ -150,23 +152,27 @@ def stage_rank(args: argparse.Namespace) -> dict:
 
 
 def stage_all_users(args: argparse.Namespace) -> dict:
-    """The top 10 for every user from their whole history, through `Recommender.top_k`."""
+    """The top 10 for every user from their whole history, through `Recommender.top_k`
+    (`args.users` > 0: for the first that many, projected to every user)."""
     import numpy as np
 
     from bert4rec.recommender import Recommender
 
     corpus = load(args)
     rec = Recommender(untrained_model(args, corpus), corpus.item_table)
+    users = min(args.users or corpus.n_users, corpus.n_users)
+    offsets = corpus.offsets[: users + 1]
     started, cpu = time.perf_counter(), time.process_time()
-    items, _ = rec.top_k(corpus.items_flat, corpus.offsets, 10)
+    items, _ = rec.top_k(corpus.items_flat, offsets, 10)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    assert items.shape == (corpus.n_users, 10) and (items > 0).all()
+    assert items.shape == (users, 10) and (items > 0).all()
+    scale = corpus.n_users / users  # projected to every user when only the first ran
     cli = subprocess.run([sys.executable, "-m", "bert4rec", "recommend", "--help"],
                          capture_output=True, text=True).stdout
     return {"preset": args.preset, "how": "Recommender.top_k",
             "cli_has_all_users": "--all-users" in cli, "users": corpus.n_users,
-            "seconds": round(seconds, 1), "cpu_s": round(cpu, 1),
-            "users_per_s": round(corpus.n_users / seconds, 1),
+            "users_timed": users, "seconds": round(seconds * scale, 1),
+            "cpu_s": round(cpu * scale, 1), "users_per_s": round(users / seconds, 1),
             "distinct_top1": len(np.unique(items[:, 0]))}
 
 
@@ -207,10 +213,15 @@ STAGES = {"train": stage_train, "rank": stage_rank, "all-users": stage_all_users
 
 
 def child(args: argparse.Namespace) -> None:
-    """Run one stage in this process and print its JSON with the peak resident size."""
+    """Run one stage in this process and print its JSON with the peak resident size (and the
+    peak CUDA allocation where the stage used a GPU)."""
     started = time.perf_counter()
     result = STAGES[args.stage](args)
     result.update(wall_s=round(time.perf_counter() - started, 1), peak_mib=status_mib("VmHWM"))
+    import torch
+
+    if torch.cuda.is_initialized():
+        result["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     print(json.dumps(result))
 
 
@@ -302,7 +313,9 @@ def table(report: dict) -> str:
                      f"{row['hours']} h wall; CPU time / threads: "
                      f"{row['cpu_hours_per_core']} h")
     for name, ratio in report["throughput_vs_ml1m"].items():
-        lines.append(f"{name}: ML-20M-shaped sequences/s = {ratio:.0%} of ML-1M's")
+        lines.append(f"{name}: ML-20M-shaped / ML-1M: training sequences/s "
+                     f"{ratio['sequences_per_s']:.0%}, data path alone "
+                     f"{ratio['data_path_sequences_per_s']:.0%}")
     return "\n".join(lines)
 
 
@@ -313,16 +326,24 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, default=OUT)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--presets", default="fast,seed,large")
-    parser.add_argument("--steps", type=int, default=100,
-                        help="timed training steps per preset (0: one whole epoch)")
-    parser.add_argument("--every-user-presets", default="fast",
-                        help="presets whose validation also runs over every user")
+    parser.add_argument("--steps", default="fast=30,seed=10,large=10",
+                        help="timed training steps per preset, PRESET=N,... or one N for all "
+                        "(0: one whole epoch)")
+    parser.add_argument("--test-presets", default="fast",
+                        help="presets whose test evaluation runs (over every user); the others "
+                        "project it from their validation sample")
+    parser.add_argument("--every-user-presets", default="",
+                        help="presets whose validation also runs over every user (it costs "
+                        "what the test does: the same users)")
+    parser.add_argument("--all-users-users", type=int, default=0,
+                        help="recommend for the first N users only, and project (0: all)")
     parser.add_argument("--skip", default="", help="comma-separated: prepare, ml1m, all-users")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--preset", default="fast", help=argparse.SUPPRESS)
     parser.add_argument("--source", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--split", default="valid", help=argparse.SUPPRESS)
     parser.add_argument("--users", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--steps-now", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.data = args.data or str(args.work_dir / "ml-20m-synthetic")
     if args.stage:
@@ -330,6 +351,8 @@ def main() -> int:
         return 0
     skip = set(filter(None, args.skip.split(",")))
     presets = args.presets.split(",")
+    steps = ({name: int(args.steps) for name in presets} if args.steps.isdigit() else
+             {k: int(v) for k, v in (pair.split("=") for pair in args.steps.split(","))})
     report: dict = {"data": args.data, "steps": args.steps, "machine": {
         "cpus": os.cpu_count(), "platform": platform.platform(),
         "loadavg_start": os.getloadavg()}, "train": {}, "train_ml1m": {}, "valid": {},
@@ -338,13 +361,14 @@ def main() -> int:
         report["prepare"] = prepare_stage(args)
     ml1m = Path(os.environ.get("BERT4REC_DATA_DIR", "")) / "ml-1m" / "ml-1m.txt"
     for name in presets:
-        report["train"][name] = spawn(args, "train", preset=name, steps=args.steps)
+        report["train"][name] = spawn(args, "train", preset=name, steps_now=steps[name])
         if "ml1m" not in skip and ml1m.is_file():
-            report["train_ml1m"][name] = spawn(args, "train", preset=name, steps=args.steps,
-                                               source=ml1m)
+            report["train_ml1m"][name] = spawn(args, "train", preset=name,
+                                               steps_now=steps[name], source=ml1m)
         report["valid"][name] = {"sample": spawn(args, "rank", preset=name, users=SAMPLE)}
         if name in args.every_user_presets.split(","):
             report["valid"][name]["every"] = spawn(args, "rank", preset=name, users=0)
+        if name in args.test_presets.split(","):
             report["test"][name] = spawn(args, "rank", preset=name, split="test", users=0)
         else:  # test costs what a validation of every user costs: project it from the sample
             sample = report["valid"][name]["sample"]
@@ -355,11 +379,13 @@ def main() -> int:
                                     "cpu_s": round(sample["cpu_s"] * scale, 1),
                                     "projected": True}
     if "all-users" not in skip:
-        report["all_users"]["fast"] = spawn(args, "all-users", preset="fast")
+        report["all_users"]["fast"] = spawn(args, "all-users", preset="fast",
+                                            users=args.all_users_users)
     report["serve"]["fast"] = spawn(args, "serve", preset="fast")
     report["projected"] = projections(report)
     report["throughput_vs_ml1m"] = {
-        name: round(row["sequences_per_s"] / report["train_ml1m"][name]["sequences_per_s"], 3)
+        name: {key: round(row[key] / report["train_ml1m"][name][key], 3)
+               for key in ("sequences_per_s", "data_path_sequences_per_s")}
         for name, row in report["train"].items() if name in report["train_ml1m"]}
     report["machine"]["loadavg_end"] = os.getloadavg()
     print(table(report))
