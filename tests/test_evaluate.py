@@ -64,19 +64,27 @@ def test_valid_split_uses_the_second_last_item_and_shorter_history():
     assert kept.metrics["HR@1"] == pytest.approx(0.5)
 
 
-def test_scorer_gets_left_padded_histories_with_the_valid_item_in_test():
-    corpus = tiny_corpus([[1, 2, 3, 4, 5], [3, 1, 2]])
+def recorded_histories(corpus, split: str) -> torch.Tensor:
+    """The histories `evaluate` hands its scorer in the first batch of `split`."""
     seen = []
 
     def recorder(histories):
         seen.append(histories.clone())
         return torch.zeros(len(histories), corpus.vocab_size)
 
-    evaluate(recorder, corpus, "test")
-    assert seen[0].tolist() == [[1, 2, 3, 4], [0, 0, 3, 1]]
-    seen.clear()
-    evaluate(recorder, corpus, "valid")
-    assert seen[0].tolist() == [[1, 2, 3], [0, 0, 3]]
+    evaluate(recorder, corpus, split)
+    return seen[0]
+
+
+def test_scorer_gets_left_padded_histories_with_the_valid_item_in_test():
+    corpus = tiny_corpus([[1, 2, 3, 4, 5], [3, 1, 2]])
+    # as wide as the power of two at or above the longest, at least 8: few shapes
+    assert recorded_histories(corpus, "test").tolist() == [
+        [0, 0, 0, 0, 1, 2, 3, 4], [0, 0, 0, 0, 0, 0, 3, 1]]
+    assert recorded_histories(corpus, "valid").tolist() == [
+        [0, 0, 0, 0, 0, 1, 2, 3], [0, 0, 0, 0, 0, 0, 0, 3]]
+    longer = recorded_histories(tiny_corpus([list(range(1, 12)), [3, 1, 2]]), "test")
+    assert longer.shape == (2, 16) and longer[0].tolist() == [0] * 6 + list(range(1, 11))
 
 
 def test_constant_scorer_is_not_flattered_by_ties():
