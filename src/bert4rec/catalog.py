@@ -34,6 +34,12 @@ FUZZY_ACCEPT = 90.0
 FUZZY_MARGIN = 5.0
 # Names scored by rapidfuzz per fuzzy lookup: those sharing the most trigrams with the query.
 FUZZY_CANDIDATES = 200
+# Autocomplete offers a look-alike (no name contains the query) only at this score (0-100) or
+# above: typos pass ("godfathr" 94, "hary poter" 76), nonsense finds nothing ("zzqqxx" scores
+# 44 against "xXx", where WRatio gave "Z (1969)" 90). `typed_ratio` is the score.
+SUGGEST_MIN = 75.0
+# How much a match against the start of a name counts against one with the whole name.
+PREFIX_WEIGHT = 0.95
 # Longest title or search text accepted (characters); MovieLens titles stay under 200.
 MAX_TITLE = 300
 # Text that names an item by id rather than by title: "id:2571".
@@ -222,12 +228,17 @@ class Catalog:
         return [self._entry(pos) for pos in chosen]
 
     def search(self, query: str, limit: int = 10) -> list[CatalogItem]:
-        """Autocomplete: items with a name equal to, starting with, with a word starting with,
-        or containing `query` (case, accents and punctuation ignored); fuzzy if none."""
-        query = query[:MAX_TITLE]
-        hits = self._containing(normalize(query), year=None)
+        """Autocomplete, best match first: items with a name equal to, starting with, with a
+        word starting with, or containing `query` (case, accents and punctuation ignored);
+        if none, look-alikes scoring `SUGGEST_MIN` or more; else nothing. Popularity orders
+        only items that match equally well."""
+        key = normalize(query[:MAX_TITLE])
+        hits = self._containing(key, year=None)
         if not hits:
-            return self.closest(query, limit) if normalize(query) else []
+            scored = self._best_per_item(key, typed_ratio, limit=limit * 8, year=None,
+                                         cutoff=SUGGEST_MIN)
+            scored.sort(key=lambda pair: (-pair[1], -self._popularity[pair[0]], pair[0]))
+            hits = [pos for pos, _ in scored]
         return [self._entry(pos) for pos in hits[:limit]]
 
     def _containing(self, key: str, year: int | None) -> list[int]:
@@ -252,6 +263,19 @@ class Catalog:
                 self._titles[pos],
             ),
         )
+
+
+def typed_ratio(query: str, name: str, *, score_cutoff: float | None = None,
+                **_: object) -> float:
+    """How well `query` matches `name` as typed so far (0-100): the better of the rapidfuzz
+    ratio against the whole name and, scaled by `PREFIX_WEIGHT`, against its first
+    `len(query)` characters, so a half-typed title with a typo still scores high, yet a name
+    the query matches whole ("matirx": The Matrix) beats one it only starts (The Matrix
+    Reloaded). Unlike `fuzz.partial_ratio`, a name shorter than the query never scores 100 by
+    sitting inside it."""
+    prefix = fuzz.ratio(query, name[: len(query)]) * PREFIX_WEIGHT
+    score = max(fuzz.ratio(query, name), prefix)
+    return score if score_cutoff is None or score >= score_cutoff else 0.0
 
 
 def _listing(candidates: list[tuple[ItemId, str]]) -> str:

@@ -23,7 +23,7 @@ from bert4rec.data.interactions import Interactions
 from bert4rec.errors import DataError
 from bert4rec.vocab import PAD
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the item table keeps further columns (links)
 SPLITS = ("train", "valid", "test", "train+valid")
 
 
@@ -341,13 +341,15 @@ def _vocabulary(items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _item_table(item_ids: np.ndarray, items: pl.DataFrame | None) -> pl.DataFrame:
-    """index, item, title, genres for every vocab item (title/genres null where unknown)."""
+    """index, item, title, genres for every vocab item (title/genres null where unknown), then
+    any further columns the item table has (links.csv's `imdb_id` and `tmdb_id`)."""
     table = pl.DataFrame({INDEX: np.arange(1, len(item_ids) + 1), ITEM: item_ids})
     if items is None or items.height == 0:
         return table.with_columns(
             pl.lit(None, pl.String).alias(TITLE), pl.lit(None, pl.List(pl.String)).alias(GENRES)
         )
-    items = items.select(ITEM, TITLE, GENRES).unique(ITEM, keep="first")
+    extra = [name for name in items.columns if name not in (INDEX, ITEM, TITLE, GENRES)]
+    items = items.select(ITEM, TITLE, GENRES, *extra).unique(ITEM, keep="first")
     if items[ITEM].dtype != table[ITEM].dtype:
         items = items.with_columns(pl.col(ITEM).cast(table[ITEM].dtype, strict=False))
     return table.join(items, on=ITEM, how="left", maintain_order="left")
