@@ -231,13 +231,16 @@ class Catalog:
         """Autocomplete, best match first: items with a name equal to, starting with, with a
         word starting with, or containing `query` (case, accents and punctuation ignored);
         if none, look-alikes scoring `SUGGEST_MIN` or more; else nothing. Popularity orders
-        only items that match equally well."""
-        key = normalize(query[:MAX_TITLE])
-        hits = self._containing(key, year=None)
+        only items that match equally well; a year in parentheses puts that year's first."""
+        parsed = parse_title(query[:MAX_TITLE])
+        key = normalize(parsed.names[0]) if parsed.names else ""
+        hits = self._containing(key, parsed.year)
         if not hits:
             scored = self._best_per_item(key, typed_ratio, limit=limit * 8, year=None,
                                          cutoff=SUGGEST_MIN)
-            scored.sort(key=lambda pair: (-pair[1], -self._popularity[pair[0]], pair[0]))
+            scored.sort(key=lambda pair: (
+                parsed.year is not None and self._years[pair[0]] != parsed.year,
+                -pair[1], -self._popularity[pair[0]], pair[0]))
             hits = [pos for pos, _ in scored]
         return [self._entry(pos) for pos in hits[:limit]]
 
