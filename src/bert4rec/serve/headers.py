@@ -4,8 +4,9 @@ The page and its static files get a Content-Security-Policy that allows only thi
 scripts, styles and requests (the page has no inline script or style), so injected markup
 could run nothing. Every response gets `X-Content-Type-Options: nosniff` (a file is only ever
 what its content type says), `X-Frame-Options: DENY` (no framing, so no clickjacking) and
-`Referrer-Policy: no-referrer`. FastAPI's own docs pages (/docs, /redoc) load their scripts
-from a CDN and keep no CSP.
+`Referrer-Policy: no-referrer`. The API's docs pages (/docs, /redoc) load their scripts from
+this origin too (`/docs-assets`, the fastapi-offline package) but start them with an inline
+script, so they keep no CSP.
 """
 
 from __future__ import annotations
