@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 from rapidfuzz import fuzz, process
 
@@ -74,13 +75,18 @@ class Catalog:
         self._position = {item: pos for pos, item in enumerate(self._ids)}
         if len(self._position) != len(self._ids):
             raise DataError("item table lists some item ids more than once; ids must be unique")
-        if popularity is not None and len(popularity) != len(self._ids):
+        self.rank_by(popularity if popularity is not None else [0.0] * len(self._ids))
+        self._build_index()
+
+    def rank_by(self, popularity: Sequence[float]) -> None:
+        """Order equally good autocomplete matches by `popularity` (one number per item-table
+        row, higher first), such as how often each item was watched."""
+        if len(popularity) != len(self._ids):
             raise DataError(
                 f"popularity has {len(popularity)} values for {len(self._ids)} items; "
                 "give one per item-table row"
             )
-        self._popularity = list(popularity) if popularity is not None else [0.0] * len(self._ids)
-        self._build_index()
+        self._popularity = np.asarray(popularity, dtype=float).tolist()
 
     def _build_index(self) -> None:
         """Precompute every normalised name of every item for the lookups below."""

@@ -23,10 +23,10 @@ from bert4rec import columns as C
 from bert4rec.catalog import Catalog, CatalogItem, ItemId
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.data.corpus import concatenated_ranges, left_pad
-from bert4rec.data.users import OnUnknown, check_on_unknown, item_counts
+from bert4rec.data.users import OnUnknown, check_on_unknown
 from bert4rec.errors import ModelDirError, TitleNotFoundError, UnknownIdError
 from bert4rec.model import BERT4Rec
-from bert4rec.rundir import USERS, load_model, read_items
+from bert4rec.rundir import load_model, read_items
 from bert4rec.vocab import PAD
 
 # Most contributing history items reported per recommendation when explaining ...
@@ -89,12 +89,8 @@ class Recommendations:
 class Recommender:
     """A trained BERT4Rec plus its item table, for inference only."""
 
-    def __init__(self, model: BERT4Rec, items: pl.DataFrame, batch_size: int = 256,
-                 popularity: Sequence[float] | np.ndarray | None = None) -> None:
-        """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`.
-        `popularity` (one number per item, in index order; how often it was watched) orders
-        title searches that match equally well; without it, the model's scores for an empty
-        history do."""
+    def __init__(self, model: BERT4Rec, items: pl.DataFrame, batch_size: int = 256) -> None:
+        """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`."""
         items = items.sort(C.INDEX)
         n_items = model.config.vocab_size - 2
         if items[C.INDEX].to_list() != list(range(1, n_items + 1)):
@@ -112,20 +108,15 @@ class Recommender:
         with torch.no_grad():
             weights = model.encoder.embeddings.item.weight.detach().float()  # [V, H]
             self._unit_embeddings = torch.nn.functional.normalize(weights, dim=1)  # [V, H]
-        if popularity is None:
-            with torch.no_grad():
-                popularity = self._scores([[]])[0, 1 : n_items + 1]  # score of an empty history
-        self.catalog = Catalog(items, popularity=np.asarray(popularity, dtype=float).tolist())
+            prior = self._scores([[]])[0, 1 : n_items + 1]  # [n_items] score of an empty history
+        self.catalog = Catalog(items, popularity=prior.tolist())
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Recommender:
-        """Read a run directory (config.json, model.safetensors, items.parquet) written by fit;
-        users.parquet, where present, gives each item's popularity (`item_counts`)."""
+        """Read a run directory (config.json, model.safetensors, items.parquet) written by fit."""
         items = read_items(run_dir)
         model, _ = load_model(run_dir)
-        users = Path(run_dir) / USERS
-        counts = item_counts(users, len(items)) if users.is_file() else None
-        return cls(model, items, popularity=counts)
+        return cls(model, items)
 
     @property
     def n_items(self) -> int:

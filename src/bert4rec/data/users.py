@@ -7,7 +7,6 @@ items as vocabulary indices (the `index` column of items.parquet), oldest first.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,6 @@ from bert4rec.columns import USER
 from bert4rec.data.corpus import SequenceCorpus, concatenated_ranges
 from bert4rec.errors import DataError, UnknownIdError
 
-log = logging.getLogger(__name__)
 HISTORY = "history"
 OnUnknown = Literal["raise", "skip"]
 ON_UNKNOWN = ("raise", "skip")
@@ -47,6 +45,11 @@ class UserHistories:
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+    def item_counts(self, n_items: int) -> np.ndarray:
+        """How often each item (vocabulary index 1..n_items, as [n_items]) occurs in the
+        histories: its popularity in the data the model was trained on."""
+        return np.bincount(self.flat, minlength=n_items + 1)[1 : n_items + 1]
 
     def subset(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(flat, offsets) of the users at `positions`, in that order."""
@@ -124,22 +127,6 @@ class UserHistories:
                             "index column of items.parquet); the file does not fit this model")
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return cls(ids, flat.astype(np.int64), offsets)
-
-
-def item_counts(path: Path, n_items: int) -> np.ndarray | None:
-    """How often each item (vocabulary index 1..n_items, as [n_items]) occurs in the histories
-    of users.parquet: its popularity in the data the model was trained on. None, with a
-    warning, when the file cannot be read or does not fit `n_items`."""
-    try:
-        flat = pl.read_parquet(path, columns=[HISTORY])[HISTORY].explode().drop_nulls()
-        indices = flat.to_numpy().astype(np.int64)
-    except (pl.exceptions.PolarsError, OSError, TypeError, ValueError) as err:
-        log.warning("%s: cannot count item popularity (%s)", path, str(err).splitlines()[0])
-        return None
-    if len(indices) and (indices.min() < 1 or indices.max() > n_items):
-        log.warning("%s: item indices outside 1..%d; not counting popularity", path, n_items)
-        return None
-    return np.bincount(indices, minlength=n_items + 1)[1:]
 
 
 def check_on_unknown(on_unknown: str) -> None:

@@ -56,6 +56,8 @@ def create_app(
         app.state.links = ItemLinks(rundir.read_items(run_dir))
         app.state.item_ids = rec.item_ids
         app.state.users, app.state.no_users = _read_users(run_dir, rec.n_items)
+        if app.state.users is not None:  # autocomplete: most watched first among equals
+            rec.catalog.rank_by(app.state.users.item_counts(rec.n_items))
         app.state.batcher = MicroBatcher(rec, settings.batch_window_ms / 1000, settings.max_batch)
         log.info("serving %s (%d items, %s users, links for %d)", run_dir, rec.n_items,
                  f"{len(app.state.users):,}" if app.state.users else "no", len(app.state.links))
