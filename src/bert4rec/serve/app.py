@@ -10,6 +10,7 @@ from the fastapi-offline package, not a CDN, so they work on a machine without i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -136,7 +137,9 @@ def _routes() -> APIRouter:
             result = await batch.recommend(body.history or [], *args, on_unknown=body.on_unknown)
             history = result.history
         else:
-            resolved = _user_history(state, rec, body.user, body.on_unknown)
+            # a pool thread: a long history takes milliseconds to look up, off the event loop
+            resolved = await asyncio.to_thread(_user_history, state, rec, body.user,
+                                               body.on_unknown)
             if resolved is None:  # unknown, skipped
                 return S.RecommendResponse(user=body.user, history=[], items=[],
                                            filter_viewed=body.filter_viewed)
