@@ -4,8 +4,8 @@ JSON API plus the web page in `static/`.
 Handlers get the Recommender through the `recommender` dependency rather than a global. The
 light ones are plain `def` (FastAPI runs them in its thread pool); `/recommend` is `async` and
 awaits the `MicroBatcher`, whose one worker thread scores concurrent requests in one forward
-pass (docs/performance.md, "Serving"). `/docs` (Swagger UI) and `/redoc` load their scripts
-from the fastapi-offline package, not a CDN, so they work on a machine without internet.
+pass (docs/performance.md, "Serving"). `/docs` (Swagger UI) loads its scripts from the
+fastapi-offline package, not a CDN, so it works on a machine without internet.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from bert4rec.serve.settings import ServeSettings
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 DOCS_ASSETS = "/docs-assets"
-"""Where the Swagger UI and ReDoc scripts are served from (fastapi-offline's files)."""
+"""Where the Swagger UI scripts are served from (fastapi-offline's files)."""
 
 
 def create_app(
@@ -71,6 +71,7 @@ def create_app(
         description="Next-item recommendations from a trained BERT4Rec run directory.",
         lifespan=lifespan,
         static_url=DOCS_ASSETS,
+        redoc_url=None,  # ReDoc would fetch its logo from a CDN; Swagger UI needs nothing
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: on every response, 413s included
