@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.datastructures import State
 
 from bert4rec import __version__, rundir
 from bert4rec.catalog import CatalogItem
@@ -132,7 +133,10 @@ def _routes() -> APIRouter:
         """The top `k` next items for a known user or a history of item ids or titles (oldest
         first), from the allowed `items` (all by default) less the `exclude`d ones."""
         rec, state = batch.rec, request.app.state
-        allowed = rec.candidates(body.items, body.exclude, body.on_unknown)
+        allowed = None
+        if body.items is not None or body.exclude is not None:  # up to 2 x 10,000 lookups
+            allowed = await asyncio.to_thread(rec.candidates, body.items, body.exclude,
+                                              body.on_unknown)
         args = (body.k, body.filter_viewed, body.explain, allowed)
         if body.user is None:
             result = await batch.recommend(body.history or [], *args, on_unknown=body.on_unknown)
@@ -193,7 +197,7 @@ def _item_id(rec: Recommender, raw: str) -> int | str:
     return number
 
 
-def _user_history(state, rec: Recommender, user: int | str, on_unknown: OnUnknown
+def _user_history(state: State, rec: Recommender, user: int | str, on_unknown: OnUnknown
                   ) -> list[CatalogItem] | None:
     """The user's whole history as catalogue items; None for an unknown user skipped.
     Raises `UnknownIdError` (422) for an unknown user, or when the run has no users.parquet."""
