@@ -141,6 +141,12 @@ def test_search_offers_look_alikes_only_when_close():
     assert [hit.item for hit in films.search("godfathr")] == [3]
     assert [hit.item for hit in films.search("matirx")] == [4, 5]  # less popular, closer
     assert films.search("the matrx relo")[0].item == 5  # half typed
+    with pytest.raises(TitleNotFoundError) as info:  # an error names no nonsense either
+        films.find("zzqqxx")
+    assert info.value.candidates == [] and "closest" not in str(info.value)
+    with pytest.raises(TitleNotFoundError) as info:
+        films.find("The Godfater Part 2 (1974)")
+    assert info.value.candidates == [(3, "Godfather, The (1972)")]
 
 
 def test_typed_ratio_never_lets_a_short_name_inside_the_query_score_high():

@@ -221,16 +221,14 @@ class Catalog:
         return sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))
 
     def closest(self, query: str, limit: int = 5) -> list[CatalogItem]:
-        """The items most like `query`: names containing it first, then fuzzy look-alikes
-        (rapidfuzz WRatio); a matching year ranks higher."""
+        """The items most like `query` (the candidates an error names): names containing it
+        first, then look-alikes as `search` finds them; none for a query like no item."""
         parsed = parse_title(query[:MAX_TITLE])
         key = normalize(parsed.names[0]) if parsed.names else ""
         chosen = self._containing(key, parsed.year)[:limit]
         if len(chosen) < limit:
-            scored = self._best_per_item(key, fuzz.WRatio, limit=limit * 8, year=None)
-            bonus = {p: 10.0 for p, _ in scored if parsed.year and self._years[p] == parsed.year}
-            scored.sort(key=lambda pair: (-(pair[1] + bonus.get(pair[0], 0.0)), pair[0]))
-            chosen += [pos for pos, _ in scored if pos not in chosen][: limit - len(chosen)]
+            more = [pos for pos in self._look_alikes(key, parsed.year, limit) if pos not in chosen]
+            chosen += more[: limit - len(chosen)]
         return [self._entry(pos) for pos in chosen]
 
     def search(self, query: str, limit: int = 10) -> list[CatalogItem]:
@@ -240,15 +238,17 @@ class Catalog:
         only items that match equally well; a year in parentheses puts that year's first."""
         parsed = parse_title(query[:MAX_TITLE])
         key = normalize(parsed.names[0]) if parsed.names else ""
-        hits = self._containing(key, parsed.year)
-        if not hits:
-            scored = self._best_per_item(key, typed_ratio, limit=limit * 8, year=None,
-                                         cutoff=SUGGEST_MIN)
-            scored.sort(key=lambda pair: (
-                parsed.year is not None and self._years[pair[0]] != parsed.year,
-                -pair[1], -self._popularity[pair[0]], pair[0]))
-            hits = [pos for pos, _ in scored]
+        hits = self._containing(key, parsed.year) or self._look_alikes(key, parsed.year, limit)
         return [self._entry(pos) for pos in hits[:limit]]
+
+    def _look_alikes(self, key: str, year: int | None, limit: int) -> list[int]:
+        """Positions of up to `limit` items with a name scoring `SUGGEST_MIN` or more by
+        `typed_ratio`: the year given first, then the best score, then the most popular."""
+        scored = self._best_per_item(key, typed_ratio, limit=limit * 8, year=None,
+                                     cutoff=SUGGEST_MIN)
+        scored.sort(key=lambda pair: (year is not None and self._years[pair[0]] != year,
+                                      -pair[1], -self._popularity[pair[0]], pair[0]))
+        return [pos for pos, _ in scored[:limit]]
 
     def _containing(self, key: str, year: int | None) -> list[int]:
         """Positions of items with a name containing `key`, best tier first; within a tier
