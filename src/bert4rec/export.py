@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import platform
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,8 @@ ITEM_TABLE = "items.csv"
 """Vocabulary index -> original item id (and title, genres), for mapping `top_items` back."""
 INPUTS = ("history", "exclude")
 OUTPUTS = ("scores", "top_items", "top_scores")
+Runner = Callable[[torch.Tensor, torch.Tensor], Sequence[np.ndarray]]
+"""An exported file, loaded: (history, exclude) -> its outputs as arrays."""
 CHECK_HISTORIES = 64
 """How many seeded random histories each written file is checked on against PyTorch."""
 CHECK_TOLERANCE = 1e-3
@@ -191,7 +193,7 @@ def _quiet_exporter() -> Iterator[None]:
             log.setLevel(level)
 
 
-def _onnx_runner(path: Path):
+def _onnx_runner(path: Path) -> Runner | None:
     """`run(history, exclude) -> outputs` through onnxruntime; None when it is not installed
     (the file is then written unchecked)."""
     try:
@@ -223,7 +225,7 @@ def _write_pt2(scorer: Scorer, path: Path) -> None:
     _check(scorer, run, path)
 
 
-def _check(scorer: Scorer, run, path: Path) -> None:
+def _check(scorer: Scorer, run: Runner | None, path: Path) -> None:
     """Refuse a written file whose scores or top scores differ from PyTorch's on seeded random
     histories (a batch size other than the traced one, to exercise the dynamic axis). Top
     items are not compared: near-ties may swap places without anything being wrong."""
@@ -233,14 +235,15 @@ def _check(scorer: Scorer, run, path: Path) -> None:
     with torch.no_grad():
         expected = [t.numpy() for t in scorer(history, exclude)]
     got = run(history, exclude)
-    finite = np.isfinite(expected[0])
-    scale = float(np.abs(expected[0][finite]).max(initial=1.0))
-    errors = [np.abs(g[np.isfinite(e)] - e[np.isfinite(e)]).max(initial=0.0) / scale
-              for g, e in ((got[0], expected[0]), (got[2], expected[2]))]
-    same_layout = all(np.array_equal(np.isfinite(g), np.isfinite(e))
-                      for g, e in ((got[0], expected[0]), (got[2], expected[2])))
+    pairs = [(np.asarray(got[i]), expected[i]) for i in (0, 2)]  # scores, top scores
+    scale = float(np.abs(expected[0][np.isfinite(expected[0])]).max(initial=1.0))
+    same_layout = all(g.shape == e.shape and np.array_equal(np.isfinite(g), np.isfinite(e))
+                      for g, e in pairs)
+    errors = [float(np.abs(g[np.isfinite(e)] - e[np.isfinite(e)]).max(initial=0.0)) / scale
+              if same_layout else np.inf for g, e in pairs]
     if max(errors) > CHECK_TOLERANCE or not same_layout:
         raise ExportError(
             f"{path}: the exported model disagrees with PyTorch (largest relative score "
-            f"difference {max(errors):.2g}, same -inf entries: {same_layout}); please report it"
+            f"difference {max(errors):.2g}, same shapes and -inf entries: {same_layout}); "
+            "please report it"
         )
