@@ -34,7 +34,7 @@ from bert4rec import columns as C
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.data.users import UserHistories
 from bert4rec.errors import DataError, ModelDirError
-from bert4rec.files import temp_file
+from bert4rec.files import temp_file, umask
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.provenance import session
 
@@ -67,7 +67,8 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_file(path.parent, prefix=f".{path.name}.")
     try:
-        write(Path(temp))
+        write(temp)
+        temp.chmod(0o666 & ~umask())  # some writers (safetensors) replace it with a 0600 file
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
