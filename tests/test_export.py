@@ -5,8 +5,10 @@ check, or a missing extra, leaves nothing behind and says why."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -21,6 +23,8 @@ from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import left_pad
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.recommender import Recommender, flatten
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def ml100k_run(data_dir, path):
@@ -67,6 +71,15 @@ def test_onnx_gives_the_same_top_10_as_pytorch_on_200_ml100k_histories(data_dir,
     })[0]
     assert top_items.shape == (200, 10)
     assert np.array_equal(top_items, expected)
+
+    # docs/export.md's onnxruntime block, as written, on this export
+    page = (ROOT / "docs" / "export.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", page, re.S)[0]
+    names: dict = {}
+    exec(block.replace("runs/ml100k/export", str(served)), names)
+    rec = Recommender.load(tmp_path / "run")
+    answers = rec.recommend_many([["id:50", "id:172", "id:181"], ["id:1"]], k=10)
+    assert names["recommended"].tolist() == [[r.item for r in a] for a in answers]
 
     ids = pl.read_csv(served / "items.csv")  # index -> original item id, as a server maps it
     assert ids.columns == ["index", "item", "title", "genres"] and ids.height == 1447
