@@ -4,7 +4,9 @@ imports an extra's package at import time, and every package it imports is a dep
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -47,3 +49,29 @@ def test_every_module_imports_only_dependencies_at_import_time():
         if wrong:
             stray[str(path.relative_to(ROOT))] = sorted(wrong)
     assert stray == {}
+
+
+WITHOUT_PYARROW = """
+import sys
+class NoArrow:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "pyarrow":
+            raise ModuleNotFoundError("No module named 'pyarrow'", name=name)
+sys.meta_path.insert(0, NoArrow())
+import pandas as pd
+from bert4rec.data.frames import to_polars
+print(to_polars(pd.DataFrame({"u": [1, 2], "t": [0.5, 1.5]}), "events").shape)
+to_polars(pd.DataFrame({"u": ["a", "b"]}), "events")
+"""
+
+
+def test_pandas_frames_without_pyarrow_name_the_extra():
+    """Without pyarrow (not a dependency), numeric pandas columns still convert and a text
+    column fails with the extra to install, not with an ImportError from polars."""
+    pytest.importorskip("pandas", reason="the pandas extra is not installed")
+    done = subprocess.run([sys.executable, "-c", WITHOUT_PYARROW], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert done.stdout.strip() == "(2, 2)"
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("bert4rec.errors.DataError: events: converting a pandas DataFrame")
+    assert "pip install 'bert4rec[pandas]'" in last
