@@ -17,7 +17,8 @@ from bert4rec.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.cli.terminal import one_line
 from bert4rec.errors import Bert4RecError
 
-GROUPS = ["bert4rec.cli.data", "bert4rec.cli.evaluate", "bert4rec.cli.train", "bert4rec.cli.use"]
+GROUPS = ["bert4rec.cli.data", "bert4rec.cli.evaluate", "bert4rec.cli.train", "bert4rec.cli.use",
+          "bert4rec.cli.export"]
 # Long-running commands restart under jemalloc when installed, with this MALLOC_CONF (allocator.py)
 LONG_RUNNING = {"train": TRAINING_CONF, "demo": TRAINING_CONF, "serve": ""}
 

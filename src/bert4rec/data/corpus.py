@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import polars as pl
 from bert4rec.columns import GENRES, INDEX, ITEM, RATING, TIMESTAMP, TITLE, USER
 from bert4rec.data.interactions import Interactions
 from bert4rec.errors import DataError
+from bert4rec.files import temp_dir
 from bert4rec.vocab import PAD
 
 FORMAT_VERSION = 2  # 2: the item table keeps further columns (links)
@@ -190,7 +190,7 @@ class SequenceCorpus:
         """Write arrays (npz, no pickle), item table (Parquet) and metadata (JSON) atomically."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        staging = temp_dir(directory.parent, prefix=f".{directory.name}.")
         try:
             np.savez(
                 staging / "arrays.npz",

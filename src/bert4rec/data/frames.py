@@ -36,7 +36,8 @@ def to_polars(frame: Any, name: str) -> pl.DataFrame:
             return pl.from_pandas(frame)
         except ImportError as err:
             raise DataError(f"{name}: converting a pandas DataFrame needs pyarrow ({err}); "
-                            "pip install pyarrow, or pass a polars DataFrame") from err
+                            "pip install 'bert4rec[pandas]', or pass a polars DataFrame"
+                            ) from err
         except (TypeError, ValueError, pl.exceptions.PolarsError) as err:
             raise DataError(f"{name}: cannot convert this pandas DataFrame to polars "
                             f"({str(err).splitlines()[0]})") from err
