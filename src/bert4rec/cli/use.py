@@ -85,8 +85,9 @@ def check_recommend_args(args: argparse.Namespace) -> None:
              if value and args.output]
     if clash:
         raise ValueError(f"{clash[0]} changes what is printed; it does not go with --output")
-    if args.k < 1:
-        raise ValueError(f"-k must be at least 1, got {args.k}")
+    if args.k < 1 or args.batch_size < 1:
+        raise ValueError(f"-k and --batch-size must be at least 1, got {args.k} and "
+                         f"{args.batch_size}")
 
 
 def id_lists(rec: Recommender, args: argparse.Namespace) -> tuple[list | None, list | None]:
