@@ -6,16 +6,20 @@ import argparse
 import itertools
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from bert4rec import columns as C
 from bert4rec import rundir
+from bert4rec.catalog import CatalogItem
 from bert4rec.cli.formatting import as_dict, as_json, format_table
 from bert4rec.cli.idlists import read_id_list, typed
 from bert4rec.cli.output import check_output, write_table
 from bert4rec.cli.terminal import printable
+from bert4rec.data.users import OnUnknown
+from bert4rec.errors import TitleNotFoundError
 from bert4rec.estimator import HISTORY_KEY
 from bert4rec.recommender import Recommendations, Recommender, flatten
 
@@ -38,7 +42,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     candidates = rec.candidates(*id_lists(rec, args), on_unknown="skip")
     if args.history:
         key, keys = HISTORY_KEY, [0]
-        histories = [rec.resolve(args.history, on_unknown)]
+        histories = [resolve_titles(rec, args.run_dir, args.history, on_unknown)]
         flat, offsets = flatten([[rec.index_of(e.item) for e in h] for h in histories])
     else:
         users = rundir.read_users(args.run_dir, rec.n_items)
@@ -68,6 +72,25 @@ def run_recommend(args: argparse.Namespace) -> int:
     else:
         print(users_table(keys, results, args.explain))
     return 0
+
+
+def resolve_titles(rec: Recommender, run_dir: str, history: list[str], on_unknown: OnUnknown
+                   ) -> list[CatalogItem]:
+    """`rec.resolve(history)`; a title that matches nothing but is a user id of the training
+    log fails with the hint to write `--user` (`recommend RUN 42` means a title)."""
+    try:
+        return rec.resolve(history, on_unknown)
+    except TitleNotFoundError as err:
+        path = Path(run_dir) / rundir.USERS
+        if not path.is_file():
+            raise
+        users = rundir.read_users(run_dir, rec.n_items)
+        integer = users.ids.dtype.kind in "iu"
+        if len(users.positions([typed(err.query, integer)], "skip")[1]) == 0:
+            raise
+        raise TitleNotFoundError(f"{err}; {err.query!r} is a user of the training log: write "
+                                 f"--user {err.query} to recommend for that user", err.query,
+                                 err.candidates) from err
 
 
 def check_recommend_args(args: argparse.Namespace) -> None:
