@@ -177,7 +177,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recommend = subparsers.add_parser(
         "recommend",
         help="recommend the next items for a history of titles, known users or all users",
-        description="Print the top items to watch after HISTORY (titles, oldest first; "
+        description="Print the top items to watch after the TITLEs given (oldest first; "
         "write item ids as id:2571), or for users the model was trained with (--user ID, "
         "their whole history), or write them for every user to a file (--all-users --output "
         "FILE). Unknown or ambiguous titles fail with candidates; unknown ids fail naming "
@@ -203,7 +203,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recommend.add_argument("--skip-unknown", action="store_true",
                            help="leave out unknown users, titles and item ids instead of "
                            "failing on the first")
-    recommend.add_argument("--batch-size", type=int, default=512,
+    recommend.add_argument("--batch-size", type=int, default=512, metavar="N",
                            help="histories per forward pass with --output (default 512)")
     recommend.add_argument("--explain", action="store_true",
                            help="show the history titles each recommendation owes most to")
