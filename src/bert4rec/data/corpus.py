@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +158,21 @@ class SequenceCorpus:
             digest.update(f"{array.dtype.str}{array.shape}".encode())
             digest.update(np.ascontiguousarray(array).data)
         return digest.hexdigest()[:32]
+
+    def with_items(self, items: pl.DataFrame, name: str = "items") -> SequenceCorpus:
+        """This corpus with `items` (item, title, genres and any further columns, as
+        `items_from_frame` gives it) as its item table; items it does not list get no title.
+        An item table that names none of the corpus's items raises `DataError` (`name` is
+        where it came from): its ids are surely of another kind."""
+        matched = "__bert4rec_matched__"
+        table = _item_table(self.item_ids, items.with_columns(pl.lit(True).alias(matched)))
+        if not table[matched].any():
+            raise DataError(
+                f"{name}: none of its {items.height:,} item ids is an item of the log (it "
+                f"has {_examples(items[ITEM])}; the log {_examples(table[ITEM])}); the item "
+                "table must use the log's item ids"
+            )
+        return replace(self, item_table=table.drop(matched))
 
     def check_trainable(self) -> None:
         """Refuse a corpus that training cannot use: validation and test need at least one
@@ -340,9 +355,15 @@ def _vocabulary(items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return item_ids, inverse.astype(np.int64).reshape(-1) + 1
 
 
+def _examples(ids: pl.Series) -> str:
+    """The first three ids, as an error message shows them."""
+    return ", ".join(repr(i) for i in ids.head(3).to_list()) + (", ..." if len(ids) > 3 else "")
+
+
 def _item_table(item_ids: np.ndarray, items: pl.DataFrame | None) -> pl.DataFrame:
     """index, item, title, genres for every vocab item (title/genres null where unknown), then
-    any further columns the item table has (links.csv's `imdb_id` and `tmdb_id`)."""
+    any further columns the item table has (links.csv's `imdb_id` and `tmdb_id`, the
+    columns of a `train --items` file)."""
     table = pl.DataFrame({INDEX: np.arange(1, len(item_ids) + 1), ITEM: item_ids})
     if items is None or items.height == 0:
         return table.with_columns(
