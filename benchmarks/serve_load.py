@@ -4,12 +4,14 @@
 
 Starts the server on 127.0.0.1 in its own process, waits for /health, then runs `--clients`
 clients, each sending one request at a time with histories of 1-50 random catalogue items
-(seeded). `--think-ms 0` is closed loop (back to back); otherwise each client pauses a random
-0..2x`--think-ms` (mean `--think-ms`) between an answer and its next request, a paced load
-like people clicking. The client is `wrk` (C, little CPU: it matters on a 2-core machine)
-when installed, else asyncio + httpx (`--client` picks). Reports requests/s, p50/p90/p99
-latency (client side, so it includes HTTP and JSON), errors, the client used and the load
-average before and after, and writes them as JSON to benchmarks/out/serve_load.json.
+(seeded), or with `--by user` the ids of 1,000 random users of the run's users.parquet (each
+scored on their whole history, everything they watched left out). `--think-ms 0` is closed
+loop (back to back); otherwise each client pauses a random 0..2x`--think-ms` (mean
+`--think-ms`) between an answer and its next request, a paced load like people clicking. The
+client is `wrk` (C, little CPU: it matters on a 2-core machine) when installed, else asyncio +
+httpx (`--client` picks). Reports requests/s, p50/p90/p99 latency (client side, so it
+includes HTTP and JSON), errors, the client used and the load average before and after, and
+writes them as JSON to benchmarks/out/serve_load.json.
 A benchmark, not a test.
 """
 
@@ -64,13 +66,13 @@ def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 120.0) ->
     raise SystemExit(f"server not healthy after {timeout:.0f} s")
 
 
-async def client(base: str, histories: list[list[int]], deadline: float, think: float,
-                 k: int, explain: bool, latencies: list[float], errors: list[str]) -> None:
+async def client(base: str, bodies: list[dict], deadline: float, think: float,
+                 latencies: list[float], errors: list[str]) -> None:
     """One user: request, wait for the answer, think, repeat until the deadline."""
     rng = random.Random(len(latencies) + id(latencies))
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         while time.monotonic() < deadline:
-            body = {"history": rng.choice(histories), "k": k, "explain": explain}
+            body = rng.choice(bodies)
             start = time.perf_counter()
             try:
                 answer = await http.post("/recommend", json=body)
@@ -83,17 +85,16 @@ async def client(base: str, histories: list[list[int]], deadline: float, think: 
                 await asyncio.sleep(rng.uniform(0, 2 * think))
 
 
-async def python_load(base: str, histories: list[list[int]], args: argparse.Namespace) -> dict:
+async def python_load(base: str, bodies: list[dict], args: argparse.Namespace) -> dict:
     """The asyncio + httpx client (in this process; it competes with the server for CPU)."""
     latencies: list[float] = []
     errors: list[str] = []
     warm_end = time.monotonic() + args.warmup
-    await asyncio.gather(*(client(base, histories, warm_end, 0, args.k, args.explain, [], [])
-                           for _ in range(4)))
+    await asyncio.gather(*(client(base, bodies, warm_end, 0, [], []) for _ in range(4)))
     start = time.monotonic()
     deadline = start + args.seconds
-    await asyncio.gather(*(client(base, histories, deadline, args.think_ms / 1000, args.k,
-                                  args.explain, latencies, errors)
+    await asyncio.gather(*(client(base, bodies, deadline, args.think_ms / 1000, latencies,
+                                  errors)
                            for _ in range(args.clients)))
     elapsed = time.monotonic() - start
     ms = np.array(latencies) * 1000
@@ -139,10 +140,9 @@ end
 """
 
 
-def wrk_load(base: str, histories: list[list[int]], args: argparse.Namespace) -> dict:
+def wrk_load(base: str, bodies: list[dict], args: argparse.Namespace) -> dict:
     """The `wrk` client: a warm-up run, then the measured one; figures from the Lua `done`."""
-    bodies = [json.dumps({"history": h, "k": args.k, "explain": args.explain}) for h in histories]
-    lua = WRK_SCRIPT % {"bodies": ",".join(json.dumps(b) for b in bodies),
+    lua = WRK_SCRIPT % {"bodies": ",".join(json.dumps(json.dumps(b)) for b in bodies),
                         "think_ms": args.think_ms}
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
@@ -180,6 +180,8 @@ def main() -> None:
     parser.add_argument("--think-ms", type=float, default=0.0, help="pause between requests")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--by", choices=["history", "user"], default="history",
+                        help="requests name a history of random items, or a user id")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in the server")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto",
                         help="load generator (auto: wrk when installed)")
@@ -190,9 +192,14 @@ def main() -> None:
     if not 0 < args.seconds <= 60:
         parser.error("--seconds must be in (0, 60]")
 
-    items = pl.read_parquet(args.run_dir / "items.parquet")["item"].to_list()
     rng = random.Random(0)
-    histories = [rng.sample(items, rng.randint(1, 50)) for _ in range(1000)]
+    if args.by == "user":
+        users = pl.read_parquet(args.run_dir / "users.parquet", columns=["user"])["user"]
+        whom = [{"user": user} for user in rng.sample(users.to_list(), min(1000, len(users)))]
+    else:
+        items = pl.read_parquet(args.run_dir / "items.parquet")["item"].to_list()
+        whom = [{"history": rng.sample(items, rng.randint(1, 50))} for _ in range(1000)]
+    bodies = [{**who, "k": args.k, "explain": args.explain} for who in whom]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     client_name = args.client
@@ -203,9 +210,9 @@ def main() -> None:
         health = wait_healthy(base, server)
         load_before = loadavg()
         if client_name == "wrk":
-            figures = wrk_load(base, histories, args)
+            figures = wrk_load(base, bodies, args)
         else:
-            figures = asyncio.run(python_load(base, histories, args))
+            figures = asyncio.run(python_load(base, bodies, args))
         load_after = loadavg()
     finally:
         server.terminate()
@@ -213,7 +220,7 @@ def main() -> None:
     report = {
         "benchmark": "serve_load", "run_dir": str(args.run_dir), "model_items": health["items"],
         "max_len": health["max_len"], "clients": args.clients, "seconds": args.seconds,
-        "think_ms": args.think_ms, "k": args.k, "explain": args.explain,
+        "think_ms": args.think_ms, "k": args.k, "explain": args.explain, "by": args.by,
         "server_torch_threads": args.threads, "client": client_name, "cpus": os.cpu_count(),
         "loadavg_before": load_before, "loadavg_after": load_after,
         "machine": platform.processor() or platform.machine(), **figures,

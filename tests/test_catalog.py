@@ -5,7 +5,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from bert4rec.catalog import Catalog
+from bert4rec.catalog import SUGGEST_MIN, Catalog, typed_ratio
 from bert4rec.errors import AmbiguousTitleError, DataError, TitleError, TitleNotFoundError
 from bert4rec.titles import parse_title
 
@@ -127,6 +127,31 @@ def test_search_ranks_prefix_before_substring_then_popularity(catalog):
     assert [hit.item for hit in catalog.search("professional", limit=1)] == [8]
     assert catalog.search("") == []
     assert catalog.search("matirx")[0].item == 1  # fuzzy fallback for a typo
+
+
+def test_search_offers_look_alikes_only_when_close():
+    """Issue 16: a nonsense query finds nothing ("zzqqxx" used to offer "Z (1969)"); a typo,
+    even half typed, still finds its film, a whole-name look-alike before a longer one."""
+    films = Catalog(pl.DataFrame({
+        "item": [1, 2, 3, 4, 5],
+        "title": ["Z (1969)", "xXx (2002)", "Godfather, The (1972)", "Matrix, The (1999)",
+                  "Matrix Reloaded, The (2003)"],
+    }), popularity=[5.0, 4.0, 3.0, 1.0, 2.0])
+    assert films.search("zzqqxx") == [] and films.search("qwerty") == []
+    assert [hit.item for hit in films.search("godfathr")] == [3]
+    assert [hit.item for hit in films.search("matirx")] == [4, 5]  # less popular, closer
+    assert films.search("the matrx relo")[0].item == 5  # half typed
+    with pytest.raises(TitleNotFoundError) as info:  # an error names no nonsense either
+        films.find("zzqqxx")
+    assert info.value.candidates == [] and "closest" not in str(info.value)
+    with pytest.raises(TitleNotFoundError) as info:
+        films.find("The Godfater Part 2 (1974)")
+    assert info.value.candidates == [(3, "Godfather, The (1972)")]
+
+
+def test_typed_ratio_never_lets_a_short_name_inside_the_query_score_high():
+    assert typed_ratio("zzqqxx", "z") < SUGGEST_MIN <= typed_ratio("hary pot", "harry potter")
+    assert typed_ratio("matirx", "the matrix", score_cutoff=90) == 0.0
 
 
 def test_entry_and_missing_columns():

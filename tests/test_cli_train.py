@@ -100,3 +100,70 @@ def test_an_invalid_setting_stops_train_with_one_line_before_reading_data(tmp_pa
     err = capsys.readouterr().err.strip()
     assert err == f"bert4rec train: error: {message}"
     assert not (tmp_path / "run").exists()
+
+
+def item_file(tmp_path, **columns):
+    path = tmp_path / "items.csv"
+    pl.DataFrame(columns).write_csv(path)
+    return path
+
+
+@pytest.mark.slow
+def test_items_file_gives_titles_genres_and_extra_columns(log, tmp_path, capsys):
+    items = item_file(tmp_path, item=[100, 101, 102, 999], title=["A (1990)", "B", None, "Z"],
+                      genres=["Drama|Comedy", "Drama", "Horror", ""], year=[1990, 1991, 1992, 9])
+    out = tmp_path / "run"
+    assert main(["train", str(log), "--out", str(out), "--items", str(items), *TINY,
+                 "--epochs", "1"]) == 0
+    assert f"{items} gives titles for 2 of the 40 items" in capsys.readouterr().out
+    table = pl.read_parquet(out / "items.parquet")
+    assert table.columns == ["index", "item", "title", "genres", "year"]
+    first = table.filter(pl.col("item").is_in([100, 102, 103])).sort("item").to_dicts()
+    assert first[0] == {"index": 1, "item": 100, "title": "A (1990)",
+                        "genres": ["Drama", "Comedy"], "year": 1990}
+    assert first[1]["title"] is None and first[1]["genres"] == ["Horror"]
+    assert first[2]["title"] is None and first[2]["year"] is None
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["items"] == {"file": str(items.resolve()), "title": "title",
+                                       "genres": "genres"}
+    assert main(["recommend", str(out), "A (1990)", "--keep-seen", "-k", "40"]) == 0
+    assert "Drama|Comedy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("columns", "flags", "message"),
+    [
+        ({"movie": [100], "title": ["A"]}, [],
+         "items.csv: no item column 'item'; it has ['movie', 'title']. The item table names its "
+         "items in the same column as the events. Name the right ones with --item-col, "
+         "--title-col and --genres-col."),
+        ({"item": [100], "name": ["A"]}, [],
+         "items.csv: neither a title column 'title' nor a genres column 'genres'; it has "
+         "['item', 'name']."),
+        ({"item": [100], "name": ["A"]}, ["--title-col", "label"],
+         "neither a title column 'label'"),
+        ({"item": ["x", "y"], "title": ["A", "B"]}, [],
+         "items.csv: none of its 2 item ids is an item of the log (it has 'x', 'y'; the log "
+         "100, 101, 102, ...); the item table must use the log's item ids"),
+        ({"item": [100, None], "title": ["A", "B"]}, [],
+         "items.csv: line 3, column 'item': value is empty"),
+        ({"item": [100], "title": ["A"], "index": [5]}, [],
+         "items.csv: column 'index' would clash with the item table's own 'index' column"),
+    ],
+)
+def test_a_bad_items_file_is_named_before_training(log, tmp_path, capsys, columns, flags,
+                                                   message):
+    items = item_file(tmp_path, **columns)
+    out = tmp_path / "run"
+    assert main(["train", str(log), "--out", str(out), "--items", str(items), *flags,
+                 *TINY]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bert4rec train: error: ") and message in err, err
+    assert not out.exists()
+
+
+def test_a_missing_items_file_is_named(log, tmp_path, capsys):
+    assert main(["train", str(log), "--out", str(tmp_path / "run"), "--items",
+                 str(tmp_path / "absent.csv"), *TINY]) == 1
+    assert "absent.csv: no such file (expected a CSV, TSV or Parquet item table)" in (
+        capsys.readouterr().err)

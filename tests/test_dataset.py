@@ -87,6 +87,18 @@ def test_an_item_table_brings_titles_and_genres(pd):
     assert again.items.filter(pl.col("item") == 10)["genres"].to_list() == [["Drama", "Comedy"]]
 
 
+def test_other_columns_of_the_item_table_are_kept():
+    extra = MOVIES.with_columns(year=pl.Series([1990, 1991, 1992, 1999]),
+                                url=pl.lit("https://example.org"))
+    data = bert4rec.Dataset.from_frame(EVENTS, user="uid", item="sku", timestamp="ts",
+                                       items=extra, title="name", **KEEP_ALL)
+    assert data.items.columns == ["item", "title", "genres", "year", "url"]
+    assert data.items["year"].to_list() == [1990, 1991, 1992, None]
+    with pytest.raises(DataError, match="column 'title' would clash with the item table's own"):
+        bert4rec.Dataset.from_frame(EVENTS, user="uid", item="sku", timestamp="ts",
+                                    items=extra.with_columns(title=pl.lit("x")), title="name")
+
+
 def test_a_log_file_through_from_source(tmp_path):
     path = tmp_path / "events.csv"
     EVENTS.write_csv(path)

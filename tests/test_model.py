@@ -25,6 +25,19 @@ def test_training_logits_only_at_targets_and_inference_at_last_position(model):
     torch.testing.assert_close(model(items), model.project(hidden[:, -1]))
 
 
+def test_inference_computes_only_the_last_position_with_the_same_logits(model):
+    """The final block at inference queries from the last position alone: its logits equal
+    the full encoder's last column, padded rows included, and training still sees every
+    position."""
+    items = torch.randint(1, 29, (6, 12))
+    items[:, -1] = 29
+    items[1, :4] = items[2, :11] = 0  # left padding; row 2 is [MASK] alone
+    full = model.project(model.encoder(items)[:, -1])
+    torch.testing.assert_close(model(items), full, atol=1e-5, rtol=1e-5)
+    assert model.encoder(items, last=True).shape == (6, 1, 16)
+    assert model.encoder(items).shape == (6, 12, 16)
+
+
 def test_output_layer_is_the_item_embedding_plus_a_bias(model):
     names = [name for name, _ in model.named_parameters()]
     assert sum("weight" in n and p.shape[0] == 30 for n, p in model.named_parameters()) == 1

@@ -6,10 +6,12 @@ import gzip
 import shutil
 import zipfile
 
+import polars as pl
 import pytest
 from fake_movielens import LAYOUT, MOVIES, expected_events, release_files, write_release
 
 from bert4rec.data import movielens, sources
+from bert4rec.data.corpus import PrepareSettings, prepare
 from bert4rec.errors import DataError
 
 ALL = list(movielens.RELEASES)
@@ -37,6 +39,26 @@ def test_every_release_layout_reads_faithfully(tmp_path, name, as_zip):
     assert titles(data) == {movie: title for movie, title, _ in MOVIES}
     assert genres(data)[30] == []
     assert genres(data)[260][:2] == ["Action", "Adventure"]
+
+
+@pytest.mark.parametrize("as_zip", [False, True], ids=["folder", "zip"])
+def test_links_csv_gives_imdb_and_tmdb_ids(tmp_path, as_zip):
+    """Issue 16: links.csv's ids reach the item table (null for films it does not list) and
+    the prepared corpus, so items.parquet and the web page can link out."""
+    data = movielens.load_release(write_release("ml-latest-small", tmp_path, as_zip=as_zip))
+    links = {row["item"]: (row["imdb_id"], row["tmdb_id"]) for row in data.items.iter_rows(
+        named=True)}
+    assert links[260] == (76759, 11) and links[10] == (None, None)
+    table = prepare(data, PrepareSettings(min_user_interactions=1)).item_table
+    assert table.columns[-2:] == ["imdb_id", "tmdb_id"]
+    assert table.filter(pl.col("item") == 260).row(0, named=True)["imdb_id"] == 76759
+
+
+def test_a_bad_links_csv_is_named(tmp_path):
+    folder = write_release("ml-latest-small", tmp_path)
+    (folder / "links.csv").write_text("movieId,imdbId,tmdbId\n260,tt0076759,11\n")
+    with pytest.raises(DataError, match=r"links\.csv.*movieId,imdbId,tmdbId"):
+        movielens.load_release(folder)
 
 
 def test_csv_with_crlf_line_endings(tmp_path):

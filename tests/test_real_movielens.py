@@ -62,6 +62,12 @@ def test_ml_latest_small_counts_and_no_genres(data_dir):
     assert all(genres[m] == [] for m in no_genres)
     titles = dict(zip(data.items["item"], data.items["title"], strict=True))
     assert all(titles[int(m["movieId"])] == m["title"] for m in movies)  # commas in quotes
+    with open(folder / "links.csv", newline="") as handle:
+        links = list(csv.DictReader(handle))
+    assert data.items["imdb_id"].null_count() == 0 and len(links) == 9742
+    assert data.items["tmdb_id"].null_count() == sum(not r["tmdbId"] for r in links) == 8
+    toy_story = data.items.filter(data.items["item"] == 1).row(0, named=True)
+    assert (toy_story["imdb_id"], toy_story["tmdb_id"]) == (114709, 862)
     settings = PrepareSettings(min_rating=3.5, min_user_interactions=20)
     corpus = load_corpus(folder, settings)
     assert corpus_counts(corpus) == independent_counts(rows, 3.5, 20)

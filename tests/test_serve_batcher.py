@@ -33,9 +33,10 @@ class CountingRecommender(Recommender):
         self.__dict__.update(rec.__dict__)
         self.calls: list[int] = []
 
-    def recommend_resolved(self, histories, k=10, exclude_seen=True):
+    def recommend_resolved(self, histories, k=10, exclude_seen=True, candidates=None):
         self.calls.append(len(histories))
-        return super().recommend_resolved(histories, k=k, exclude_seen=exclude_seen)
+        return super().recommend_resolved(histories, k=k, exclude_seen=exclude_seen,
+                                          candidates=candidates)
 
 
 async def gather(batcher: MicroBatcher, requests: list) -> list:
@@ -92,10 +93,11 @@ def test_a_bad_request_fails_alone(rec):
 
 def test_a_failing_forward_pass_fails_its_batch_and_the_worker_goes_on(rec):
     class Broken(CountingRecommender):
-        def recommend_resolved(self, histories, k=10, exclude_seen=True):
+        def recommend_resolved(self, histories, k=10, exclude_seen=True, candidates=None):
             if k == 7:
                 raise RuntimeError("model exploded")
-            return super().recommend_resolved(histories, k=k, exclude_seen=exclude_seen)
+            return super().recommend_resolved(histories, k=k, exclude_seen=exclude_seen,
+                                              candidates=candidates)
 
     batcher = MicroBatcher(Broken(rec), window_s=60, max_batch=2)
     try:
@@ -120,3 +122,38 @@ def test_close_answers_queued_requests_then_stops(rec):
     results = asyncio.run(send_then_close())
     assert [answer(r) for r in results] == [answer(rec.recommend([i], k=2)) for i in IDS[:4]]
     assert not batcher._thread.is_alive()
+
+
+def test_requests_share_a_forward_pass_only_with_the_same_allowed_items(rec):
+    """Allow and deny lists: equal lists (built separately) batch together, others apart."""
+    counting = CountingRecommender(rec)
+    lists = [rec.candidates([1, 260, 2571]), rec.candidates([1, 260, 2571]),
+             rec.candidates(None, [260]), None]
+    batcher = MicroBatcher(counting, window_s=60, max_batch=len(lists))
+
+    async def send() -> list:
+        return await asyncio.gather(*(
+            batcher.recommend([1214, 1200], 3, True, False, candidates=allowed)
+            for allowed in lists))
+
+    try:
+        results = asyncio.run(send())
+    finally:
+        batcher.close()
+    assert sorted(counting.calls) == [1, 1, 2]
+    for allowed, result in zip(lists, results, strict=True):
+        alone = rec.recommend([1214, 1200], k=3, candidates=allowed)
+        assert answer(result) == answer(alone)
+    assert {r.item for r in results[0]} == {1, 260, 2571}
+    assert 260 not in {r.item for r in results[2]}
+
+
+def test_skip_leaves_out_unknown_history_entries(rec):
+    batcher = MicroBatcher(rec, window_s=0, max_batch=1)
+    try:
+        result = asyncio.run(batcher.recommend([2571, "Alien (1980)", 999], 2, True, False,
+                                               on_unknown="skip"))
+    finally:
+        batcher.close()
+    assert [h.item for h in result.history] == [2571]
+    assert answer(result) == answer(rec.recommend([2571], k=2))

@@ -1,7 +1,9 @@
 """End to end: the real server on 127.0.0.1, the page driven in headless Chromium (selenium).
 
-Builds a history through the autocomplete, checks the recommendations shown against the API,
-and saves a screenshot to test-artifacts/web_page.png (git-ignored) for a person to look at.
+Builds a history through the autocomplete, checks the recommendations shown against the API
+(bars, not logits; links out; each one's similar items), the "no match" message, and that
+/docs renders without a network, and saves a screenshot to test-artifacts/web_page.png
+(git-ignored) for a person to look at.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from live_server import live_server
-from tiny_run import make_run_dir
+from tiny_run import USERS, make_run_dir
 
 from bert4rec.serve import create_app
 
@@ -25,7 +27,8 @@ DRIVER = shutil.which("chromedriver")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The app under uvicorn in a thread, on a free port of 127.0.0.1; yields its base URL."""
-    with live_server(create_app(make_run_dir(tmp_path_factory.mktemp("run")))) as base:
+    run = make_run_dir(tmp_path_factory.mktemp("run"), users=USERS, links=True)
+    with live_server(create_app(run)) as base:
         yield base
 
 
@@ -75,17 +78,63 @@ def test_page_builds_a_history_and_shows_recommendations(server, browser):
         "history": [4896, 5816, 2571], "k": 10, "explain": True}).json()["items"]
 
     def shown(b):
-        titles = [e.text for e in b.find_elements(By.CSS_SELECTOR, "#results .title")]
+        titles = [e.text for e in b.find_elements(By.CSS_SELECTOR, "#results > li > .title")]
         return titles if len(titles) == len(expected) else None
 
-    titles = WebDriverWait(browser, 10).until(shown)
+    wait = WebDriverWait(browser, 10)
+    titles = wait.until(shown)
     assert titles == [r["title"] for r in expected]
-    rows = browser.find_elements(By.CSS_SELECTOR, "#results li")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#results > li")
     first_genres = [g.text for g in rows[0].find_elements(By.CSS_SELECTOR, ".genre")]
     assert first_genres == expected[0]["genres"]
     because = rows[0].find_element(By.CSS_SELECTOR, ".because").text
     for contribution in expected[0]["because"]:
         assert contribution["title"] in because
     assert "3 titles" in browser.find_element(By.ID, "status").text
+
+    # a bar relative to the first recommendation instead of the logits
+    results = browser.find_element(By.ID, "results").text
+    assert not any(f"{number:.2f}" in results for r in expected
+                   for number in [r["score"], *(c["score_drop"] for c in r["because"])])
+    bars = [float(b.get_attribute("value"))
+            for b in browser.find_elements(By.CSS_SELECTOR, "#results > li > .bar")]
+    assert bars[0] == 1.0 and bars == sorted(bars, reverse=True) and len(bars) == len(expected)
+
+    # links out where links.csv had them (Toy Story: imdb tt0114709), none elsewhere
+    for row, rec in zip(rows, expected, strict=True):
+        hrefs = [a.get_attribute("href") for a in row.find_elements(By.CSS_SELECTOR, "a.link")]
+        assert hrefs == list(rec["links"].values()), rec["title"]
+    assert any(r["links"] for r in expected) and any(not r["links"] for r in expected)
+
+    # each result's similar items, as GET /items/{id}/similar gives them
+    similar = httpx.get(f"{server}/items/{expected[0]['item']}/similar", params={"k": 5}).json()
+    rows[0].find_element(By.CSS_SELECTOR, ".show-similar").click()
+    nested = wait.until(lambda b: [e.text for e in rows[0].find_elements(
+        By.CSS_SELECTOR, ".similar .title")] or None)
+    assert nested == [i["title"] for i in similar["items"]]
+    assert len(rows[0].find_elements(By.CSS_SELECTOR, ".similar .bar")) == 5
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "web_page.png"))
+
+
+def test_nonsense_search_says_no_match(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + "/")
+    browser.find_element(By.ID, "search").send_keys("zzqqxx")
+    message = WebDriverWait(browser, 10).until(lambda b: next(
+        (li.text for li in b.find_elements(By.CSS_SELECTOR, "#suggestions li.no-match")), None))
+    assert message == "No title matches “zzqqxx”."
+    assert not browser.find_elements(By.CSS_SELECTOR, "#suggestions li:not(.no-match)")
+
+
+def test_docs_render_without_a_network(server, browser):
+    """Swagger UI's scripts come from the package: the page renders the API's title."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + "/docs")
+    title = WebDriverWait(browser, 15).until(lambda b: next(
+        (e.text for e in b.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title")), None))
+    assert title.startswith("bert4rec")

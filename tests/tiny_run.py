@@ -44,11 +44,35 @@ def item_table() -> pl.DataFrame:
     )
 
 
+# Users by id and what they watched (item ids, oldest first), for `make_run_dir(users=USERS)`:
+# Sorcerer's Stone is the most watched Harry Potter film, Goblet of Fire the least.
+USERS = {
+    7: [4896, 5816, 8368, 2571],
+    8: [4896, 5816, 1214, 1200],
+    9: [4896, 260, 1196, 40815],
+    10: [5816, 8368, 1, 4896],
+}
+# links.csv's imdbId and tmdbId of three films, for `make_run_dir(links=True)`.
+LINKS = {1: (114709, 862), 2571: (133093, 603), 4896: (241527, 671)}
+
+
+def item_table_with_links() -> pl.DataFrame:
+    """`item_table()` plus `imdb_id` and `tmdb_id`, null for films without links."""
+    return item_table().with_columns(
+        pl.col("item").replace_strict(LINKS, default=None, return_dtype=pl.List(pl.Int64))
+        .alias("ids")
+    ).with_columns(pl.col("ids").list.get(0).alias("imdb_id"),
+                   pl.col("ids").list.get(1).alias("tmdb_id")).drop("ids")
+
+
 def make_run_dir(path: Path, max_len: int = 8, seed: int = 0,
-                 items: pl.DataFrame | None = None) -> Path:
+                 items: pl.DataFrame | None = None, users: dict[int, list[int]] | None = None,
+                 links: bool = False) -> Path:
     """A run directory with a random model; the output bias is spread out so scores differ.
-    `items` replaces the dozen films (same columns as `item_table()`)."""
-    items = item_table() if items is None else items
+    `items` replaces the dozen films (same columns as `item_table()`); `users` (such as
+    `USERS`) writes users.parquet; `links` adds links.csv's ids to the films."""
+    if items is None:
+        items = item_table_with_links() if links else item_table()
     torch.manual_seed(seed)
     config = BERT4RecConfig(vocab_size=len(items) + 2, max_len=max_len, hidden=16, layers=1,
                             heads=2)
@@ -60,4 +84,10 @@ def make_run_dir(path: Path, max_len: int = 8, seed: int = 0,
     rundir.write_config(path, config, {"source": "tiny"}, {})
     rundir.save_weights(model, path / rundir.WEIGHTS)
     items.write_parquet(path / rundir.ITEMS)
+    if users is not None:
+        index = dict(zip(items["item"].to_list(), items["index"].to_list(), strict=True))
+        pl.DataFrame({"user": list(users), "history": [[index[i] for i in h]
+                                                       for h in users.values()]},
+                     schema={"user": pl.Int64, "history": pl.List(pl.Int32)}
+                     ).write_parquet(path / rundir.USERS)
     return path

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 from rapidfuzz import fuzz, process
 
@@ -34,6 +35,12 @@ FUZZY_ACCEPT = 90.0
 FUZZY_MARGIN = 5.0
 # Names scored by rapidfuzz per fuzzy lookup: those sharing the most trigrams with the query.
 FUZZY_CANDIDATES = 200
+# Autocomplete offers a look-alike (no name contains the query) only at this score (0-100) or
+# above: typos pass ("godfathr" 94, "hary poter" 76), nonsense finds nothing ("zzqqxx" scores
+# 44 against "xXx", where WRatio gave "Z (1969)" 90). `typed_ratio` is the score.
+SUGGEST_MIN = 75.0
+# How much a match against the start of a name counts against one with the whole name.
+PREFIX_WEIGHT = 0.95
 # Longest title or search text accepted (characters); MovieLens titles stay under 200.
 MAX_TITLE = 300
 # Text that names an item by id rather than by title: "id:2571".
@@ -68,13 +75,18 @@ class Catalog:
         self._position = {item: pos for pos, item in enumerate(self._ids)}
         if len(self._position) != len(self._ids):
             raise DataError("item table lists some item ids more than once; ids must be unique")
-        if popularity is not None and len(popularity) != len(self._ids):
+        self.rank_by(popularity if popularity is not None else [0.0] * len(self._ids))
+        self._build_index()
+
+    def rank_by(self, popularity: Sequence[float]) -> None:
+        """Order equally good autocomplete matches by `popularity` (one number per item-table
+        row, higher first), such as how often each item was watched."""
+        if len(popularity) != len(self._ids):
             raise DataError(
                 f"popularity has {len(popularity)} values for {len(self._ids)} items; "
                 "give one per item-table row"
             )
-        self._popularity = list(popularity) if popularity is not None else [0.0] * len(self._ids)
-        self._build_index()
+        self._popularity = np.asarray(popularity, dtype=float).tolist()
 
     def _build_index(self) -> None:
         """Precompute every normalised name of every item for the lookups below."""
@@ -209,26 +221,34 @@ class Catalog:
         return sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))
 
     def closest(self, query: str, limit: int = 5) -> list[CatalogItem]:
-        """The items most like `query`: names containing it first, then fuzzy look-alikes
-        (rapidfuzz WRatio); a matching year ranks higher."""
+        """The items most like `query` (the candidates an error names): names containing it
+        first, then look-alikes as `search` finds them; none for a query like no item."""
         parsed = parse_title(query[:MAX_TITLE])
         key = normalize(parsed.names[0]) if parsed.names else ""
         chosen = self._containing(key, parsed.year)[:limit]
         if len(chosen) < limit:
-            scored = self._best_per_item(key, fuzz.WRatio, limit=limit * 8, year=None)
-            bonus = {p: 10.0 for p, _ in scored if parsed.year and self._years[p] == parsed.year}
-            scored.sort(key=lambda pair: (-(pair[1] + bonus.get(pair[0], 0.0)), pair[0]))
-            chosen += [pos for pos, _ in scored if pos not in chosen][: limit - len(chosen)]
+            more = [pos for pos in self._look_alikes(key, parsed.year, limit) if pos not in chosen]
+            chosen += more[: limit - len(chosen)]
         return [self._entry(pos) for pos in chosen]
 
     def search(self, query: str, limit: int = 10) -> list[CatalogItem]:
-        """Autocomplete: items with a name equal to, starting with, with a word starting with,
-        or containing `query` (case, accents and punctuation ignored); fuzzy if none."""
-        query = query[:MAX_TITLE]
-        hits = self._containing(normalize(query), year=None)
-        if not hits:
-            return self.closest(query, limit) if normalize(query) else []
+        """Autocomplete, best match first: items with a name equal to, starting with, with a
+        word starting with, or containing `query` (case, accents and punctuation ignored);
+        if none, look-alikes scoring `SUGGEST_MIN` or more; else nothing. Popularity orders
+        only items that match equally well; a year in parentheses puts that year's first."""
+        parsed = parse_title(query[:MAX_TITLE])
+        key = normalize(parsed.names[0]) if parsed.names else ""
+        hits = self._containing(key, parsed.year) or self._look_alikes(key, parsed.year, limit)
         return [self._entry(pos) for pos in hits[:limit]]
+
+    def _look_alikes(self, key: str, year: int | None, limit: int) -> list[int]:
+        """Positions of up to `limit` items with a name scoring `SUGGEST_MIN` or more by
+        `typed_ratio`: the year given first, then the best score, then the most popular."""
+        scored = self._best_per_item(key, typed_ratio, limit=limit * 8, year=None,
+                                     cutoff=SUGGEST_MIN)
+        scored.sort(key=lambda pair: (year is not None and self._years[pair[0]] != year,
+                                      -pair[1], -self._popularity[pair[0]], pair[0]))
+        return [pos for pos, _ in scored[:limit]]
 
     def _containing(self, key: str, year: int | None) -> list[int]:
         """Positions of items with a name containing `key`, best tier first; within a tier
@@ -252,6 +272,19 @@ class Catalog:
                 self._titles[pos],
             ),
         )
+
+
+def typed_ratio(query: str, name: str, *, score_cutoff: float | None = None,
+                **_: object) -> float:
+    """How well `query` matches `name` as typed so far (0-100): the better of the rapidfuzz
+    ratio against the whole name and, scaled by `PREFIX_WEIGHT`, against its first
+    `len(query)` characters, so a half-typed title with a typo still scores high, yet a name
+    the query matches whole ("matirx": The Matrix) beats one it only starts (The Matrix
+    Reloaded). Unlike `fuzz.partial_ratio`, a name shorter than the query never scores 100 by
+    sitting inside it."""
+    prefix = fuzz.ratio(query, name[: len(query)]) * PREFIX_WEIGHT
+    score = max(fuzz.ratio(query, name), prefix)
+    return score if score_cutoff is None or score >= score_cutoff else 0.0
 
 
 def _listing(candidates: list[tuple[ItemId, str]]) -> str:

@@ -10,3 +10,7 @@ INDEX = "index"
 RANK = "rank"
 SCORE = "score"
 
+IMDB = "imdb_id"
+"""MovieLens links.csv's imdbId: the film is https://www.imdb.com/title/tt{imdb_id:07d}/."""
+TMDB = "tmdb_id"
+"""MovieLens links.csv's tmdbId: the film is https://www.themoviedb.org/movie/{tmdb_id}."""

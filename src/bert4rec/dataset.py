@@ -52,7 +52,8 @@ class Dataset:
         (numbers, dates or datetimes; None: the rows are already in time order) and `rating`
         an optional rating column, kept when at least `min_rating` (None keeps all). `items`
         is an optional item table (such as MovieLens's movies) with the same `item` column and
-        a `title` and/or `genres` column ("A|B" text or lists), shown with recommendations.
+        a `title` and/or `genres` column ("A|B" text or lists), shown with recommendations;
+        its other columns are kept too (in the run directory's items.parquet).
         Users with fewer than `min_user_interactions` events and items with fewer than
         `min_item_interactions` are left out. Errors name the column and row at fault.
         """
@@ -106,7 +107,8 @@ class Dataset:
 
     @property
     def items(self) -> pl.DataFrame:
-        """Every item kept: item, title, genres (null where unknown)."""
+        """Every item kept: item, title, genres (null where unknown), then any other columns
+        of the item table."""
         return self.corpus.item_table.drop(C.INDEX)
 
     def statistics(self) -> dict[str, float | int | str]:

@@ -33,6 +33,7 @@ from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown
 from bert4rec.dataset import Dataset
 from bert4rec.errors import DataError, ModelDirError, NotFittedError, SettingsError
 from bert4rec.evaluate import evaluate, model_scorer
+from bert4rec.files import temp_dir
 from bert4rec.recommender import Recommender, flatten
 from bert4rec.train import fit
 
@@ -106,7 +107,7 @@ class Model:
         if path.is_dir() and any(path.iterdir()):
             raise ModelDirError(f"{path}: exists and is not empty; save into a new folder")
         path.absolute().parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.absolute().parent))
+        staging = temp_dir(path.absolute().parent, prefix=f".{path.name}.")
         try:
             shutil.copytree(run_dir, staging, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(rundir.CHECKPOINT.parent.name))

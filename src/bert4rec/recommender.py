@@ -225,6 +225,7 @@ class Recommender:
             results.append(Recommendations(ranked, tuple(history)))
         return results
 
+    @torch.inference_mode()
     def top_k(self, flat: np.ndarray, offsets: np.ndarray, k: int, exclude_seen: bool = True,
               candidates: torch.Tensor | None = None, batch_size: int = 512,
               progress: Callable[[int], Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -310,9 +311,9 @@ class Recommender:
         width = min(config.max_len, longest + 1)
         recent = torch.from_numpy(left_pad(flat, offsets, rows, width - 1))  # [B, width - 1]
         inputs = prediction_inputs(recent, width, config.mask_token)  # [B, width]
-        with torch.no_grad():
+        with torch.inference_mode():  # no autograd bookkeeping; callers edit the scores inside
             scores = self.model(inputs).float()  # [B, V]
-        scores[:, [PAD, config.mask_token]] = float("-inf")
+            scores[:, [PAD, config.mask_token]] = float("-inf")
         return scores
 
     def _ranked(self, indices: list[int], scores: list[float]) -> tuple[Recommendation, ...]:

@@ -1,7 +1,8 @@
 """The run directory: the one hand-off from training to serving, written and read safely.
 
 Layout (docs/architecture.md): `config.json` ({"format_version", "model", "data", "train"}),
-`model.safetensors` (best weights, no pickle), `items.parquet`, `metrics.json`, `tensorboard/`
+`model.safetensors` (best weights, no pickle), `items.parquet`, `metrics.json`,
+`provenance.json` (versions, command line, git commit, data fingerprint), `tensorboard/`
 and `checkpoints/last.pt` (resume state, read with `torch.load(weights_only=True)`).
 Every file is written to a temporary name and renamed, so a crash leaves no half-written file.
 A directory never contradicts itself: a run checks everything before it writes (`check_start`:
@@ -11,13 +12,13 @@ the corpus, --out, on resume the same data), a failed start removes what it wrot
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import pickle
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -33,7 +34,9 @@ from bert4rec import columns as C
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.data.users import UserHistories
 from bert4rec.errors import DataError, ModelDirError
+from bert4rec.files import temp_file, umask
 from bert4rec.model import BERT4Rec, BERT4RecConfig
+from bert4rec.provenance import session
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +47,13 @@ ITEMS = "items.parquet"
 USERS = "users.parquet"
 """Each user's history (`data/users.py`): what recommending for a known user by id reads."""
 METRICS = "metrics.json"
+PROVENANCE = "provenance.json"
+"""How the run was made, one record per training session (`provenance.py`)."""
 CHECKPOINT = Path("checkpoints") / "last.pt"
 SELECTED = Path("checkpoints") / "selected.safetensors"
 """With `loop.refit`: the weights chosen on validation, before the refit writes WEIGHTS."""
-WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(USERS), Path(METRICS), CHECKPOINT,
-           SELECTED)
+WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(USERS), Path(METRICS),
+           Path(PROVENANCE), CHECKPOINT, SELECTED)
 """Every file a run writes through `atomic_write` (whose temporary names are `.NAME.*`)."""
 CHECKPOINT_KEYS = ("model", "optimizer", "progress", "rng", "settings", "average")
 MODEL_METADATA = "bert4rec_model"
@@ -57,12 +62,13 @@ which no weight shape reveals)."""
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(temp_path)` for a temporary file beside `path`, then rename it into place."""
+    """Call `write(temp_path)` for a temporary file beside `path`, then rename it into place.
+    The file gets the mode a plain `open` would give (0666 less the umask), not 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
+    temp = temp_file(path.parent, prefix=f".{path.name}.")
     try:
-        write(Path(temp))
+        write(temp)
+        temp.chmod(0o666 & ~umask())  # some writers (safetensors) replace it with a 0600 file
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -72,6 +78,27 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 def write_json(path: Path, values: dict[str, Any]) -> None:
     """Pretty JSON, atomically."""
     atomic_write(path, lambda temp: temp.write_text(json.dumps(values, indent=2) + "\n"))
+
+
+def record_provenance(run_dir: Path, data_fingerprint: str) -> None:
+    """Add this training session (versions, command line, git commit, data fingerprint) to
+    the run's provenance.json, after the sessions that started or resumed it before."""
+    path = run_dir / PROVENANCE
+    try:
+        earlier = json.loads(path.read_text()).get("sessions", []) if path.is_file() else []
+    except (json.JSONDecodeError, AttributeError, OSError):
+        logger.warning("%s: unreadable; starting it afresh", path)
+        earlier = []
+    write_json(path, {"sessions": [*earlier, session(data_fingerprint)]})
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_config(

@@ -295,6 +295,8 @@ def fit(
                 run.restore(out_dir)
             elif runtime.main:  # a run stopped before its first checkpoint starts again
                 _start_run_dir(out_dir, corpus, run.model, data, settings, replace=resume)
+            if runtime.main:
+                rundir.record_provenance(out_dir, data["corpus"]["fingerprint"])
             finished = _select(run, corpus, out_dir, stop_after_epoch, callback)
             result = _finish(run, corpus, out_dir, finished)
         if finished and settings.loop.refit:

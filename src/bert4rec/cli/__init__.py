@@ -1,7 +1,9 @@
 """The `bert4rec` command line: parses arguments and calls the library; no logic of its own.
 
 Each command group lives in its own module and exposes `register(subparsers)`; adding a
-command means adding a module to `GROUPS`.
+command means adding it to `COMMANDS`. Only the module of the command being run is imported
+(the others appear in `bert4rec --help` by their one-line summary), so `--help` and `--version`
+never load torch or polars: they answer in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -17,13 +19,30 @@ from bert4rec.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.cli.terminal import one_line
 from bert4rec.errors import Bert4RecError
 
-GROUPS = ["bert4rec.cli.data", "bert4rec.cli.evaluate", "bert4rec.cli.train", "bert4rec.cli.use"]
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("bert4rec.cli.data", "download, list and prepare data sets"),
+    "train": ("bert4rec.cli.train", "train BERT4Rec on SOURCE and write a run directory"),
+    "evaluate": ("bert4rec.cli.evaluate",
+                 "evaluate a trained model (a run directory) with a labelled protocol"),
+    "baseline": ("bert4rec.cli.evaluate",
+                 "evaluate a baseline (popular, markov, itemknn) on SOURCE"),
+    "recommend": ("bert4rec.cli.use",
+                  "recommend the next items for a history of titles, known users or all users"),
+    "similar": ("bert4rec.cli.use", "items closest to one item in the model's embedding space"),
+    "serve": ("bert4rec.cli.use", "HTTP API and web page for a run directory"),
+    "demo": ("bert4rec.cli.use", "train on ml-latest-small and recommend for Harry Potter"),
+    "export": ("bert4rec.cli.export",
+               "write a run's model as ONNX or a torch.export program for serving"),
+}
+"""Every command: the module whose `register` adds it (with the same one-line `help`), and that
+line, which `bert4rec --help` shows without importing the module."""
 # Long-running commands restart under jemalloc when installed, with this MALLOC_CONF (allocator.py)
 LONG_RUNNING = {"train": TRAINING_CONF, "demo": TRAINING_CONF, "serve": ""}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser with every registered subcommand."""
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: the command it names fully registered (its module imported),
+    every other command as a summary only. Without `argv`, every command is registered."""
     parser = argparse.ArgumentParser(
         prog="bert4rec",
         description="BERT4Rec sequential recommendation: prepare data, train, evaluate, serve.",
@@ -31,9 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bert4rec {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in GROUPS:
-        importlib.import_module(name).register(subparsers)
+    wanted = {module for module, _ in COMMANDS.values()}
+    if argv is not None:
+        named = command_in(argv)
+        wanted = {COMMANDS[named][0]} if named in COMMANDS else set()
+    for module in sorted(wanted):
+        importlib.import_module(module).register(subparsers)
+    for name, (module, summary) in COMMANDS.items():
+        if module not in wanted:
+            subparsers.add_parser(name, help=summary, add_help=False)
     return parser
+
+
+def command_in(argv: list[str]) -> str | None:
+    """The command `argv` names: its first word that is not an option (the top-level options
+    take no values)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Run as a program (`argv` None), a long-running command first restarts under jemalloc.
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(words).parse_args(words)
     if argv is None and args.command in LONG_RUNNING:
         restart_under_jemalloc(LONG_RUNNING[args.command])
     logging.basicConfig(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import Any
 
 from bert4rec.cli.terminal import printable
 from bert4rec.recommender import Recommendations
@@ -29,12 +30,14 @@ def format_table(result: Recommendations, explain: bool = False) -> str:
     return "\n".join(lines)
 
 
+def as_dict(result: Recommendations) -> dict[str, Any]:
+    """The history as resolved and the ranked items, as JSON-ready values."""
+    return {
+        "history": [asdict(entry) for entry in result.history],
+        "items": [asdict(rec) for rec in result],
+    }
+
+
 def as_json(result: Recommendations) -> str:
-    """The history as resolved and the ranked items, as one JSON document."""
-    return json.dumps(
-        {
-            "history": [asdict(entry) for entry in result.history],
-            "items": [asdict(rec) for rec in result],
-        },
-        ensure_ascii=False,
-    )
+    """`as_dict(result)` as one JSON document."""
+    return json.dumps(as_dict(result), ensure_ascii=False)

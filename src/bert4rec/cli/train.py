@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from bert4rec import columns as C
 from bert4rec import rundir
 from bert4rec.cli.data import add_source_options, corpus_from_args, settings_from_args
 from bert4rec.config import (
@@ -25,6 +26,7 @@ from bert4rec.config import (
     auto_preset,
     preset,
 )
+from bert4rec.data.frames import read_item_file
 from bert4rec.data.interactions import LogColumns
 from bert4rec.train import fit, validation_label
 
@@ -64,11 +66,15 @@ def data_description(args: argparse.Namespace) -> dict:
     """What config.json records so the corpus can be rebuilt (docs/architecture.md): the source,
     the `PrepareSettings` fields flat, and the log's columns."""
     source = Path(args.source)
-    return {
+    described = {
         "source": str(source.resolve()) if source.exists() else args.source,
         **asdict(settings_from_args(args)),
         "columns": asdict(LogColumns(args.user_col, args.item_col, args.time_col, args.rating_col)),
     }
+    if args.items is not None:
+        described["items"] = {"file": str(args.items.resolve()), "title": args.title_col,
+                              "genres": args.genres_col}
+    return described
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -76,7 +82,15 @@ def run_train(args: argparse.Namespace) -> int:
     for name in AUTO_CHOICES if args.preset == AUTO else [args.preset]:
         preset(name).override(overrides)  # settings are checked before the data is read
     rundir.check_out_dir(args.out, args.resume)  # before preparing, which can take minutes
+    items = None
+    if args.items is not None:
+        items = read_item_file(args.items, args.item_col, args.title_col, args.genres_col)
     corpus = corpus_from_args(args)
+    if items is not None:
+        corpus = corpus.with_items(items, str(args.items))
+        titled = corpus.item_table[C.TITLE].is_not_null().sum()
+        print(f"bert4rec train: {args.items} gives titles for {titled:,} of the "
+              f"{corpus.n_items:,} items")
     name, why = resolved_preset(args.preset, corpus.n_interactions)
     settings = preset(name).override(overrides)
     speak = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
@@ -118,5 +132,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="run directory to create (or to continue with --resume)")
     train.add_argument("--resume", action="store_true",
                        help="continue RUN_DIR from checkpoints/last.pt with the same settings")
+    items = train.add_argument_group(
+        "item table", "Titles, genres and any other columns of your items, kept in RUN_DIR's "
+        "items.parquet so recommendations show them (MovieLens releases bring their own).")
+    items.add_argument("--items", type=Path, metavar="FILE",
+                       help="a CSV, TSV or Parquet file with one row per item: the item id "
+                       "column (named as --item-col), a title and/or a genres column, and any "
+                       "others")
+    items.add_argument("--title-col", default=C.TITLE, help="title column of --items")
+    items.add_argument("--genres-col", default=C.GENRES,
+                       help="genres column of --items ('A|B' text, or lists in Parquet)")
     add_setting_flags(train)
     train.set_defaults(handler=run_train)

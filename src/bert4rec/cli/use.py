@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Any
 
-from bert4rec.cli.formatting import as_json, format_table
-from bert4rec.recommender import Recommender
+from tqdm.auto import tqdm
+
+from bert4rec import columns as C
+from bert4rec import rundir
+from bert4rec.catalog import CatalogItem
+from bert4rec.cli.formatting import as_dict, as_json, format_table
+from bert4rec.cli.idlists import read_id_list, typed
+from bert4rec.cli.output import check_output, write_table
+from bert4rec.cli.terminal import printable
+from bert4rec.data.users import OnUnknown
+from bert4rec.errors import TitleNotFoundError
+from bert4rec.estimator import HISTORY_KEY
+from bert4rec.recommender import Recommendations, Recommender, flatten
 
 FOUNDING_QUERY = [
     "Harry Potter and the Sorcerer's Stone (a.k.a. Harry Potter and the Philosopher's Stone)"
@@ -17,13 +33,116 @@ FOUNDING_QUERY = [
 
 
 def run_recommend(args: argparse.Namespace) -> int:
+    """Recommend for a history of titles, for `--user`s or for every user; print the result,
+    or write it as one long table to `--output`."""
+    check_recommend_args(args)
+    output = check_output(args.output) if args.output else None
     rec = Recommender.load(args.run_dir)
-    result = rec.recommend(
-        args.history, k=args.k, exclude_seen=not args.keep_seen,
-        explain=args.explain,
-    )
-    print(as_json(result) if args.json else format_table(result, args.explain))
+    on_unknown = "skip" if args.skip_unknown else "raise"
+    candidates = rec.candidates(*id_lists(rec, args), on_unknown="skip")
+    if args.history:
+        key, keys = HISTORY_KEY, [0]
+        histories = [resolve_titles(rec, args.run_dir, args.history, on_unknown)]
+        flat, offsets = flatten([[rec.index_of(e.item) for e in h] for h in histories])
+    else:
+        users = rundir.read_users(args.run_dir, rec.n_items)
+        integer = users.ids.dtype.kind in "iu"
+        wanted = users.ids if args.all_users else [typed(u, integer) for u in args.users]
+        positions, keys = users.positions(wanted, on_unknown)
+        flat, offsets = users.subset(positions)
+        key = C.USER
+    if output is not None:
+        with tqdm(total=len(keys), desc="recommend", unit="user", disable=None) as bar:
+            top = rec.top_k(flat, offsets, args.k, not args.keep_seen, candidates,
+                            batch_size=args.batch_size, progress=bar.update)
+        write_table(rec.to_frame(key, keys, *top), output)
+        print(f"wrote recommendations for {len(keys):,} {key}s to {output}", file=sys.stderr)
+        return 0
+    ids = rec.item_ids
+    histories = [[rec.catalog.entry(ids[i - 1]) for i in flat[a:b]]
+                 for a, b in itertools.pairwise(offsets)]
+    results = rec.recommend_resolved(histories, k=args.k, exclude_seen=not args.keep_seen,
+                                     candidates=candidates)
+    if args.explain:
+        results = [rec.explain(result) for result in results]
+    if args.history:
+        print(as_json(results[0]) if args.json else format_table(results[0], args.explain))
+    elif args.json:
+        print(users_json(keys, results))
+    else:
+        print(users_table(keys, results, args.explain))
     return 0
+
+
+def resolve_titles(rec: Recommender, run_dir: str, history: list[str], on_unknown: OnUnknown
+                   ) -> list[CatalogItem]:
+    """`rec.resolve(history)`; a title that matches nothing but is a user id of the training
+    log fails with the hint to write `--user` (`recommend RUN 42` means a title)."""
+    try:
+        return rec.resolve(history, on_unknown)
+    except TitleNotFoundError as err:
+        path = Path(run_dir) / rundir.USERS
+        if not path.is_file():
+            raise
+        users = rundir.read_users(run_dir, rec.n_items)
+        integer = users.ids.dtype.kind in "iu"
+        if len(users.positions([typed(err.query, integer)], "skip")[1]) == 0:
+            raise
+        raise TitleNotFoundError(f"{err}; {err.query!r} is a user of the training log: write "
+                                 f"--user {err.query} to recommend for that user", err.query,
+                                 err.candidates) from err
+
+
+def check_recommend_args(args: argparse.Namespace) -> None:
+    """Exactly one of TITLEs, --user and --all-users; --all-users writes a file; --explain
+    and --json print, so they do not go with --output."""
+    given = [name for name, value in (("TITLE", args.history), ("--user", args.users),
+                                      ("--all-users", args.all_users)) if value]
+    if len(given) != 1:
+        which = "not " + " and ".join(given) if given else "one of them"
+        raise ValueError("give a history of TITLEs, --user ID (any number of times) or "
+                         f"--all-users: {which}")
+    if args.all_users and not args.output:
+        raise ValueError("--all-users writes a file: add --output recs.parquet (or .csv)")
+    clash = [flag for flag, value in (("--explain", args.explain), ("--json", args.json))
+             if value and args.output]
+    if clash:
+        raise ValueError(f"{clash[0]} changes what is printed; it does not go with --output")
+    if args.k < 1 or args.batch_size < 1:
+        raise ValueError(f"-k and --batch-size must be at least 1, got {args.k} and "
+                         f"{args.batch_size}")
+
+
+def id_lists(rec: Recommender, args: argparse.Namespace) -> tuple[list | None, list | None]:
+    """The allow list (--items-from) and deny list (--exclude-from) as item ids the model
+    knows; an unknown id fails naming its file and line, or is left out with --skip-unknown."""
+    integer = rec.items.schema[C.ITEM].is_integer()
+    known = set(rec.item_ids)
+    return tuple(
+        None if path is None
+        else read_id_list(path, integer).known(known, args.skip_unknown, rec.n_items)
+        for path in (args.items_from, args.exclude_from)
+    )
+
+
+def users_table(users: list, results: list[Recommendations], explain: bool) -> str:
+    """One table per user, each headed by the user's id and history length."""
+    blocks = [f"user {printable(str(user))} ({len(result.history):,} items in the history)\n"
+              f"{format_table(result, explain)}"
+              for user, result in zip(users, results, strict=True)]
+    return "\n\n".join(blocks)
+
+
+def users_json(users: list, results: list[Recommendations]) -> str:
+    """A JSON list: each user's id, history and ranked items."""
+    return json.dumps([{"user": _plain(user), **as_dict(result)}
+                       for user, result in zip(users, results, strict=True)],
+                      ensure_ascii=False)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number or text JSON writes."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def run_similar(args: argparse.Namespace) -> int:
@@ -56,15 +175,36 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     recommend = subparsers.add_parser(
-        "recommend", help="recommend the next items for a history of titles",
-        description="Print the top items to watch after HISTORY (titles, oldest first; "
-        "write item ids as id:2571). Unknown or ambiguous titles fail with candidates.",
+        "recommend",
+        help="recommend the next items for a history of titles, known users or all users",
+        description="Print the top items to watch after the TITLEs given (oldest first; "
+        "write item ids as id:2571), or for users the model was trained with (--user ID, "
+        "their whole history), or write them for every user to a file (--all-users --output "
+        "FILE). Unknown or ambiguous titles fail with candidates; unknown ids fail naming "
+        "them unless --skip-unknown.",
     )
     recommend.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by fit")
-    recommend.add_argument("history", metavar="TITLE", nargs="+", help="watched titles or id:ID")
+    recommend.add_argument("history", metavar="TITLE", nargs="*",
+                           help="watched titles or id:ID, oldest first")
+    recommend.add_argument("--user", dest="users", action="append", metavar="ID",
+                           help="a user id of the training log (repeat for more users)")
+    recommend.add_argument("--all-users", action="store_true",
+                           help="every user the model was trained with (needs --output)")
+    recommend.add_argument("--output", metavar="FILE",
+                           help="write one long table (user, rank, item, score, title, "
+                           "genres) to FILE (.parquet, .csv or .tsv) instead of printing")
     recommend.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     recommend.add_argument("--keep-seen", action="store_true",
                            help="allow items already in the history")
+    recommend.add_argument("--items-from", metavar="FILE",
+                           help="recommend only the item ids listed in FILE (one per line)")
+    recommend.add_argument("--exclude-from", metavar="FILE",
+                           help="never recommend the item ids listed in FILE (one per line)")
+    recommend.add_argument("--skip-unknown", action="store_true",
+                           help="leave out unknown users, titles and item ids instead of "
+                           "failing on the first")
+    recommend.add_argument("--batch-size", type=int, default=512, metavar="N",
+                           help="histories per forward pass with --output (default 512)")
     recommend.add_argument("--explain", action="store_true",
                            help="show the history titles each recommendation owes most to")
     recommend.add_argument("--json", action="store_true", help="print JSON instead of a table")

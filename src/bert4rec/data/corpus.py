@@ -11,8 +11,7 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,10 @@ import polars as pl
 from bert4rec.columns import GENRES, INDEX, ITEM, RATING, TIMESTAMP, TITLE, USER
 from bert4rec.data.interactions import Interactions
 from bert4rec.errors import DataError
+from bert4rec.files import temp_dir
 from bert4rec.vocab import PAD
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the item table keeps further columns (links)
 SPLITS = ("train", "valid", "test", "train+valid")
 
 
@@ -159,6 +159,21 @@ class SequenceCorpus:
             digest.update(np.ascontiguousarray(array).data)
         return digest.hexdigest()[:32]
 
+    def with_items(self, items: pl.DataFrame, name: str = "items") -> SequenceCorpus:
+        """This corpus with `items` (item, title, genres and any further columns, as
+        `items_from_frame` gives it) as its item table; items it does not list get no title.
+        An item table that names none of the corpus's items raises `DataError` (`name` is
+        where it came from): its ids are surely of another kind."""
+        matched = "__bert4rec_matched__"
+        table = _item_table(self.item_ids, items.with_columns(pl.lit(True).alias(matched)))
+        if not table[matched].any():
+            raise DataError(
+                f"{name}: none of its {items.height:,} item ids is an item of the log (it "
+                f"has {_examples(items[ITEM])}; the log {_examples(table[ITEM])}); the item "
+                "table must use the log's item ids"
+            )
+        return replace(self, item_table=table.drop(matched))
+
     def check_trainable(self) -> None:
         """Refuse a corpus that training cannot use: validation and test need at least one
         user with 3 or more items (the last two are held out)."""
@@ -190,7 +205,7 @@ class SequenceCorpus:
         """Write arrays (npz, no pickle), item table (Parquet) and metadata (JSON) atomically."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        staging = temp_dir(directory.parent, prefix=f".{directory.name}.")
         try:
             np.savez(
                 staging / "arrays.npz",
@@ -340,14 +355,22 @@ def _vocabulary(items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return item_ids, inverse.astype(np.int64).reshape(-1) + 1
 
 
+def _examples(ids: pl.Series) -> str:
+    """The first three ids, as an error message shows them."""
+    return ", ".join(repr(i) for i in ids.head(3).to_list()) + (", ..." if len(ids) > 3 else "")
+
+
 def _item_table(item_ids: np.ndarray, items: pl.DataFrame | None) -> pl.DataFrame:
-    """index, item, title, genres for every vocab item (title/genres null where unknown)."""
+    """index, item, title, genres for every vocab item (title/genres null where unknown), then
+    any further columns the item table has (links.csv's `imdb_id` and `tmdb_id`, the
+    columns of a `train --items` file)."""
     table = pl.DataFrame({INDEX: np.arange(1, len(item_ids) + 1), ITEM: item_ids})
     if items is None or items.height == 0:
         return table.with_columns(
             pl.lit(None, pl.String).alias(TITLE), pl.lit(None, pl.List(pl.String)).alias(GENRES)
         )
-    items = items.select(ITEM, TITLE, GENRES).unique(ITEM, keep="first")
+    extra = [name for name in items.columns if name not in (INDEX, ITEM, TITLE, GENRES)]
+    items = items.select(ITEM, TITLE, GENRES, *extra).unique(ITEM, keep="first")
     if items[ITEM].dtype != table[ITEM].dtype:
         items = items.with_columns(pl.col(ITEM).cast(table[ITEM].dtype, strict=False))
     return table.join(items, on=ITEM, how="left", maintain_order="left")

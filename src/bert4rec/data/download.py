@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import stat
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,6 +29,7 @@ from tqdm.auto import tqdm
 
 from bert4rec.data import movielens
 from bert4rec.errors import ChecksumError, DataError
+from bert4rec.files import temp_dir, temp_file
 
 BASE_URL_ENV = "BERT4REC_MOVIELENS_URL"
 MARKER = ".bert4rec-download.json"
@@ -122,13 +122,10 @@ class _HttpsRedirects(urllib.request.HTTPRedirectHandler):
 
 def _fetch(url: str, destination: Path, progress: bool, timeout: float) -> Path:
     """Stream `url` into a temporary file next to `destination`; return that file."""
-    descriptor, name = tempfile.mkstemp(
-        dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
-    )
-    partial = Path(name)
+    partial = temp_file(destination.parent, prefix=f".{destination.name}.", suffix=".part")
     try:
         with (
-            open(descriptor, "wb") as handle,
+            open(partial, "wb") as handle,
             urllib.request.build_opener(_HttpsRedirects).open(url, timeout=timeout) as response,
         ):
             total = int(response.headers.get("Content-Length") or 0) or None
@@ -215,7 +212,7 @@ def safe_members(archive: zipfile.ZipFile, where: Path | str) -> list[zipfile.Zi
 def _extract(path: Path, final: Path, entry: movielens.Release, url: str) -> None:
     """Extract into a staging folder, then rename the release folder to `final`. Errors name
     the URL: `path` is a temporary file, deleted when the download fails."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".extract", dir=final.parent))
+    staging = temp_dir(final.parent, prefix=f".{final.name}.", suffix=".extract")
     again = f"the download was deleted: run `bert4rec data download {entry.name}` again"
     try:
         try:

@@ -3,22 +3,27 @@ as a log file gets, with errors that name the column, the row and the argument t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from bert4rec.columns import GENRES, ITEM, TITLE
+from bert4rec.columns import GENRES, INDEX, ITEM, TITLE
 from bert4rec.data.interactions import (
+    TABLE_SUFFIXES,
     Interactions,
     LogColumns,
     Origin,
     id_column,
     normalise_events,
+    read_table,
 )
 from bert4rec.data.mlformats import genres_expr
 from bert4rec.errors import DataError
 
 EVENTS_HINT = "Name the right ones with user=, item=, timestamp= and rating=."
+ITEMS_HINT = "Name the right ones with item=, title= and genres=."
+ITEM_FLAGS_HINT = "Name the right ones with --item-col, --title-col and --genres-col."
 ROW_ORDER = "__bert4rec_row__"
 """The column that stands for time when no timestamp column is named: the row number."""
 
@@ -36,7 +41,8 @@ def to_polars(frame: Any, name: str) -> pl.DataFrame:
             return pl.from_pandas(frame)
         except ImportError as err:
             raise DataError(f"{name}: converting a pandas DataFrame needs pyarrow ({err}); "
-                            "pip install pyarrow, or pass a polars DataFrame") from err
+                            "pip install 'bert4rec[pandas]', or pass a polars DataFrame"
+                            ) from err
         except (TypeError, ValueError, pl.exceptions.PolarsError) as err:
             raise DataError(f"{name}: cannot convert this pandas DataFrame to polars "
                             f"({str(err).splitlines()[0]})") from err
@@ -56,20 +62,48 @@ def events_from_frame(frame: Any, columns: LogColumns, name: str = "DataFrame") 
 
 
 def items_from_frame(frame: Any, item: str, title: str = TITLE, genres: str = GENRES,
-                     name: str = "items") -> pl.DataFrame:
-    """The item table (item, title, genres) of a frame such as MovieLens's movies: ids in the
-    `item` column, titles and genres where those columns exist (genres as a list, or text
-    "A|B"). Titles may be missing for some items; ids may not."""
+                     name: str = "items", hint: str = ITEMS_HINT, lines: bool = False
+                     ) -> pl.DataFrame:
+    """The item table (item, title, genres, then any further columns, kept as they are) of a
+    frame such as MovieLens's movies: ids in the `item` column, titles and genres where those
+    columns exist (genres as a list, or text "A|B"). Titles may be missing for some items; ids
+    may not. `hint` says how the caller names the columns; `lines`: errors count file lines
+    (after a header), not rows."""
     table = to_polars(frame, name)
     if item not in table.columns:
         raise DataError(f"{name}: no item column {item!r}; it has {table.columns}. The item "
-                        "table names its items in the same column as the events (item=)")
+                        f"table names its items in the same column as the events. {hint}")
     if title not in table.columns and genres not in table.columns:
         raise DataError(f"{name}: neither a title column {title!r} nor a genres column "
-                        f"{genres!r}; it has {table.columns}. Name them with title= and genres=")
-    ids = id_column(table[item], item, Origin(name, lines=False, column_hint=""))
+                        f"{genres!r}; it has {table.columns}. {hint}")
+    extras = [c for c in table.columns if c not in (item, title, genres)]
+    clash = next((c for c in extras if c in (INDEX, ITEM, TITLE, GENRES)), None)
+    if clash is not None:
+        raise DataError(f"{name}: column {clash!r} would clash with the item table's own "
+                        f"{clash!r} column; rename or drop it. {hint}")
+    ids = id_column(table[item], item, Origin(name, lines=lines, column_hint=hint))
     titles = _titles(table, title, name)
-    return pl.DataFrame({ITEM: ids, TITLE: titles}).with_columns(_genres(table, genres, name))
+    return pl.DataFrame({ITEM: ids, TITLE: titles}).with_columns(
+        _genres(table, genres, name), *(table[c] for c in extras))
+
+
+def read_item_file(path: str | Path, item: str, title: str = TITLE, genres: str = GENRES,
+                   hint: str = ITEM_FLAGS_HINT) -> pl.DataFrame:
+    """The item table of a CSV, TSV or Parquet file (`bert4rec train --items FILE`), as
+    `items_from_frame` gives it; errors name the file, the column and what was expected."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected a CSV, TSV or Parquet item "
+                                "table)")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise DataError(f"{path}: unknown item table format {suffix!r}; expected one of "
+                        f"{', '.join(sorted(TABLE_SUFFIXES))}")
+    table = read_table(path, TABLE_SUFFIXES[suffix])
+    if table.height == 0:
+        raise DataError(f"{path}: the file holds no items (only a header, or empty)")
+    return items_from_frame(table, item, title, genres, name=str(path), hint=hint,
+                            lines=suffix not in (".parquet", ".pq"))
 
 
 def _titles(table: pl.DataFrame, title: str, name: str) -> pl.Series:

@@ -66,14 +66,14 @@ def read_log(path: str | Path, columns: LogColumns = LogColumns()) -> Interactio
     if suffix not in TABLE_SUFFIXES:
         known = ", ".join(sorted([*TABLE_SUFFIXES, *TEXT_SUFFIXES]))
         raise DataError(f"{path}: unknown log format {suffix!r}; expected one of {known}")
-    frame = _read_table(path, TABLE_SUFFIXES[suffix])
+    frame = read_table(path, TABLE_SUFFIXES[suffix])
     if frame.height == 0:
         raise DataError(f"{path}: the file holds no interactions (only a header, or empty)")
     origin = Origin(str(path), suffix not in (".parquet", ".pq"), FLAGS_HINT)
     return Interactions(normalise_events(frame, columns, origin), None, path.name)
 
 
-def _read_table(path: Path, separator: str | None) -> pl.DataFrame:
+def read_table(path: Path, separator: str | None) -> pl.DataFrame:
     """Read with inferred types; if a value late in the file breaks the inferred type, read
     everything as text so that `normalise_events` can name the offending line."""
     kind = path.suffix[1:]

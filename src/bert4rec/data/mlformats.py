@@ -2,7 +2,8 @@
 
 - `u.data` (tab: user, item, rating, timestamp) + `u.item` (pipe, latin-1) + `u.genre`: ml-100k;
 - `ratings.dat` + `movies.dat` (`::`, latin-1): ml-1m, ml-10m;
-- `ratings.csv` + `movies.csv` (quoted CSV with a header, UTF-8, LF or CRLF): ml-20m and later.
+- `ratings.csv` + `movies.csv` (quoted CSV with a header, UTF-8, LF or CRLF): ml-20m and later;
+  their `links.csv` adds each film's IMDb and TMDB ids to the item table (`imdb_id`, `tmdb_id`).
 
 Each reader parses ratings with explicit dtypes in polars (the fast path) and, only when that
 fails, rescans the file line by line to name the first bad line and column.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from bert4rec.columns import GENRES, ITEM, RATING, TIMESTAMP, TITLE, USER
+from bert4rec.columns import GENRES, IMDB, ITEM, RATING, TIMESTAMP, TITLE, TMDB, USER
 from bert4rec.data.interactions import Interactions
 from bert4rec.errors import DataError
 
@@ -26,6 +27,7 @@ NO_GENRES = "(no genres listed)"
 RATING_FIELDS = (USER, ITEM, RATING, TIMESTAMP)
 CSV_HEADER = ("userId", "movieId", "rating", "timestamp")
 MOVIES_HEADER = ("movieId", "title", "genres")
+LINKS_HEADER = ("movieId", "imdbId", "tmdbId")
 _DTYPES = (pl.Int64, pl.Int64, pl.Float64, pl.Int64)
 
 
@@ -178,7 +180,24 @@ def read_csv(files: ReleaseFiles, encoding: str = "utf-8") -> Interactions:
             pl.col("title").alias(TITLE),
             genres_expr(pl.col("genres")),
         )
+        if files.has("links.csv"):
+            items = items.join(_read_links(files), on=ITEM, how="left", maintain_order="left")
     return Interactions(events, items, files.location.name)
+
+
+def _read_links(files: ReleaseFiles) -> pl.DataFrame:
+    """links.csv as `item`, `imdb_id`, `tmdb_id` (whole numbers; null where a film has none)."""
+    source = files.source("links.csv")
+    _check_header(files, "links.csv", source, LINKS_HEADER)
+    try:
+        links = pl.read_csv(source, schema=dict.fromkeys(LINKS_HEADER, pl.Int64))
+    except pl.exceptions.PolarsError as err:
+        raise DataError(
+            f"{files.describe('links.csv')}: cannot be read as 'movieId,imdbId,tmdbId' CSV of "
+            f"whole numbers: {_first_line(err)}"
+        ) from err
+    return links.select(pl.col("movieId").alias(ITEM), pl.col("imdbId").alias(IMDB),
+                        pl.col("tmdbId").alias(TMDB)).unique(ITEM, keep="first")
 
 
 def _read_ratings(files: ReleaseFiles, name: str, separator: bytes, has_header: bool):

@@ -46,6 +46,11 @@ class UserHistories:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def item_counts(self, n_items: int) -> np.ndarray:
+        """How often each item (vocabulary index 1..n_items, as [n_items]) occurs in the
+        histories: its popularity in the data the model was trained on."""
+        return np.bincount(self.flat, minlength=n_items + 1)[1 : n_items + 1]
+
     def subset(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(flat, offsets) of the users at `positions`, in that order."""
         lengths = self.lengths[positions]

@@ -4,11 +4,13 @@ JSON API plus the web page in `static/`.
 Handlers get the Recommender through the `recommender` dependency rather than a global. The
 light ones are plain `def` (FastAPI runs them in its thread pool); `/recommend` is `async` and
 awaits the `MicroBatcher`, whose one worker thread scores concurrent requests in one forward
-pass (docs/performance.md, "Serving").
+pass (docs/performance.md, "Serving"). `/docs` (Swagger UI) loads its scripts from the
+fastapi-offline package, not a CDN, so it works on a machine without internet.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,19 +21,25 @@ import torch
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from starlette.datastructures import State
 
-from bert4rec import __version__
+from bert4rec import __version__, rundir
 from bert4rec.catalog import CatalogItem
-from bert4rec.errors import TitleError, TitleNotFoundError
+from bert4rec.data.users import OnUnknown, UserHistories
+from bert4rec.errors import ModelDirError, TitleError, TitleNotFoundError, UnknownIdError
 from bert4rec.recommender import Recommendations, Recommender
 from bert4rec.serve import schemas as S
 from bert4rec.serve.batcher import MicroBatcher
 from bert4rec.serve.headers import SecurityHeaders
 from bert4rec.serve.limits import BodySizeLimit
+from bert4rec.serve.links import ItemLinks
 from bert4rec.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+DOCS_ASSETS = "/docs-assets"
+"""Where the Swagger UI scripts are served from (fastapi-offline's files)."""
 
 
 def create_app(
@@ -46,23 +54,30 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch.set_num_threads(settings.torch_threads)
-        app.state.recommender = recommender or Recommender.load(run_dir)
-        app.state.batcher = MicroBatcher(
-            app.state.recommender, settings.batch_window_ms / 1000, settings.max_batch
-        )
-        log.info("serving %s (%d items)", run_dir, app.state.recommender.n_items)
+        rec = app.state.recommender = recommender or Recommender.load(run_dir)
+        app.state.links = ItemLinks(rundir.read_items(run_dir))
+        app.state.item_ids = rec.item_ids
+        app.state.users, app.state.no_users = _read_users(run_dir, rec.n_items)
+        if app.state.users is not None:  # autocomplete: most watched first among equals
+            rec.catalog.rank_by(app.state.users.item_counts(rec.n_items))
+        app.state.batcher = MicroBatcher(rec, settings.batch_window_ms / 1000, settings.max_batch)
+        log.info("serving %s (%d items, %s users, links for %d)", run_dir, rec.n_items,
+                 f"{len(app.state.users):,}" if app.state.users else "no", len(app.state.links))
         yield
         app.state.batcher.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="bert4rec",
         version=__version__,
         description="Next-item recommendations from a trained BERT4Rec run directory.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
+        redoc_url=None,  # ReDoc would fetch its logo from a CDN; Swagger UI needs nothing
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: on every response, 413s included
     app.add_exception_handler(TitleError, _title_problem)
+    app.add_exception_handler(UnknownIdError, _unknown_ids)
     app.include_router(_routes())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -73,6 +88,11 @@ def recommender(request: Request) -> Recommender:
     return request.app.state.recommender
 
 
+def links(request: Request) -> ItemLinks:
+    """Dependency: each item's links out."""
+    return request.app.state.links
+
+
 async def batcher(request: Request) -> MicroBatcher:
     """Dependency: the micro-batcher in front of the Recommender (async: no thread hop)."""
     return request.app.state.batcher
@@ -80,7 +100,17 @@ async def batcher(request: Request) -> MicroBatcher:
 
 Model = Annotated[Recommender, Depends(recommender)]
 Batcher = Annotated[MicroBatcher, Depends(batcher)]
+Links = Annotated[ItemLinks, Depends(links)]
 PROBLEMS = {404: {"model": S.Problem}, 413: {"model": S.Problem}, 422: {"model": S.Problem}}
+
+
+def _read_users(run_dir: str | Path, n_items: int) -> tuple[UserHistories | None, str]:
+    """users.parquet, or None and why not: a run without it still answers histories."""
+    try:
+        return rundir.read_users(run_dir, n_items), ""
+    except ModelDirError as err:
+        log.warning("recommending by user id is off: %s", err)
+        return None, str(err)
 
 
 def _routes() -> APIRouter:
@@ -97,34 +127,59 @@ def _routes() -> APIRouter:
         return S.Health(status="ok", items=rec.n_items, max_len=rec.model.config.max_len)
 
     @router.post("/recommend", response_model=S.RecommendResponse, responses=PROBLEMS)
-    async def recommend(body: S.RecommendRequest, batch: Batcher) -> S.RecommendResponse:
-        """The top `k` next items for a history of item ids or titles (oldest first)."""
-        result = await batch.recommend(body.history, body.k, body.exclude_seen, body.explain)
+    async def recommend(
+        body: S.RecommendRequest, batch: Batcher, request: Request
+    ) -> S.RecommendResponse:
+        """The top `k` next items for a known user or a history of item ids or titles (oldest
+        first), from the allowed `items` (all by default) less the `exclude`d ones."""
+        rec, state = batch.rec, request.app.state
+        allowed = None
+        if body.items is not None or body.exclude is not None:  # up to 2 x 10,000 lookups
+            allowed = await asyncio.to_thread(rec.candidates, body.items, body.exclude,
+                                              body.on_unknown)
+        args = (body.k, body.filter_viewed, body.explain, allowed)
+        if body.user is None:
+            result = await batch.recommend(body.history or [], *args, on_unknown=body.on_unknown)
+            history = result.history
+        else:
+            # a pool thread: a long history takes milliseconds to look up, off the event loop
+            resolved = await asyncio.to_thread(_user_history, state, rec, body.user,
+                                               body.on_unknown)
+            if resolved is None:  # unknown, skipped
+                return S.RecommendResponse(user=body.user, history=[], items=[],
+                                           filter_viewed=body.filter_viewed)
+            result = await batch.recommend_resolved(resolved, *args)
+            history = result.history[-(rec.model.config.max_len - 1) :]
         return S.RecommendResponse(
-            history=[_item(entry) for entry in result.history],
-            items=_ranked(result),
-            exclude_seen=body.exclude_seen,
+            user=body.user,
+            history=[_item(entry, state.links) for entry in history],
+            items=_ranked(result, state.links),
+            filter_viewed=body.filter_viewed,
         )
 
     @router.get("/items", response_model=S.SearchResponse)
     def search(
         rec: Model,
+        link: Links,
         q: Annotated[str, Query(min_length=1, max_length=S.MAX_QUERY, description="title text")],
         limit: Annotated[int, Query(ge=1, le=50)] = 10,
     ) -> S.SearchResponse:
-        """Title search for autocomplete: prefix and substring matches, fuzzy if none."""
-        return S.SearchResponse(query=q, items=[_item(e) for e in rec.catalog.search(q, limit)])
+        """Title search for autocomplete, best match first: exact, prefix, word-prefix and
+        substring matches, then close look-alikes (typos); none for a query like nothing
+        in the catalogue. Popularity orders equally good matches."""
+        found = rec.catalog.search(q, limit)
+        return S.SearchResponse(query=q, items=[_item(e, link) for e in found])
 
     @router.get("/items/{item}/similar", response_model=S.SimilarResponse, responses=PROBLEMS)
     def similar(
-        item: str, rec: Model, k: Annotated[int, Query(ge=1, le=S.MAX_K)] = 10
+        item: str, rec: Model, link: Links, k: Annotated[int, Query(ge=1, le=S.MAX_K)] = 10
     ) -> S.SimilarResponse:
         """The items whose embeddings are closest (cosine) to this item id."""
         try:
             result = rec.similar_items(_item_id(rec, item), k)
         except TitleNotFoundError as err:
             raise HTTPException(404, detail=str(err)) from err
-        return S.SimilarResponse(item=_item(result.history[0]), items=_ranked(result))
+        return S.SimilarResponse(item=_item(result.history[0], link), items=_ranked(result, link))
 
     return router
 
@@ -142,15 +197,30 @@ def _item_id(rec: Recommender, raw: str) -> int | str:
     return number
 
 
-def _item(entry: CatalogItem) -> S.Item:
-    return S.Item(item=entry.item, title=entry.title, genres=list(entry.genres))
+def _user_history(state: State, rec: Recommender, user: int | str, on_unknown: OnUnknown
+                  ) -> list[CatalogItem] | None:
+    """The user's whole history as catalogue items; None for an unknown user skipped.
+    Raises `UnknownIdError` (422) for an unknown user, or when the run has no users.parquet."""
+    if state.users is None:
+        raise UnknownIdError(f"this model cannot recommend by user id: {state.no_users}",
+                             [user])
+    positions, _ = state.users.positions([user], on_unknown)
+    if not len(positions):
+        return None
+    flat, _ = state.users.subset(positions)
+    return [rec.catalog.entry(state.item_ids[index - 1]) for index in flat.tolist()]
 
 
-def _ranked(result: Recommendations) -> list[S.Recommendation]:
+def _item(entry: CatalogItem, links: ItemLinks) -> S.Item:
+    return S.Item(item=entry.item, title=entry.title, genres=list(entry.genres),
+                  links=links(entry.item))
+
+
+def _ranked(result: Recommendations, links: ItemLinks) -> list[S.Recommendation]:
     return [
         S.Recommendation(
             rank=r.rank, item=r.item, title=r.title, genres=list(r.genres), score=r.score,
-            because=[S.Contribution(**c.__dict__) for c in r.because],
+            links=links(r.item), because=[S.Contribution(**c.__dict__) for c in r.because],
         )
         for r in result
     ]
@@ -159,10 +229,19 @@ def _ranked(result: Recommendations) -> list[S.Recommendation]:
 def _title_problem(request: Request, err: Exception) -> JSONResponse:
     """Unknown or ambiguous titles in a history: 422 with the closest catalogue items."""
     assert isinstance(err, TitleError)
-    catalog = request.app.state.recommender.catalog
+    state = request.app.state
     problem = S.Problem(
         detail=str(err),
         query=err.query,
-        candidates=[_item(catalog.entry(item)) for item, _ in err.candidates],
+        candidates=[_item(state.recommender.catalog.entry(item), state.links)
+                    for item, _ in err.candidates],
     )
     return JSONResponse(problem.model_dump(), status_code=422)
+
+
+def _unknown_ids(request: Request, err: Exception) -> JSONResponse:
+    """Users or item ids the model does not know (with on_unknown="raise"): 422 naming them."""
+    assert isinstance(err, UnknownIdError)
+    problem = S.Problem(detail=str(err), ids=list(err.ids))  # as the request sent them
+    return JSONResponse(problem.model_dump(), status_code=422)
+

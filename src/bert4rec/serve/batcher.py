@@ -6,7 +6,9 @@ since matching a title can take milliseconds. A bad title fails only its own req
 request's titles hold up the others. Handlers then put a job on a queue and await its future.
 One worker thread takes the first job, gathers whatever else arrives within `window_s` (or
 until `max_batch` jobs), scores them with `Recommender.recommend_resolved` — one forward pass
-per (k, exclude_seen) group — and hands each answer back to the event loop. Under light load
+per (k, exclude_seen, allowed items) group: requests without allow or deny lists share one, and
+so do requests whose lists allow the same items — and hands each answer back to the event
+loop. Under light load
 a request waits at most `window_s`; under heavy load the queue fills while the model runs, so
 batches grow by themselves.
 """
@@ -14,6 +16,7 @@ batches grow by themselves.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import queue
 import threading
@@ -21,7 +24,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+
 from bert4rec.catalog import CatalogItem, ItemId
+from bert4rec.data.users import OnUnknown
 from bert4rec.recommender import Recommendations, Recommender
 
 log = logging.getLogger(__name__)
@@ -35,8 +41,11 @@ class _Job:
     k: int
     exclude_seen: bool
     explain: bool
+    candidates: torch.Tensor | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
+    group: tuple[int, bool, bytes | None]
+    """Jobs of one group share a forward pass: the same k, flag and allowed items."""
 
 
 _STOP = None  # queue sentinel: the worker finishes its batch and exits
@@ -54,16 +63,30 @@ class MicroBatcher:
         self._thread.start()
 
     async def recommend(
-        self, history: Sequence[ItemId], k: int, exclude_seen: bool, explain: bool
+        self, history: Sequence[ItemId], k: int, exclude_seen: bool, explain: bool,
+        candidates: torch.Tensor | None = None, on_unknown: OnUnknown = "raise",
     ) -> Recommendations:
-        """`Recommender.recommend`, batched with whatever other requests arrive meanwhile."""
-        loop = asyncio.get_running_loop()
+        """`Recommender.recommend`, batched with whatever other requests arrive meanwhile;
+        `on_unknown="skip"` leaves out history entries that match no item."""
         catalog = self.rec.catalog
         if all(not isinstance(ref, bool) and ref in catalog for ref in history):
             resolved = self.rec.resolve(history)  # ids only: lookups, no matching
         else:
-            resolved = await asyncio.to_thread(self.rec.resolve, history)
-        job = _Job(resolved, k, exclude_seen, explain, loop, loop.create_future())
+            resolved = await asyncio.to_thread(self.rec.resolve, history, on_unknown)
+        return await self.recommend_resolved(resolved, k, exclude_seen, explain, candidates)
+
+    async def recommend_resolved(
+        self, resolved: list[CatalogItem], k: int, exclude_seen: bool, explain: bool,
+        candidates: torch.Tensor | None = None,
+    ) -> Recommendations:
+        """`recommend` for a history already resolved (a known user's), batched likewise;
+        `candidates` (from `Recommender.candidates`) limits what may be offered."""
+        loop = asyncio.get_running_loop()
+        allowed = None  # digested here, not in the one worker thread
+        if candidates is not None:
+            allowed = hashlib.blake2b(candidates.numpy().tobytes()).digest()
+        job = _Job(resolved, k, exclude_seen, explain, candidates, loop, loop.create_future(),
+                   (k, exclude_seen, allowed))
         self._queue.put(job)
         return await job.future
 
@@ -102,14 +125,15 @@ class MicroBatcher:
         return batch, False
 
     def _serve(self, batch: list[_Job]) -> None:
-        """One forward pass per (k, exclude_seen) group."""
-        groups: dict[tuple[int, bool], list[_Job]] = {}
+        """One forward pass per group of jobs (`_Job.group`)."""
+        groups: dict[tuple[int, bool, bytes | None], list[_Job]] = {}
         for job in batch:
-            groups.setdefault((job.k, job.exclude_seen), []).append(job)
-        for (k, exclude_seen), jobs in groups.items():
+            groups.setdefault(job.group, []).append(job)
+        for (k, exclude_seen, _), jobs in groups.items():
             try:
                 results = self.rec.recommend_resolved(
-                    [job.resolved for job in jobs], k=k, exclude_seen=exclude_seen
+                    [job.resolved for job in jobs], k=k, exclude_seen=exclude_seen,
+                    candidates=jobs[0].candidates,
                 )
             except Exception as err:  # fails this group only
                 for job in jobs:

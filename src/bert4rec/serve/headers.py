@@ -4,8 +4,9 @@ The page and its static files get a Content-Security-Policy that allows only thi
 scripts, styles and requests (the page has no inline script or style), so injected markup
 could run nothing. Every response gets `X-Content-Type-Options: nosniff` (a file is only ever
 what its content type says), `X-Frame-Options: DENY` (no framing, so no clickjacking) and
-`Referrer-Policy: no-referrer`. FastAPI's own docs pages (/docs, /redoc) load their scripts
-from a CDN and keep no CSP.
+`Referrer-Policy: no-referrer`. The API's docs page (/docs) loads Swagger UI from this origin
+too (`/docs-assets`, the fastapi-offline package) but starts it with an inline script, so it
+keeps no CSP.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ EVERY_RESPONSE = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-DOCS_PAGES = ("/docs", "/redoc")
+DOCS_PAGES = frozenset({"/docs", "/docs/oauth2-redirect"})  # exactly: /docs-assets/ gets it
 
 
 class SecurityHeaders:
@@ -36,7 +37,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = not scope["path"].startswith(DOCS_PAGES)
+        policy = scope["path"] not in DOCS_PAGES
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

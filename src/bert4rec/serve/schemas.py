@@ -8,42 +8,73 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bert4rec.catalog import MAX_TITLE
 
 MAX_HISTORY = 500  # entries per history; the model reads at most its max_len - 1 most recent
 MAX_K = 100  # recommendations or similar items per request
 MAX_QUERY = 200  # characters of a title search
+MAX_FILTER = 10_000  # item ids in an allow or deny list
+MAX_ID = 300  # characters of a user or item id sent as text
 
 ItemRef = int | str
 HistoryRef = int | Annotated[str, Field(max_length=MAX_TITLE)]
 """A history entry: an id, or a title of at most MAX_TITLE characters (longer ones are 422)."""
+IdRef = int | Annotated[str, Field(max_length=MAX_ID)]
+"""A user or item id as the data has it: a JSON number, or a string for ids that are text."""
 
 
 class RecommendRequest(BaseModel):
-    """What the user watched, oldest first, and how many recommendations to return."""
+    """Whose next items: a known `user` (their whole history as trained on) or a `history`;
+    how many; and which items may be offered."""
 
     model_config = ConfigDict(extra="forbid")
 
-    history: list[HistoryRef] = Field(
+    user: IdRef | None = Field(
+        None, description="a user id the model was trained with (instead of a history)",
+        examples=[1],
+    )
+    history: list[HistoryRef] | None = Field(
+        None,
         max_length=MAX_HISTORY,
-        description="item ids (numbers) or titles (strings), oldest first",
+        description="item ids (numbers) or titles (strings), oldest first (instead of a user)",
         examples=[["Harry Potter and the Chamber of Secrets (2002)", 8368]],
     )
     k: int = Field(10, ge=1, le=MAX_K, description="number of recommendations")
-    exclude_seen: bool = Field(True, description="leave out items already in the history")
+    filter_viewed: bool = Field(True, description="leave out items already in the history")
+    items: list[IdRef] | None = Field(
+        None, max_length=MAX_FILTER, description="allow list: offer only these item ids"
+    )
+    exclude: list[IdRef] | None = Field(
+        None, max_length=MAX_FILTER, description="deny list: never offer these item ids"
+    )
+    on_unknown: Literal["raise", "skip"] = Field(
+        "raise", description="an unknown user, item id or title: 'raise' answers 422 naming "
+        "it, 'skip' leaves it out (an unknown user then gets no recommendations)",
+    )
     explain: bool = Field(
         False, description="add the history items each recommendation owes most to"
     )
 
+    @model_validator(mode="after")
+    def _user_or_history(self) -> RecommendRequest:
+        if (self.user is None) == (self.history is None):
+            raise ValueError("give either 'user' (a user id) or 'history' (item ids or "
+                             "titles), not both and not neither")
+        return self
+
 
 class Item(BaseModel):
-    """An item as shown to people."""
+    """An item as shown to people; `links` go to its pages elsewhere (MovieLens links.csv's
+    IMDb and TMDB ids, where the data had them)."""
 
     item: ItemRef
     title: str
     genres: list[str]
+    links: dict[str, str] = Field(
+        default_factory=dict, examples=[{"imdb": "https://www.imdb.com/title/tt0133093/"}]
+    )
 
 
 class Contribution(BaseModel):
@@ -55,7 +86,9 @@ class Contribution(BaseModel):
 
 
 class Recommendation(Item):
-    """One ranked item; `score` is the model's logit (higher is better)."""
+    """One ranked item; `score` is the model's logit (higher is better; only the order and
+    the differences mean anything: exp(score - first score) is the item's probability
+    relative to the first one's)."""
 
     rank: int
     score: float
@@ -65,11 +98,14 @@ class Recommendation(Item):
 
 
 class RecommendResponse(BaseModel):
-    """The history as resolved and the ranked recommendations."""
+    """The history as resolved and the ranked recommendations. For a `user`, `history` holds
+    the most recent items the model reads (at most its max_len - 1); `filter_viewed` left out
+    everything they watched."""
 
+    user: ItemRef | None = None
     history: list[Item]
     items: list[Recommendation]
-    exclude_seen: bool
+    filter_viewed: bool
 
 
 class SimilarResponse(BaseModel):
@@ -95,8 +131,10 @@ class Health(BaseModel):
 
 
 class Problem(BaseModel):
-    """An error: what went wrong and, for titles, the closest catalogue items."""
+    """An error: what went wrong; for titles, the closest catalogue items; for unknown user or
+    item ids, every one of them."""
 
     detail: str
     query: str | None = None
     candidates: list[Item] = Field(default_factory=list)
+    ids: list[ItemRef] = Field(default_factory=list)

@@ -1,5 +1,6 @@
 // The bert4rec page: build a watch history through title autocomplete, then show the
-// recommendations from POST /recommend with their genres and leave-one-out explanations.
+// recommendations from POST /recommend with their genres, leave-one-out explanations, a bar
+// of how likely each is next relative to the first, links out, and each one's similar items.
 "use strict";
 
 const state = { history: [], suggestions: [], active: -1, searchTimer: null, request: 0 };
@@ -30,29 +31,34 @@ function onSearchInput() {
   state.searchTimer = setTimeout(async () => {
     try {
       const found = await getJSON(`/items?q=${encodeURIComponent(q)}&limit=8`);
-      if ($("search").value.trim() === q) showSuggestions(found.items);
+      if ($("search").value.trim() === q) showSuggestions(found.items, q);
     } catch (err) {
       setStatus(err.message, true);
     }
   }, 120);
 }
 
-function showSuggestions(items) {
+// `query` is set when a search found nothing: the list then says so instead of closing.
+function showSuggestions(items, query = "") {
   state.suggestions = items;
   state.active = items.length ? 0 : -1;
   const list = $("suggestions");
-  list.replaceChildren(
-    ...items.map((item, i) => {
-      const option = el("li", { role: "option", textContent: item.title });
-      option.dataset.item = item.item;
-      option.addEventListener("mousedown", (event) => {
-        event.preventDefault(); // keep focus in the search box
-        choose(i);
-      });
-      return option;
-    }),
-  );
-  list.hidden = items.length === 0;
+  const options = items.map((item, i) => {
+    const option = el("li", { role: "option", textContent: item.title });
+    option.dataset.item = item.item;
+    option.addEventListener("mousedown", (event) => {
+      event.preventDefault(); // keep focus in the search box
+      choose(i);
+    });
+    return option;
+  });
+  if (!items.length && query) {
+    const none = el("li", { className: "no-match", textContent: `No title matches “${query}”.` });
+    none.setAttribute("aria-disabled", "true");
+    options.push(none);
+  }
+  list.replaceChildren(...options);
+  list.hidden = options.length === 0;
   $("search").setAttribute("aria-expanded", String(items.length > 0));
   highlight();
 }
@@ -120,7 +126,7 @@ async function recommend() {
       body: JSON.stringify({
         history: state.history.map((item) => item.item),
         k: Number($("k").value),
-        exclude_seen: $("exclude-seen").checked,
+        filter_viewed: $("exclude-seen").checked,
         explain: true,
       }),
     });
@@ -133,26 +139,84 @@ async function recommend() {
 }
 
 function renderResults(items) {
+  const best = items.length ? items[0].score : 0;
   $("results").replaceChildren(
     ...items.map((rec) => {
-      const genres = el("div", { className: "genres" },
-        ...rec.genres.map((g) => el("span", { className: "genre", textContent: g })));
+      // exp(score - best score): the item's probability next relative to the first one's
+      const share = Math.exp(rec.score - best);
       const because = el("div", { className: "because" }, explanation(rec.because));
       const add = el("button", { type: "button", className: "add", textContent: "+ add to history" });
       add.addEventListener("click", () => addToHistory(rec));
+      const similar = el("ol", { className: "similar" });
+      similar.hidden = true;
+      const toggle = el("button", { type: "button", className: "show-similar", textContent: "Similar" });
+      toggle.setAttribute("aria-expanded", "false");
+      toggle.addEventListener("click", () => toggleSimilar(rec, toggle, similar));
       return el("li", {},
         el("span", { className: "rank", textContent: rec.rank }),
         el("span", { className: "title", textContent: rec.title }),
-        el("span", { className: "score", textContent: rec.score.toFixed(2) }),
-        genres, because, add);
+        bar(share, `${Math.round(share * 100)}% as likely as the first`),
+        genreList(rec.genres), because,
+        el("div", { className: "actions" }, add, toggle, ...linksOut(rec.links)),
+        similar);
     }),
   );
 }
 
+function bar(value, label) {
+  const meter = el("meter", { className: "bar", min: 0, max: 1, value, title: label });
+  meter.setAttribute("aria-label", label);
+  return meter;
+}
+
+function genreList(genres) {
+  return el("div", { className: "genres" },
+    ...genres.map((g) => el("span", { className: "genre", textContent: g })));
+}
+
+const SITES = { imdb: "IMDb", tmdb: "TMDB" };
+
+function linksOut(links) {
+  return Object.entries(links || {})
+    .filter(([site, url]) => site in SITES && url.startsWith("https://"))
+    .map(([site, url]) => el("a", {
+      className: "link", href: url, target: "_blank", rel: "noopener noreferrer",
+      textContent: SITES[site],
+    }));
+}
+
+// The items whose embeddings are closest to `rec`'s, fetched once and shown under it.
+async function toggleSimilar(rec, toggle, list) {
+  const open = list.hidden;
+  list.hidden = !open;
+  toggle.setAttribute("aria-expanded", String(open));
+  toggle.textContent = open ? "Hide similar" : "Similar";
+  if (!open || list.dataset.loaded) return;
+  list.replaceChildren(el("li", { className: "hint", textContent: "Looking…" }));
+  try {
+    const found = await getJSON(`/items/${encodeURIComponent(rec.item)}/similar?k=5`);
+    list.dataset.loaded = "yes";
+    list.replaceChildren(
+      ...found.items.map((item) => {
+        const add = el("button", { type: "button", className: "add", textContent: "+ add" });
+        add.addEventListener("click", () => addToHistory(item));
+        const cosine = Math.max(0, item.score);
+        return el("li", {},
+          el("span", { className: "title", textContent: item.title }),
+          bar(cosine, `similarity ${cosine.toFixed(2)} (cosine of the item embeddings)`),
+          el("div", { className: "actions" }, add, ...linksOut(item.links)));
+      }),
+    );
+  } catch (err) {
+    list.replaceChildren(el("li", { className: "error", textContent: err.message }));
+  }
+}
+
+// The history titles a recommendation owes most to, largest score drop first (no numbers:
+// score differences are logits, which mean nothing to a reader).
 function explanation(because) {
   if (!because.length) return "No single history title stands out.";
-  const parts = because.map((c) => `${c.title} (−${c.score_drop.toFixed(2)})`);
-  return `Because: ${parts.join(", ")}`;
+  return `Because: ${because.map((c) => c.title).join(", ")}`;
 }
 
 function setStatus(text, isError = false) {
