@@ -16,8 +16,8 @@ Each stage runs in its own process, so its peak resident size (VmHWM) is its own
 - valid: one full-ranking validation over every user and over the 10,000-user sample
   (`loop.valid_users`); test: the test evaluation (always every user);
 - recommend for every user: `Recommender.top_k` over every user's whole history, the
-  library path behind a batch recommendation for every user (the JSON says whether this
-  checkout's `bert4rec recommend` has `--all-users`);
+  scoring behind `bert4rec recommend --all-users` (the JSON says whether this checkout's
+  command line has it; `benchmarks/recommend_all.py` times the command's other phases);
 - serve: one `Recommender.recommend` call per history (1-50 random items) against the
   27k-item catalogue on one torch thread, as `bert4rec serve` scores, and a batch of 64.
 
