@@ -4,9 +4,12 @@
 Each row runs in its own process, so each peak resident set size is its own. Batches are
 Zipf-distributed item sequences; the model is the `fast` shape. The full softmax and dense item
 gradients run only up to `--dense-max` items (at 10M the full softmax's logits alone would take
-N x V x 4 bytes, ~26 GB, and dense Adam four copies of the 2.6 GB table). Not a test.
+N x V x 4 bytes, ~26 GB, and dense Adam four copies of the 2.6 GB table). With `--fit` each
+row runs `fit` end to end for one epoch instead (the model's start, the epoch, validation,
+the checkpoint, test). Not a test.
 
     nice python benchmarks/large_catalog.py [--items 1000000 10000000] [--batch-size 64]
+    nice python benchmarks/large_catalog.py --fit --items 10000000 --losses in-batch
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,11 +28,11 @@ import polars as pl
 import torch
 
 from bert4rec import sparse_items
-from bert4rec.config import preset
+from bert4rec.config import Settings, preset
 from bert4rec.data.batches import cloze_mask
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
 from bert4rec.runtime import Runtime
-from bert4rec.train import TrainingRun
+from bert4rec.train import TrainingRun, fit
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -64,6 +68,8 @@ def one_loss(args: argparse.Namespace) -> dict:
         "loop.device": "cpu",
     })
     corpus = zipf_corpus(rng, args.items, 512, args.max_len)  # its counts give the in-batch log Q
+    if args.fit:
+        return one_fit(args, corpus, settings)
     run = TrainingRun(corpus, settings, Runtime(torch.device("cpu")), show_progress=False)
     model = run.model
     generator = torch.Generator().manual_seed(0)
@@ -85,6 +91,23 @@ def one_loss(args: argparse.Namespace) -> dict:
     }
 
 
+def one_fit(args: argparse.Namespace, corpus: SequenceCorpus, settings: Settings) -> dict:
+    """`fit` end to end for one epoch in a temporary run directory: the model's start, the
+    epoch, validation, the checkpoint, test. Reports its seconds, peak memory and files."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        fit(corpus, settings.override({"loop.epochs": 1}), Path(out) / "run", progress=False)
+        files = {p.name: p.stat().st_size >> 20 for p in Path(out).rglob("*")
+                 if p.suffix in (".pt", ".safetensors")}
+    return {
+        "fit": True, "loss": args.loss, "items": args.items,
+        "item_gradients": args.item_gradients, "users": len(corpus.user_ids),
+        "seconds": round(time.perf_counter() - started),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "files_mib": files,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -96,6 +119,8 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--fit", action="store_true",
+                        help="run fit end to end for one epoch instead of timing steps")
     parser.add_argument("--out", type=Path, default=OUT / "large_catalog.json")
     parser.add_argument("--loss", help="run only this loss (used for the child processes)")
     parser.add_argument("--item-gradients", choices=("dense", "sparse"),
