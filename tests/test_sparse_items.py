@@ -1,13 +1,18 @@
 """Sparse item gradients (sparse_items.py): taken only for sampled losses on large catalogues;
 they follow dense Adam(W) when every row is touched, decay and move only the rows a step
-touches, honour optim.item_lr (0 freezes), clip like torch, and resume exactly."""
+touches, honour optim.item_lr (0 freezes), clip like torch, resume exactly and all-reduce
+under DDP on the CPU."""
+
+import socket
 
 import pytest
 import torch
 from planted import planted_corpus, tiny_settings
+from safetensors.torch import load_file
 
 from bert4rec import sparse_items
 from bert4rec.data.batches import cloze_mask
+from bert4rec.rundir import load_checkpoint
 from bert4rec.runtime import Runtime
 from bert4rec.sparse_items import LazyAdam, OptimizerPair, clip_gradients
 from bert4rec.train import TrainingRun, fit
@@ -143,3 +148,34 @@ def test_sparse_items_learn_the_planted_pattern_and_resume_exactly(corpus, spars
     fit(corpus, settings, tmp_path / "split", stop_after_epoch=2, progress=False)
     resumed = fit(corpus, settings, tmp_path / "split", resume=True, progress=False)
     assert resumed.history == whole.history and resumed.test == whole.test
+
+
+def sparse_ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    """One process of a CPU DDP run (gloo) with sparse item gradients; saves its final weights
+    as rank<N>.safetensors."""
+    import os
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    torch.set_num_threads(1)
+    sparse_items.SPARSE_ITEMS_FROM = 1
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    settings = tiny_settings(epochs=2, **{"optim.loss": "in-batch"})
+    result = fit(planted_corpus(n_users=200), settings, out_dir, progress=False)
+    state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
+    save_file(state, str(Path(out_dir).parent / f"rank{rank}.safetensors"))
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu_all_reduces_sparse_item_gradients(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(sparse_ddp_worker, args=(2, port, str(tmp_path / "run")),
+                                nprocs=2)
+    rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    optimizer = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["optimizer"]
+    assert set(optimizer) == {"dense", "items"}, "the run took the sparse path"
