@@ -174,6 +174,23 @@ def test_sampled_protocol_reproducible_from_seed_and_independent_of_batch_size()
     assert first.candidates == 21 and first.to_dict()["n_negatives"] == 20
 
 
+def test_batches_hold_at_most_scores_per_batch_scores_and_the_metrics_stay(monkeypatch):
+    corpus = random_corpus()  # vocab 62
+    table = torch.from_numpy(np.random.default_rng(3).random(corpus.vocab_size))
+    sizes = []
+
+    def scorer(histories):
+        sizes.append(len(histories))
+        return table.expand(len(histories), -1)
+
+    whole = evaluate(scorer, corpus, batch_size=512)
+    assert max(sizes) > 100
+    sizes.clear()
+    monkeypatch.setattr("bert4rec.evaluate.SCORES_PER_BATCH", 62 * 10 + 61)
+    capped = evaluate(scorer, corpus, batch_size=512)
+    assert max(sizes) == 10 and capped.metrics == whole.metrics
+
+
 def test_sampled_with_every_eligible_item_equals_full_ranking():
     corpus = tiny_corpus([[1, 2, 3, 4, 5], [2, 4, 6, 8, 1], [7, 6, 5, 3, 2]])
     scorer = lambda h: torch.tensor(  # noqa: E731

@@ -258,7 +258,10 @@ class LoopSettings:
         128, "training sequences per step (per process under DDP)", allowed=AT_LEAST_ONE
     )
     eval_batch_size: int = _f(
-        512, "users per batch when scoring the valid and test splits", allowed=AT_LEAST_ONE
+        512,
+        "users per batch when scoring the valid and test splits (fewer above 262k items, so "
+        "that a batch holds at most 2^27 scores)",
+        allowed=AT_LEAST_ONE,
     )
     valid_users: int = _f(
         VALID_USERS,

@@ -39,6 +39,11 @@ PROTOCOLS = ("full", "sampled")
 NEGATIVES = ("popular", "uniform")
 SAMPLE_CHUNK = 256
 """Users per negative-sampling draw: fixed so that draws do not depend on `batch_size`."""
+SCORES_PER_BATCH = 1 << 27
+"""At most this many scores (users x vocab) per batch: a batch holds a few copies of its
+[B, V] scores and masks, so `batch_size` is lowered for catalogues above 262k items (to 13
+users at 10M items, where 512 would need over 20 GB). Metrics do not depend on the batch
+size."""
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,10 @@ def evaluate(
     `split` is "valid" (model selection) or "test"; for test the history includes the
     validation item. See the module docstring for the protocols. `users` > 0 scores only a
     sample of that many users (`user_sample(..., users_seed)`) when the split has more.
+    `batch_size` users are scored at a time, fewer where that would pass SCORES_PER_BATCH.
     """
     _check_options(split, protocol, negatives, n_negatives, batch_size)
+    batch_size = min(batch_size, max(1, SCORES_PER_BATCH // corpus.vocab_size))
     if users < 0:
         raise ValueError(f"users must be >= 0 (0: every user), got {users}")
     data = corpus.split(split)

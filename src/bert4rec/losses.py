@@ -27,13 +27,18 @@ def sampled_cross_entropy(
     negatives: torch.Tensor,
     log_q_negatives: torch.Tensor,
     log_q_targets: torch.Tensor,
+    sparse_grad: bool = False,
 ) -> torch.Tensor:
     """Cross-entropy of each target against shared `negatives [S]`, with logQ correction.
 
     A negative equal to a row's own target (an "accidental hit") is removed from that row.
+    With `sparse_grad` the rows of `weight` are gathered with a sparse gradient (only the
+    rows used), for an item table trained by a sparse optimiser (sparse_items.py).
     """
-    positive = (hidden * weight[targets]).sum(-1) + bias[targets] - log_q_targets  # [N]
-    negative = hidden @ weight[negatives].T + bias[negatives] - log_q_negatives  # [N, S]
+    target_rows = F.embedding(targets, weight, sparse=sparse_grad)  # [N, H]
+    negative_rows = F.embedding(negatives, weight, sparse=sparse_grad)  # [S, H]
+    positive = (hidden * target_rows).sum(-1) + bias[targets] - log_q_targets  # [N]
+    negative = hidden @ negative_rows.T + bias[negatives] - log_q_negatives  # [N, S]
     negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
     logits = torch.cat([positive[:, None], negative], dim=1).float()  # [N, 1 + S]
     return F.cross_entropy(logits, torch.zeros_like(targets))
@@ -50,12 +55,14 @@ def sampled_cloze_loss(
     n_items: int | None = None,
     item_log_q: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    sparse_grad: bool = False,
 ) -> torch.Tensor:
     """The sampled-softmax training loss at masked positions.
 
     `kind`: "uniform" (`n_negatives` items drawn uniformly from 1..n_items, shared by the
     batch) or "in-batch" (the batch's own targets are the negatives; `item_log_q [V]`, the log
     of each item's share of training interactions, corrects for their popularity bias).
+    `sparse_grad`: see `sampled_cross_entropy`.
     """
     if kind == "uniform":
         n_items = n_items if n_items is not None else weight.shape[0] - 2
@@ -64,14 +71,16 @@ def sampled_cloze_loss(
         )
         log_q = torch.full((), -math.log(n_items), device=hidden.device)
         return sampled_cross_entropy(
-            hidden, weight, bias, targets, negatives, log_q, log_q.expand_as(targets)
+            hidden, weight, bias, targets, negatives, log_q, log_q.expand_as(targets),
+            sparse_grad
         )
     if kind == "in-batch":
         if item_log_q is None:
             raise ValueError("in-batch negatives need item_log_q (log item frequency)")
         negatives = torch.unique(targets)
         return sampled_cross_entropy(
-            hidden, weight, bias, targets, negatives, item_log_q[negatives], item_log_q[targets]
+            hidden, weight, bias, targets, negatives, item_log_q[negatives], item_log_q[targets],
+            sparse_grad
         )
     raise ValueError(f"unknown sampled loss {kind!r}; expected one of {', '.join(SAMPLED_LOSSES)}")
 

@@ -24,6 +24,11 @@ ITEM_START_STD = 0.1
 times the random start's 0.02, so that a frozen table can move logits past the popularity
 bias (on ml-latest-small 0.1 beat 0.02, 0.3 and 1.0; docs/training-recipe.md, "Session 6")."""
 
+INIT_BLOCK_ROWS = 1 << 20
+"""Embedding tables are started this many rows at a time: torch's `trunc_normal_` draws by
+rejection with about three more copies of its tensor, 10 GB at once for a 10M x 64 item table
+(docs/performance.md). Tables of up to this many rows are drawn in one go, as ever."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class BERT4RecConfig(ModelSettings):
@@ -177,7 +182,9 @@ class BERT4Rec(nn.Module):
         width 64, makes attention pass ~3% of the context on and training sits at popularity
         level for hundreds of steps (docs/training-recipe.md)."""
         if isinstance(module, nn.Embedding):
-            nn.init.trunc_normal_(module.weight, std=0.02, a=-0.04, b=0.04)
+            with torch.no_grad():
+                for rows in module.weight.split(INIT_BLOCK_ROWS):
+                    nn.init.trunc_normal_(rows, std=0.02, a=-0.04, b=0.04)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
         if isinstance(module, nn.Embedding) and module.padding_idx is not None:

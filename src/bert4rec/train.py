@@ -46,6 +46,7 @@ from bert4rec.evaluate import evaluate, model_scorer, train_item_counts
 from bert4rec.losses import log_item_frequency, sampled_cloze_loss
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.runtime import Runtime, joined_runtime
+from bert4rec.sparse_items import LazyAdam, OptimizerPair, clip_gradients, sparse_items
 from bert4rec.train_state import Progress, restore_state, save_state
 from bert4rec.vocab import PAD
 
@@ -67,21 +68,29 @@ def learning_rate(optim: OptimSettings, step: int, steps_per_epoch: int, total_s
     return optim.lr
 
 
-def make_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimizer:
+def make_optimizer(model: BERT4Rec, optim: OptimSettings,
+                   sparse: bool = False) -> torch.optim.Optimizer | OptimizerPair:
     """Adam or AdamW; weight decay only on matrices (not biases or LayerNorm gains). The item
     embeddings, unless frozen, have a group of their own whose `lr_scale` (`optim.item_lr`)
-    multiplies the scheduled rate."""
+    multiplies the scheduled rate; with `sparse` item gradients that group is a `LazyAdam`'s
+    (sparse_items.py), paired with the dense optimiser."""
     items = model.encoder.embeddings.item.weight
     params = [p for p in model.parameters() if p.requires_grad and p is not items]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    if items.requires_grad:
-        groups.append({"params": [items], "weight_decay": optim.weight_decay,
-                       "lr_scale": optim.item_lr})
+    item_group = {"params": [items], "weight_decay": optim.weight_decay,
+                  "lr_scale": optim.item_lr}
+    if items.requires_grad and not sparse:
+        groups.append(item_group)
     kind = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
-    return kind(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2))
+    dense = kind(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2))
+    if not (items.requires_grad and sparse):
+        return dense
+    return OptimizerPair(dense, LazyAdam([item_group], lr=optim.lr,
+                                         betas=(optim.beta1, optim.beta2),
+                                         decoupled=optim.optimizer == "adamw"))
 
 
 def weight_average(model: BERT4Rec, optim: OptimSettings) -> AveragedModel | None:
@@ -161,8 +170,11 @@ class TrainingRun:
                                                       config.hidden, settings.optim.item_window))
         # item_lr 0 freezes them: no gradient, so none counts towards clipping either
         self.model.encoder.embeddings.item.weight.requires_grad_(settings.optim.item_lr > 0)
+        self.sparse_items = sparse_items(settings.optim.loss, corpus.n_items, runtime.device,
+                                         runtime.world)
+        self.model.encoder.embeddings.item.sparse = self.sparse_items  # before DDP wraps it
         self.item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
-        self.optimizer = make_optimizer(self.model, settings.optim)
+        self.optimizer = make_optimizer(self.model, settings.optim, self.sparse_items)
         self.average = weight_average(self.model, settings.optim)
         self.wrapped = DistributedDataParallel(self.model) if runtime.world > 1 else self.model
         self.progress = Progress()
@@ -213,7 +225,7 @@ class TrainingRun:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if optim.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), optim.clip_norm)
+            clip_gradients(self.model.parameters(), optim.clip_norm)
         self.optimizer.step()
         self.progress.step += 1
         if self.average is not None:
@@ -234,7 +246,8 @@ class TrainingRun:
                                       labels[targets], kind=optim.loss,
                                       n_negatives=optim.negatives,
                                       n_items=self.model.config.vocab_size - 2,
-                                      item_log_q=self.item_log_q)
+                                      item_log_q=self.item_log_q,
+                                      sparse_grad=self.sparse_items)
 
     def save(self, out_dir: Path) -> None:
         """Write `checkpoints/last.pt`: everything a resumed run needs to go on exactly."""

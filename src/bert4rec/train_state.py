@@ -17,6 +17,7 @@ from bert4rec import rundir
 from bert4rec.config import Settings
 from bert4rec.errors import ModelDirError
 from bert4rec.model import BERT4Rec
+from bert4rec.sparse_items import OptimizerPair
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Progress:
         return patience > 0 and self.bad_epochs >= patience
 
 
-def save_state(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
+def save_state(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer | OptimizerPair,
                loader: DataLoader, settings: Settings, state: Progress,
                average: AveragedModel | None) -> None:
     """Everything needed to carry on exactly: weights, optimiser, progress, RNG states, settings."""
@@ -63,7 +64,8 @@ def save_state(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
     rundir.save_checkpoint(out_dir / rundir.CHECKPOINT, checkpoint)
 
 
-def restore_state(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer,
+def restore_state(out_dir: Path, model: BERT4Rec,
+                  optimizer: torch.optim.Optimizer | OptimizerPair,
                   loader: DataLoader, settings: Settings,
                   average: AveragedModel | None) -> Progress:
     """Load `checkpoints/last.pt` into the model, optimiser and RNGs; the settings must match."""
