@@ -43,3 +43,14 @@ def data_dir() -> Path:
         pytest.skip(f"real data incomplete: {value} lacks {', '.join(missing)}")
     return Path(value)
 
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's training runs: the CI machine has 2 shared cores, where one
+    thread per process is faster and steadier, and module-wide so shared runs compute alike."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -7,7 +7,6 @@ import gc
 import numpy as np
 import polars as pl
 import pytest
-import torch
 from planted import planted_corpus
 from tiny_run import make_run_dir
 
@@ -25,13 +24,7 @@ TINY = {"preset": "fast", "epochs": 3, "max_len": 16, "batch_size": 16, "device"
         "mask_prob": 0.2}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two shared cores: one thread per process is steadier (as in test_train)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

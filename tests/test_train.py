@@ -21,15 +21,7 @@ from bert4rec.evaluate import evaluate, model_scorer, train_item_counts
 from bert4rec.rundir import corpus_record, load_checkpoint, load_model
 from bert4rec.train import fit, learning_rate
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The CI machine has 2 shared cores; one thread per process is faster and steadier. Module
-    wide, so the shared runs below and the tests' own runs compute alike."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
