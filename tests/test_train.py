@@ -2,6 +2,7 @@
 deterministic, runs under DDP and refits; run directories refuse pickled or mismatched files."""
 
 import json
+import shutil
 import socket
 
 import numpy as np
@@ -12,6 +13,7 @@ from planted import ddp_worker, planted_corpus, tiny_settings
 from safetensors.torch import load_file
 from tiny_run import make_run_dir
 
+from bert4rec import rundir
 from bert4rec.config import OptimSettings
 from bert4rec.data.corpus import PrepareSettings, prepare
 from bert4rec.data.interactions import Interactions
@@ -125,6 +127,20 @@ def test_resuming_with_changed_settings_is_refused_naming_them(small, whole):
     changed = tiny_settings(epochs=3, **SMALL_RUN).override({"optim.lr": 0.1})
     with pytest.raises(ModelDirError, match=r"cannot resume with changed settings \['optim\.lr'\]"):
         fit(small, changed, whole.run_dir, resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_keeps_each_ranks_masking_state_and_wants_as_many_ranks(small, whole,
+                                                                          tmp_path):
+    checkpoint = rundir.load_checkpoint(whole.run_dir / rundir.CHECKPOINT)
+    assert len(checkpoint["rng"]["masking"]) == 1  # one state per process that trained it
+    shutil.copytree(whole.run_dir, tmp_path / "two")
+    checkpoint["rng"]["masking"] *= 2  # as if two DDP processes had written it
+    rundir.save_checkpoint(tmp_path / "two" / rundir.CHECKPOINT, checkpoint)
+    with pytest.raises(ModelDirError, match=r"written by 2 training process\(es\); resume "
+                                            r"with the same number \(this run has 1\)"):
+        fit(small, tiny_settings(epochs=3, **SMALL_RUN), tmp_path / "two", resume=True,
+            progress=False)
 
 
 @pytest.mark.slow

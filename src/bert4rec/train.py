@@ -47,7 +47,7 @@ from bert4rec.losses import log_item_frequency, sampled_cloze_loss
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.runtime import Runtime, joined_runtime
 from bert4rec.sparse_items import LazyAdam, OptimizerPair, clip_gradients, sparse_items
-from bert4rec.train_state import Progress, restore_state, save_state
+from bert4rec.train_state import Progress, masking_states, restore_state, save_state
 from bert4rec.vocab import PAD
 
 logger = logging.getLogger(__name__)
@@ -249,15 +249,17 @@ class TrainingRun:
                                       item_log_q=self.item_log_q,
                                       sparse_grad=self.sparse_items)
 
-    def save(self, out_dir: Path) -> None:
-        """Write `checkpoints/last.pt`: everything a resumed run needs to go on exactly."""
-        save_state(out_dir, self.model, self.optimizer, self.loader, self.settings,
+    def save(self, out_dir: Path, masking: list[torch.Tensor]) -> None:
+        """Write `checkpoints/last.pt`: everything a resumed run needs to go on exactly;
+        `masking` is every rank's masking-generator state (`masking_states`)."""
+        save_state(out_dir, self.model, self.optimizer, masking, self.settings,
                    self.progress, self.average)
 
     def restore(self, out_dir: Path) -> None:
         """Continue from `checkpoints/last.pt` (written with the same settings)."""
         self.progress = restore_state(out_dir, self.model, self.optimizer, self.loader,
-                                      self.settings, self.average)
+                                      self.settings, self.average, self.runtime.rank,
+                                      self.runtime.world)
 
 
 @dataclass
@@ -339,13 +341,14 @@ def _select(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
         metrics, out_of_time = _validate_everywhere(run, corpus, clock)
         record = {"epoch": progress.epoch, "loss": loss, "lr": run.lr, **metrics}
         improved = progress.record(record, metrics[loop.metric])
+        masking = masking_states(run.loader, runtime.rank, runtime.world)  # every rank's
         if runtime.main:
             _write_epoch(run, record, improved, out_dir, board, valid_name)
             if callback is not None:
                 seconds = clock.seconds()
                 with clock.paused():
                     callback(run.scored, {**record, "seconds": seconds})
-            run.save(out_dir)
+            run.save(out_dir, masking)
     if board is not None:
         board.close()
     return (progress.epoch >= loop.epochs or out_of_time

@@ -50,13 +50,14 @@ class Progress:
 
 
 def save_state(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer | OptimizerPair,
-               loader: DataLoader, settings: Settings, state: Progress,
+               masking: list[torch.Tensor], settings: Settings, state: Progress,
                average: AveragedModel | None) -> None:
-    """Everything needed to carry on exactly: weights, optimiser, progress, RNG states, settings."""
+    """Everything needed to carry on exactly: weights, optimiser, progress, RNG states, settings.
+    `masking` holds every rank's masking-generator state, in rank order (`masking_states`)."""
     checkpoint = {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "progress": {k: v for k, v in vars(state).items()},
-        "rng": {"torch": torch.get_rng_state(), "masking": loader.collate_fn.generator.get_state(),
+        "rng": {"torch": torch.get_rng_state(), "masking": masking,
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         "settings": settings.to_dict(),
         "average": average.state_dict() if average is not None else {},
@@ -64,11 +65,23 @@ def save_state(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer 
     rundir.save_checkpoint(out_dir / rundir.CHECKPOINT, checkpoint)
 
 
+def masking_states(loader: DataLoader, rank: int, world: int) -> list[torch.Tensor]:
+    """Every rank's masking-generator state, in rank order; a collective call under DDP, so
+    every rank makes it. Each rank masks with its own generator, and a resumed run needs all."""
+    state = loader.collate_fn.generator.get_state()
+    if world == 1:
+        return [state]
+    states: list[bytes | None] = [None] * world
+    torch.distributed.all_gather_object(states, state.numpy().tobytes())
+    return [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in states]
+
+
 def restore_state(out_dir: Path, model: BERT4Rec,
                   optimizer: torch.optim.Optimizer | OptimizerPair,
                   loader: DataLoader, settings: Settings,
-                  average: AveragedModel | None) -> Progress:
-    """Load `checkpoints/last.pt` into the model, optimiser and RNGs; the settings must match."""
+                  average: AveragedModel | None, rank: int = 0, world: int = 1) -> Progress:
+    """Load `checkpoints/last.pt` into the model, optimiser and RNGs; the settings, and the
+    number of processes that wrote it, must match."""
     checkpoint = rundir.load_checkpoint(out_dir / rundir.CHECKPOINT)
     saved, now = dict(checkpoint["settings"]), settings.to_dict()
     saved["loop"] = {**saved["loop"], "device": now["loop"]["device"]}
@@ -80,7 +93,14 @@ def restore_state(out_dir: Path, model: BERT4Rec,
     if average is not None:
         average.load_state_dict(checkpoint["average"])
     torch.set_rng_state(checkpoint["rng"]["torch"])
-    loader.collate_fn.generator.set_state(checkpoint["rng"]["masking"])
+    masking = checkpoint["rng"]["masking"]
+    masking = [masking] if isinstance(masking, torch.Tensor) else masking  # before session 7
+    if len(masking) != world:
+        raise ModelDirError(
+            f"{out_dir}: the checkpoint was written by {len(masking)} training process(es); "
+            f"resume with the same number (this run has {world}) so every rank masks as it would "
+            "have")
+    loader.collate_fn.generator.set_state(masking[rank])
     if checkpoint["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
     logger.info("resuming %s after epoch %d", out_dir, checkpoint["progress"]["epoch"])
