@@ -307,14 +307,12 @@ class Recommender:
         the longest history needs (left padding is invisible to the model), which keeps
         short requests fast."""
         config = self.model.config
-        longest = int(np.diff(offsets)[rows].max(initial=0))
+        longest = int((offsets[rows + 1] - offsets[rows]).max(initial=0))  # these rows only
         width = min(config.max_len, longest + 1)
         recent = torch.from_numpy(left_pad(flat, offsets, rows, width - 1))  # [B, width - 1]
         inputs = prediction_inputs(recent, width, config.mask_token)  # [B, width]
         with torch.inference_mode():  # no autograd bookkeeping; callers edit the scores inside
-            scores = self.model(inputs).float()  # [B, V]
-            scores[:, [PAD, config.mask_token]] = float("-inf")
-        return scores
+            return self.model(inputs).float()  # [B, V]; padding and [MASK] at -inf already
 
     def _ranked(self, indices: list[int], scores: list[float]) -> tuple[Recommendation, ...]:
         out = []
