@@ -22,8 +22,8 @@ import torch
 from bert4rec import columns as C
 from bert4rec.catalog import Catalog, CatalogItem, ItemId
 from bert4rec.data.batches import prediction_inputs
-from bert4rec.data.corpus import concatenated_ranges, left_pad
-from bert4rec.data.users import OnUnknown, check_on_unknown
+from bert4rec.data.corpus import concatenated_ranges, flatten, left_pad
+from bert4rec.data.users import OnUnknown, check_on_unknown, more_note
 from bert4rec.errors import ModelDirError, TitleNotFoundError, UnknownIdError
 from bert4rec.model import BERT4Rec
 from bert4rec.rundir import load_model, read_items
@@ -159,7 +159,7 @@ class Recommender:
         found = [self._index_of.get(item) for item in wanted]
         missing = [item for item, index in zip(wanted, found, strict=True) if index is None]
         if missing and on_unknown == "raise":
-            more = f" (nor are {len(missing) - 1:,} more)" if len(missing) > 1 else ""
+            more = more_note(missing)
             raise UnknownIdError(
                 f"item {missing[0]!r} is not among the model's {self.n_items:,} items{more}; "
                 "pass on_unknown='skip' (--skip-unknown) to leave unknown items out", missing)
@@ -275,13 +275,9 @@ class Recommender:
 
     def similar_items(self, item: ItemId, k: int = 10) -> Recommendations:
         """The `k` items whose embeddings are closest (cosine) to `item` (an id or a title)."""
-        _check_k(k)
         entry = self.catalog.entry(self.catalog.resolve(item))
-        index = self._index_of[entry.item]
-        cosine = self._unit_embeddings @ self._unit_embeddings[index]  # [V]
-        cosine[[PAD, index, len(cosine) - 1]] = float("-inf")  # padding, itself, [MASK]
-        top = cosine.topk(min(k, self.n_items - 1))
-        return Recommendations(self._ranked(top.indices.tolist(), top.values.tolist()), (entry,))
+        items, cosines = self.nearest([self._index_of[entry.item]], k)  # [1, k] each
+        return Recommendations(self._ranked(items[0].tolist(), cosines[0].tolist()), (entry,))
 
     def nearest(self, indices: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
         """For each item (vocabulary index), the `k` other items whose embeddings are closest
@@ -314,12 +310,14 @@ class Recommender:
         with torch.inference_mode():  # no autograd bookkeeping; callers edit the scores inside
             return self.model(inputs).float()  # [B, V]; padding and [MASK] at -inf already
 
+    def entries(self, indices: Iterable[int]) -> list[CatalogItem]:
+        """The catalogue entries of vocabulary indices, in order."""
+        return [self.catalog.entry(self._ids[index - 1]) for index in indices]
+
     def _ranked(self, indices: list[int], scores: list[float]) -> tuple[Recommendation, ...]:
-        out = []
-        for rank, (index, score) in enumerate(zip(indices, scores, strict=True), start=1):
-            entry = self.catalog.entry(self._ids[index - 1])
-            out.append(Recommendation(rank, entry.item, entry.title, entry.genres, score))
-        return tuple(out)
+        return tuple(Recommendation(rank, entry.item, entry.title, entry.genres, score)
+                     for rank, (entry, score)
+                     in enumerate(zip(self.entries(indices), scores, strict=True), start=1))
 
     def explain(self, result: Recommendations) -> Recommendations:
         """`result` with each recommendation's `because` filled in. Leave-one-out: re-score the
@@ -348,13 +346,6 @@ class Recommender:
     def _contribution(self, index: int, score_drop: float) -> Contribution:
         item = self._ids[index - 1]
         return Contribution(item, self.catalog.title(item), score_drop)
-
-
-def flatten(histories: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged histories of vocabulary indices as (flat, offsets), as `top_k` takes them."""
-    lengths = [len(history) for history in histories]
-    flat = np.fromiter((i for h in histories for i in h), dtype=np.int64, count=sum(lengths))
-    return flat, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
 def _check_k(k: int) -> None:

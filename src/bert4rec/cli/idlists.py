@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bert4rec.data.users import more_note
 from bert4rec.errors import DataError, UnknownIdError
 
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -38,7 +39,7 @@ class IdList:
             line, item = next((n, i) for n, i in zip(self.lines, self.ids, strict=True)
                               if i not in known)
             missing = [i for i in self.ids if i not in known]
-            more = f" (nor are {len(missing) - 1:,} more)" if len(missing) > 1 else ""
+            more = more_note(missing)
             raise UnknownIdError(
                 f"{self.path}, line {line}: item {item!r} is not among the model's "
                 f"{n_known:,} items{more}; --skip-unknown leaves unknown items out", missing)

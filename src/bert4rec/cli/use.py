@@ -58,9 +58,8 @@ def run_recommend(args: argparse.Namespace) -> int:
         write_table(rec.to_frame(key, keys, *top), output)
         print(f"wrote recommendations for {len(keys):,} {key}s to {output}", file=sys.stderr)
         return 0
-    ids = rec.item_ids
-    histories = [[rec.catalog.entry(ids[i - 1]) for i in flat[a:b]]
-                 for a, b in itertools.pairwise(offsets)]
+    if not args.history:  # users: their histories as catalogue entries
+        histories = [rec.entries(flat[a:b].tolist()) for a, b in itertools.pairwise(offsets)]
     results = rec.recommend_resolved(histories, k=args.k, exclude_seen=not args.keep_seen,
                                      candidates=candidates)
     if args.explain:

@@ -7,7 +7,6 @@ with an explicit generator so runs are reproducible.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from bert4rec.config import MaskingSettings
+from bert4rec.data.corpus import flatten
 from bert4rec.data.corpus import left_pad as corpus_left_pad
 from bert4rec.vocab import PAD
 
@@ -275,10 +275,7 @@ class LengthBucketSampler(Sampler[list[int]]):
 
 def left_pad(sequences: Sequence[Sequence[int]], width: int) -> torch.Tensor:
     """Ragged item lists -> LongTensor [B, width], left-padded with 0, keeping the most recent."""
-    lengths = np.fromiter((len(seq) for seq in sequences), dtype=np.int64, count=len(sequences))
-    flat = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64,
-                       count=int(lengths.sum()))
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    flat, offsets = flatten(sequences)
     return torch.from_numpy(corpus_left_pad(flat, offsets, np.arange(len(sequences)), width))
 
 

@@ -8,9 +8,11 @@ keeps 20M interactions in a few hundred megabytes and makes every batch a slice.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -247,6 +249,15 @@ class SequenceCorpus:
             settings=PrepareSettings(**meta["settings"]),
             **parts,
         )
+
+
+def flatten(sequences: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged lists of item indices as (flat, offsets) int64, the layout `left_pad` and
+    `Recommender.top_k` take."""
+    lengths = np.fromiter((len(seq) for seq in sequences), dtype=np.int64, count=len(sequences))
+    flat = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64,
+                       count=int(lengths.sum()))
+    return flat, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
 def concatenated_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

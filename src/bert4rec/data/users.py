@@ -70,7 +70,7 @@ class UserHistories:
             kind = "integers" if self.ids.dtype.kind in "iu" else "text"
             raise UnknownIdError(
                 f"user {missing[0]!r} is not among the {len(self):,} users the model was trained "
-                f"with{_more(missing)} (their ids are {kind}); pass on_unknown='skip' "
+                f"with{more_note(missing)} (their ids are {kind}); pass on_unknown='skip' "
                 "(--skip-unknown) to leave unknown users out",
                 missing,
             )
@@ -135,5 +135,6 @@ def check_on_unknown(on_unknown: str) -> None:
         raise ValueError(f"on_unknown must be 'raise' or 'skip', got {on_unknown!r}")
 
 
-def _more(missing: Sequence[Any]) -> str:
+def more_note(missing: Sequence[Any]) -> str:
+    """" (nor are N more)" after the first of several unknown ids an error names."""
     return f" (nor are {len(missing) - 1:,} more)" if len(missing) > 1 else ""

@@ -56,7 +56,6 @@ def create_app(
         torch.set_num_threads(settings.torch_threads)
         rec = app.state.recommender = recommender or Recommender.load(run_dir)
         app.state.links = ItemLinks(rundir.read_items(run_dir))
-        app.state.item_ids = rec.item_ids
         app.state.users, app.state.no_users = _read_users(run_dir, rec.n_items)
         if app.state.users is not None:  # autocomplete: most watched first among equals
             rec.catalog.rank_by(app.state.users.item_counts(rec.n_items))
@@ -208,7 +207,7 @@ def _user_history(state: State, rec: Recommender, user: int | str, on_unknown: O
     if not len(positions):
         return None
     flat, _ = state.users.subset(positions)
-    return [rec.catalog.entry(state.item_ids[index - 1]) for index in flat.tolist()]
+    return rec.entries(flat.tolist())
 
 
 def _item(entry: CatalogItem, links: ItemLinks) -> S.Item:
