@@ -93,15 +93,19 @@ class OptimizerPair:
 
 
 def clip_gradients(parameters: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """`torch.nn.utils.clip_grad_norm_` for gradients dense or sparse (coalesced here, since
-    torch's own cannot take the norm of a sparse tensor). Returns the total norm."""
+    """`torch.nn.utils.clip_grad_norm_` for gradients dense or sparse: torch's own when all
+    are dense (the usual step), else the same norm with sparse gradients coalesced, since
+    torch's cannot take the norm of a sparse tensor. Returns the total norm."""
+    params = [p for p in parameters if p.grad is not None]
+    if not any(p.grad.is_sparse for p in params):
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
     grads = []
-    for p in parameters:
-        if p.grad is not None:
-            if p.grad.is_sparse:
-                p.grad = p.grad.coalesce()
-            grads.append(p.grad)
-    norm = torch.nn.utils.get_total_norm([g.values() if g.is_sparse else g for g in grads])
+    for p in params:
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+        grads.append(p.grad)
+    norm = torch.linalg.vector_norm(torch.stack(
+        [torch.linalg.vector_norm(g.values() if g.is_sparse else g) for g in grads]))
     scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(scale)

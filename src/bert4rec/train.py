@@ -140,7 +140,7 @@ def validation_sample(settings: Settings, corpus: SequenceCorpus) -> dict[str, i
     """The users validation scores when it scores a sample (`loop.valid_users` below the
     number of users in the valid split): how many, of how many, and the seed; else None."""
     loop = settings.loop
-    split_users = int((corpus.lengths >= 3).sum())  # the users `corpus.split("valid")` holds
+    split_users = int(corpus.evaluable.sum())  # the users `corpus.split("valid")` holds
     if loop.valid_users == 0 or loop.valid_users >= split_users:
         return None
     return {"users": loop.valid_users, "split_users": split_users, "seed": loop.seed}

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from bert4rec.config import MaskingSettings
-from bert4rec.data.corpus import flatten
+from bert4rec.data.corpus import flatten, left_pad_ranges
 from bert4rec.data.corpus import left_pad as corpus_left_pad
 from bert4rec.vocab import PAD
 
@@ -59,10 +59,7 @@ def cut_windows(flat: np.ndarray, ends: np.ndarray, sizes: np.ndarray,
                 max_len: int) -> np.ndarray:
     """The windows ending at flat positions `ends` [B] with `sizes` [B] real items, as rows
     [B, max_len] int64 left-padded with 0."""
-    columns = np.arange(max_len)  # [max_len]
-    index = ends[:, None] - max_len + columns  # [B, max_len] flat positions
-    real = columns >= (max_len - sizes)[:, None]  # [B, max_len]
-    return np.where(real, flat[np.where(real, index, 0)], PAD).astype(np.int64, copy=False)
+    return left_pad_ranges(flat, ends - sizes, ends, max_len)
 
 
 def training_windows(

@@ -72,11 +72,11 @@ def pair_counts(split: Split, vocab_size: int, window: int,
 def _merge_counts(codes: np.ndarray, counts: np.ndarray, new: np.ndarray,
                   new_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Add the counts of sorted distinct codes `new` to the sorted distinct `codes`; linear
-    apart from the binary search, and the result is sorted and distinct again."""
+    apart from the binary search, and the result is sorted and distinct again. `counts` is
+    updated in place (the caller keeps only the result)."""
     at = np.searchsorted(codes, new)  # [M] where each new code belongs
     seen = at < len(codes)
     seen[seen] = codes[at[seen]] == new[seen]
-    counts = counts.copy()
     counts[at[seen]] += new_counts[seen]
     return (np.insert(codes, at[~seen], new[~seen]),
             np.insert(counts, at[~seen], new_counts[~seen]))

@@ -81,14 +81,19 @@ def left_pad(
     flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray, length: int | None = None
 ) -> np.ndarray:
     """Gather ragged rows into a left-padded matrix, keeping the last `length` items of each."""
-    starts, ends = offsets[rows], offsets[rows + 1]
+    return left_pad_ranges(flat, offsets[rows], offsets[rows + 1], length)
+
+
+def left_pad_ranges(flat: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                    length: int | None = None) -> np.ndarray:
+    """`left_pad` for the ranges `flat[starts[b]:ends[b]]`: a [B, length] int64 matrix."""
     if length is None:
         length = int((ends - starts).max(initial=1))
     if len(flat) == 0:
-        return np.full((len(rows), length), PAD, dtype=np.int64)
+        return np.full((len(starts), length), PAD, dtype=np.int64)
     index = ends[:, None] - length + np.arange(length)[None, :]  # (B, length)
     valid = index >= starts[:, None]
-    return np.where(valid, flat[np.clip(index, 0, max(len(flat) - 1, 0))], PAD).astype(np.int64)
+    return np.where(valid, flat[np.clip(index, 0, len(flat) - 1)], PAD).astype(np.int64, copy=False)
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,12 @@ class SequenceCorpus:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    @property
+    def evaluable(self) -> np.ndarray:
+        """[n_users] bool: users with 3 or more items, the ones `valid` and `test` hold (their
+        last two items are held out)."""
+        return self.lengths >= 3
+
     def sequence(self, user: int) -> np.ndarray:
         """The vocab indices of user position `user`, oldest first."""
         return self.items_flat[self.offsets[user] : self.offsets[user + 1]]
@@ -140,8 +151,7 @@ class SequenceCorpus:
         """
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
-        lengths = self.lengths
-        evaluable = lengths >= 3
+        lengths, evaluable = self.lengths, self.evaluable
         holdout = {"train": 2, "valid": 2, "test": 1, "train+valid": 1}[name]
         training = name.startswith("train")
         users = np.arange(self.n_users) if training else np.flatnonzero(evaluable)
@@ -179,7 +189,7 @@ class SequenceCorpus:
     def check_trainable(self) -> None:
         """Refuse a corpus that training cannot use: validation and test need at least one
         user with 3 or more items (the last two are held out)."""
-        if not (self.lengths >= 3).any():
+        if not self.evaluable.any():
             raise DataError(
                 f"{self.name}: no user has 3 or more items ({self.n_users:,} users, longest "
                 f"sequence {int(self.lengths.max(initial=0))}), so nothing is left to validate "
