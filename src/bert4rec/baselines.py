@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from bert4rec.data.cooccurrence import item_pairs
+from bert4rec.data.cooccurrence import item_pairs, pair_counts
 from bert4rec.data.corpus import SequenceCorpus, concatenated_ranges
 from bert4rec.evaluate import train_item_counts
 
@@ -34,12 +34,17 @@ class Popularity:
 class SparseRows:
     """A sparse [V, V] count matrix in compressed-row form, read densely a few rows at a time."""
 
-    def __init__(self, rows: np.ndarray, cols: np.ndarray, vocab_size: int) -> None:
-        codes, counts = np.unique(rows * vocab_size + cols, return_counts=True)  # sorted by row
+    def __init__(self, codes: np.ndarray, counts: np.ndarray, vocab_size: int) -> None:
+        """From sorted distinct cell codes `row * vocab_size + col` and their counts."""
         self.vocab_size = vocab_size
         self.cols = codes % vocab_size
         self.values = counts.astype(np.float64)
         self.indptr = np.searchsorted(codes // vocab_size, np.arange(vocab_size + 1))
+
+    @classmethod
+    def from_pairs(cls, rows: np.ndarray, cols: np.ndarray, vocab_size: int) -> SparseRows:
+        """The matrix counting each (rows[n], cols[n]) pair once."""
+        return cls(*np.unique(rows * vocab_size + cols, return_counts=True), vocab_size)
 
     def dense(self, rows: np.ndarray, groups: int = 1) -> np.ndarray:
         """Sum of the counts of each run of `groups` consecutive `rows`, as dense float64
@@ -70,7 +75,8 @@ class Markov:
     @classmethod
     def fit(cls, corpus: SequenceCorpus) -> Markov:
         before, after = item_pairs(corpus.split("train"), window=1)
-        return cls(SparseRows(before, after, corpus.vocab_size), train_item_counts(corpus))
+        return cls(SparseRows.from_pairs(before, after, corpus.vocab_size),
+                   train_item_counts(corpus))
 
     def __call__(self, histories: torch.Tensor) -> torch.Tensor:
         last = histories[:, -1].numpy()  # [B]; 0 (padding) has no transitions
@@ -88,9 +94,8 @@ class ItemKNN:
 
     @classmethod
     def fit(cls, corpus: SequenceCorpus, window: int = 5) -> ItemKNN:
-        a, b = item_pairs(corpus.split("train"), window)
-        matrix = SparseRows(np.concatenate([a, b]), np.concatenate([b, a]), corpus.vocab_size)
-        return cls(matrix, train_item_counts(corpus), window)
+        codes, counts = pair_counts(corpus.split("train"), corpus.vocab_size, window)
+        return cls(SparseRows(codes, counts, corpus.vocab_size), train_item_counts(corpus), window)
 
     def __call__(self, histories: torch.Tensor) -> torch.Tensor:
         recent = histories[:, -self.window :].numpy()  # [B, w]; padding rows are empty
