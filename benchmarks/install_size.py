@@ -1,10 +1,11 @@
 """Install size: a fresh venv with torch, then this package, then each optional extra.
 
-    nice python benchmarks/install_size.py [--source .] [--torch torch==2.13.0]
+    nice python benchmarks/install_size.py [--source .] [--torch "torch==2.13.0+cpu"]
 
 Prints the site-packages size (MB, `du -sm`) after each step and the largest packages, and
-writes benchmarks/out/install_size.json. pip resolves torch as configured on the machine
-(the CPU build where a CPU wheel is what pip finds); figures differ with a CUDA build.
+writes benchmarks/out/install_size.json. Without --torch, pip resolves torch as the README's
+command does (from PyPI: the newest allowed release, a CUDA build on Linux); with it, that
+requirement is installed first (a CPU build, say, from PyTorch's CPU index).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def largest(path: Path, n: int = 10) -> list[tuple[str, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default=".", help="the package to install (default .)")
-    parser.add_argument("--torch", default="torch==2.13.0", help="torch requirement first")
+    parser.add_argument("--torch", default="",
+                        help="a torch requirement to install first (default: what pip resolves)")
     args = parser.parse_args()
     source = str(Path(args.source).absolute())
     steps: list[dict] = []
@@ -45,7 +47,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = [str(venv / "bin" / "pip"), "install", "-q", "--no-cache-dir"]
         base = megabytes(site_packages(venv))
-        for label, requirement in [("torch", args.torch), ("bert4rec", source),
+        first = [("torch", args.torch)] if args.torch else []
+        for label, requirement in [*first, ("bert4rec", source),
                                    *[(f"+[{e}]", f"{source}[{e}]") for e in EXTRAS]]:
             subprocess.run([*pip, requirement], check=True)
             size = megabytes(site_packages(venv)) - base

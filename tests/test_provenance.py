@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from importlib import metadata
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from bert4rec.cli import main
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 from bert4rec.files import temp_dir, temp_file
-from bert4rec.provenance import git_state
+from bert4rec.provenance import git_state, versions
 
 
 @pytest.fixture()
@@ -70,6 +71,16 @@ def test_a_run_records_its_making_and_its_files_follow_the_umask(tmp_path, monke
     assert main(["train", str(log), "--out", str(out), "--resume", *TINY]) == 0
     sessions = json.loads((out / rundir.PROVENANCE).read_text())["sessions"]
     assert len(sessions) == 2 and sessions[1]["data_fingerprint"] == made["data_fingerprint"]
+
+
+def test_torch_is_recorded_with_its_build_suffix(monkeypatch):
+    """pip's metadata of a PyPI torch wheel says 2.14.1 while the build says 2.14.1+cu130: the
+    record names the build (a fresh machine's CUDA wheel failed the equality above)."""
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version",
+                        lambda name: "2.14.1" if name == "torch" else real(name))
+    monkeypatch.setattr(torch, "__version__", "2.14.1+cu130")
+    assert versions()["torch"] == "2.14.1+cu130"
 
 
 def test_git_state_names_the_commit_and_whether_tracked_files_changed(tmp_path, monkeypatch):

@@ -37,7 +37,9 @@ def session(data_fingerprint: str, directory: str | Path | None = None) -> dict[
 
 
 def versions() -> dict[str, str | None]:
-    """Installed version of each of `PACKAGES` (None for one that is not installed)."""
+    """Installed version of each of `PACKAGES` (None for one that is not installed); torch's
+    with its local build suffix (`+cpu`, `+cu130`) once it is imported, which pip's metadata
+    leaves out for the wheels on PyPI."""
     found: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
@@ -48,6 +50,9 @@ def versions() -> dict[str, str | None]:
         from bert4rec import __version__
 
         found["bert4rec"] = __version__
+    torch = sys.modules.get("torch")
+    if torch is not None:  # the build itself: "2.14.1+cu130" where pip's record says "2.14.1"
+        found["torch"] = torch.__version__
     return found
 
 
