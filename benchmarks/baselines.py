@@ -12,10 +12,10 @@ import os
 import time
 from pathlib import Path
 
-from bert4rec.baselines import BASELINES, fit_baseline
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
-from bert4rec.evaluate import evaluate
+from bert4rec.evaluation.baselines import BASELINES, fit_baseline
+from bert4rec.evaluation.protocols import evaluate
 
 PROTOCOLS = {
     "full": {"protocol": "full"},

@@ -27,12 +27,12 @@ import numpy as np
 import polars as pl
 import torch
 
-from bert4rec import sparse_items
 from bert4rec.config import Settings, preset
 from bert4rec.data.batches import cloze_mask
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
-from bert4rec.runtime import Runtime
-from bert4rec.train import TrainingRun, fit
+from bert4rec.training import sparse_items
+from bert4rec.training.loop import TrainingRun, fit
+from bert4rec.training.runtime import Runtime
 
 OUT = Path(__file__).resolve().parent / "out"
 

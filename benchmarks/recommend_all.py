@@ -25,8 +25,8 @@ import torch
 
 from bert4rec import rundir
 from bert4rec.cli.output import write_table
+from bert4rec.inference.recommender import Recommender
 from bert4rec.model import BERT4Rec
-from bert4rec.recommender import Recommender
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -33,7 +33,7 @@ def status_mib(field: str) -> float:
 
 def child(args: argparse.Namespace) -> None:
     """One training run under this process's allocator; prints one JSON line at the end."""
-    from bert4rec.allocator import TRAINING_CONF, restart_under_jemalloc
+    from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
 
     if os.environ.get("BERT4REC_MALLOC") != "system":
         restart_under_jemalloc(TRAINING_CONF)
@@ -41,7 +41,7 @@ def child(args: argparse.Namespace) -> None:
 
     from bert4rec.config import parse_overrides, preset
     from bert4rec.data.cache import load_corpus
-    from bert4rec.train import fit
+    from bert4rec.training.loop import fit
 
     torch.set_num_threads(args.threads)
     corpus = load_corpus(args.data, data_dir=os.environ.get("BERT4REC_DATA_DIR"))

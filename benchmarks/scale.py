@@ -74,8 +74,8 @@ def stage_train(args: argparse.Namespace) -> dict:
     import torch
 
     from bert4rec.config import preset
-    from bert4rec.runtime import Runtime, pick_device
-    from bert4rec.train import TrainingRun
+    from bert4rec.training.loop import TrainingRun
+    from bert4rec.training.runtime import Runtime, pick_device
 
     rss = {"python + torch": status_mib("VmRSS")}
     corpus = load(args, args.source)
@@ -128,8 +128,8 @@ def stage_paired(args: argparse.Namespace) -> dict:
     import torch
 
     from bert4rec.config import preset
-    from bert4rec.runtime import Runtime, pick_device
-    from bert4rec.train import TrainingRun
+    from bert4rec.training.loop import TrainingRun
+    from bert4rec.training.runtime import Runtime, pick_device
 
     device = pick_device(args.device)
     settings = preset(args.preset).override({"loop.device": str(device)})
@@ -183,8 +183,8 @@ def untrained_model(args: argparse.Namespace, corpus):
 def stage_rank(args: argparse.Namespace) -> dict:
     """One full-ranking evaluation of `args.split` over `args.users` users (0: every user)."""
     from bert4rec.config import preset
-    from bert4rec.runtime import pick_device
-    from bert4rec.train import full_ranking
+    from bert4rec.training.loop import full_ranking
+    from bert4rec.training.runtime import pick_device
 
     corpus = load(args)
     device = pick_device(args.device)
@@ -204,7 +204,7 @@ def stage_all_users(args: argparse.Namespace) -> dict:
     (`args.users` > 0: for the first that many, projected to every user)."""
     import numpy as np
 
-    from bert4rec.recommender import Recommender
+    from bert4rec.inference.recommender import Recommender
 
     corpus = load(args)
     rec = Recommender(untrained_model(args, corpus), corpus.item_table)
@@ -229,7 +229,7 @@ def stage_serve(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    from bert4rec.recommender import Recommender
+    from bert4rec.inference.recommender import Recommender
 
     torch.set_num_threads(1)  # as `bert4rec serve` (BERT4REC_SERVE_TORCH_THREADS=1)
     corpus = load(args)

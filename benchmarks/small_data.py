@@ -27,15 +27,15 @@ from pathlib import Path
 
 import torch
 
-from bert4rec.allocator import TRAINING_CONF, restart_under_jemalloc
-from bert4rec.baselines import fit_baseline
+from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.cli.use import FOUNDING_QUERY
 from bert4rec.config import auto_preset, parse_overrides, preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
-from bert4rec.evaluate import evaluate
-from bert4rec.recommender import Recommender
-from bert4rec.train import fit
+from bert4rec.evaluation.baselines import fit_baseline
+from bert4rec.evaluation.protocols import evaluate
+from bert4rec.inference.recommender import Recommender
+from bert4rec.training.loop import fit
 
 OUT = Path(__file__).resolve().parent / "out"
 DATASETS = {

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from bert4rec import sparse_items
+from bert4rec.api import Dataset
 from bert4rec.config import preset
-from bert4rec.dataset import Dataset
-from bert4rec.train import fit
+from bert4rec.training import sparse_items
+from bert4rec.training.loop import fit
 
 OUT = Path(__file__).resolve().parent / "out"
 

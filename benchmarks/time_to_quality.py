@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from bert4rec.allocator import TRAINING_CONF, restart_under_jemalloc
+from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.config import parse_overrides, preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
-from bert4rec.evaluate import evaluate, model_scorer
-from bert4rec.train import fit
+from bert4rec.evaluation.protocols import evaluate, model_scorer
+from bert4rec.training.loop import fit
 
 OUT = Path(__file__).resolve().parent / "out"
 PUBLISHED = 0.1537

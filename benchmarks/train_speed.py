@@ -23,8 +23,8 @@ from bert4rec.config import preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 from bert4rec.model import flops_per_sequence
-from bert4rec.runtime import Runtime, pick_device
-from bert4rec.train import TrainingRun
+from bert4rec.training.loop import TrainingRun
+from bert4rec.training.runtime import Runtime, pick_device
 
 OUT = Path(__file__).resolve().parent / "out"
 

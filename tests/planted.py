@@ -52,7 +52,7 @@ def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from bert4rec.train import fit
+    from bert4rec.training.loop import fit
 
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),

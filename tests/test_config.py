@@ -19,8 +19,8 @@ from bert4rec.config import (
     preset,
 )
 from bert4rec.errors import SettingsError
-from bert4rec.runtime import Runtime
-from bert4rec.train import TrainingRun
+from bert4rec.training.loop import TrainingRun
+from bert4rec.training.runtime import Runtime
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 

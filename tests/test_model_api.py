@@ -18,7 +18,7 @@ from bert4rec.errors import (
     TitleNotFoundError,
     UnknownIdError,
 )
-from bert4rec.recommender import Recommender
+from bert4rec.inference.recommender import Recommender
 
 TINY = {"preset": "fast", "epochs": 3, "max_len": 16, "batch_size": 16, "device": "cpu",
         "mask_prob": 0.2}

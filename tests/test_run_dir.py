@@ -16,7 +16,7 @@ from tiny_run import make_run_dir
 from bert4rec import rundir
 from bert4rec.cli import main
 from bert4rec.errors import ModelDirError
-from bert4rec.recommender import Recommender
+from bert4rec.inference.recommender import Recommender
 
 TINY = ["--max-len", "16", "--hidden", "16", "--batch-size", "64", "--epochs", "1",
         "--device", "cpu", "--all-ratings", "--min-user-interactions", "3", "--no-cache"]
@@ -108,7 +108,7 @@ def test_a_failed_start_leaves_out_as_it_was(tmp_path, capsys, monkeypatch, out_
         raise RuntimeError("validation broke")
 
     # fails after config.json is written
-    monkeypatch.setattr("bert4rec.train.full_ranking", explode)
+    monkeypatch.setattr("bert4rec.training.loop.full_ranking", explode)
     assert main(["train", str(log), "--out", str(out), *TINY]) == 1
     assert "unexpected RuntimeError: validation broke" in error_line(capsys)
     if out_exists:

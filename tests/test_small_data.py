@@ -8,9 +8,9 @@ from planted import paired_corpus
 from bert4rec.config import auto_preset, preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
-from bert4rec.evaluate import model_scorer, train_item_counts
-from bert4rec.runtime import Runtime
-from bert4rec.train import TrainingRun
+from bert4rec.evaluation.protocols import model_scorer, train_item_counts
+from bert4rec.training.loop import TrainingRun
+from bert4rec.training.runtime import Runtime
 
 EPOCHS = 40  # 200 steps of 32 windows: a few seconds
 

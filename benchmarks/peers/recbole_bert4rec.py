@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from bert4rec.allocator import TRAINING_CONF, restart_under_jemalloc
+from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.config import (
     LoopSettings,
     MaskingSettings,
@@ -38,8 +38,8 @@ from bert4rec.config import (
 )
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
-from bert4rec.runtime import Runtime
-from bert4rec.train import TrainingRun, fit
+from bert4rec.training.loop import TrainingRun, fit
+from bert4rec.training.runtime import Runtime
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "out"

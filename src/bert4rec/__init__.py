@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 __all__ = ["Dataset", "Model", "Recommender", "__version__"]
 
-_WHERE = {"Dataset": "bert4rec.dataset", "Model": "bert4rec.estimator",
-          "Recommender": "bert4rec.recommender"}
+_WHERE = {"Dataset": "bert4rec.api", "Model": "bert4rec.api",
+          "Recommender": "bert4rec.inference.recommender"}
 
 if TYPE_CHECKING:
-    from bert4rec.dataset import Dataset
-    from bert4rec.estimator import Model
-    from bert4rec.recommender import Recommender
+    from bert4rec.api import Dataset, Model
+    from bert4rec.inference.recommender import Recommender
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 from bert4rec.errors import SettingsError
-from bert4rec.metrics import metric_names
+from bert4rec.evaluation.metrics import metric_names
 
 
 @dataclass(frozen=True)

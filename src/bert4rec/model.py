@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bert4rec.config import Interval, ModelSettings
+from bert4rec.data.vocab import PAD
 from bert4rec.errors import SettingsError
-from bert4rec.vocab import PAD
 
 ITEM_START_STD = 0.1
 """Standard deviation of item embeddings started from co-occurrence (`start_items_at`): five

@@ -30,13 +30,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from bert4rec import columns as C
+from bert4rec.data import columns as C
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.data.users import UserHistories
 from bert4rec.errors import DataError, ModelDirError
 from bert4rec.files import temp_file, umask
 from bert4rec.model import BERT4Rec, BERT4RecConfig
-from bert4rec.provenance import session
+from bert4rec.training.provenance import session
 
 logger = logging.getLogger(__name__)
 

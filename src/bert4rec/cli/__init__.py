@@ -15,7 +15,7 @@ import sys
 import traceback
 
 from bert4rec import __version__
-from bert4rec.allocator import TRAINING_CONF, restart_under_jemalloc
+from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.cli.terminal import one_line
 from bert4rec.errors import Bert4RecError
 

@@ -18,9 +18,9 @@ from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 from bert4rec.data.download import download
 from bert4rec.data.movielens import locate
-from bert4rec.recommender import Recommender
+from bert4rec.inference.recommender import Recommender
 from bert4rec.rundir import CONFIG, METRICS
-from bert4rec.train import fit
+from bert4rec.training.loop import fit
 
 RELEASE = "ml-latest-small"
 

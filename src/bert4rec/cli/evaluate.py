@@ -1,6 +1,6 @@
 """`bert4rec evaluate RUN_DIR` and `bert4rec baseline NAME SOURCE`: one labelled evaluation.
 
-Both call `bert4rec.evaluate.evaluate` with the same protocol options, so a model and a
+Both call `bert4rec.evaluation.protocols.evaluate` with the same protocol options, so a model and a
 baseline measured on the same corpus, split and protocol are directly comparable.
 """
 
@@ -14,14 +14,15 @@ from typing import Any
 
 import torch
 
-from bert4rec import baselines, rundir
+from bert4rec import rundir
 from bert4rec.cli.data import add_source_options, corpus_from_args
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
 from bert4rec.data.interactions import LogColumns
 from bert4rec.errors import ModelDirError
-from bert4rec.evaluate import EvalReport, evaluate, model_scorer
-from bert4rec.metrics import DEFAULT_KS
+from bert4rec.evaluation import baselines
+from bert4rec.evaluation.metrics import DEFAULT_KS
+from bert4rec.evaluation.protocols import EvalReport, evaluate, model_scorer
 
 
 def _first_line(doc: str | None) -> str:

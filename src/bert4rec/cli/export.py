@@ -6,7 +6,7 @@ import argparse
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from bert4rec.export import export  # torch and onnx load only when the command runs
+    from bert4rec.inference.export import export  # torch and onnx load only when the command runs
 
     path = export(args.run_dir, args.format, args.out, args.k)
     print(f"wrote {path}, {path.name}.json (its inputs and outputs) and "

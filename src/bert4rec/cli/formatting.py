@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from bert4rec.cli.terminal import printable
-from bert4rec.recommender import Recommendations
+from bert4rec.inference.recommender import Recommendations
 
 
 def format_table(result: Recommendations, explain: bool = False) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from bert4rec import columns as C
+from bert4rec.data import columns as C
 from bert4rec.errors import DataError
 from bert4rec.rundir import atomic_write
 

@@ -12,7 +12,6 @@ import os
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from bert4rec import columns as C
 from bert4rec import rundir
 from bert4rec.cli.data import add_source_options, corpus_from_args, settings_from_args
 from bert4rec.config import (
@@ -26,9 +25,10 @@ from bert4rec.config import (
     auto_preset,
     preset,
 )
+from bert4rec.data import columns as C
 from bert4rec.data.frames import read_item_file
 from bert4rec.data.interactions import LogColumns
-from bert4rec.train import fit, validation_label
+from bert4rec.training.loop import fit, validation_label
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:

@@ -11,17 +11,17 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from bert4rec import columns as C
 from bert4rec import rundir
-from bert4rec.catalog import CatalogItem
+from bert4rec.api import HISTORY_KEY
 from bert4rec.cli.formatting import as_dict, as_json, format_table
 from bert4rec.cli.idlists import read_id_list, typed
 from bert4rec.cli.output import check_output, write_table
 from bert4rec.cli.terminal import printable
+from bert4rec.data import columns as C
 from bert4rec.data.users import OnUnknown
 from bert4rec.errors import TitleNotFoundError
-from bert4rec.estimator import HISTORY_KEY
-from bert4rec.recommender import Recommendations, Recommender, flatten
+from bert4rec.inference.catalog import CatalogItem
+from bert4rec.inference.recommender import Recommendations, Recommender, flatten
 
 FOUNDING_QUERY = [
     "Harry Potter and the Sorcerer's Stone (a.k.a. Harry Potter and the Philosopher's Stone)"

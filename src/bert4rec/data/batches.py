@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, Sampler
 from bert4rec.config import MaskingSettings
 from bert4rec.data.corpus import flatten, left_pad_ranges
 from bert4rec.data.corpus import left_pad as corpus_left_pad
-from bert4rec.vocab import PAD
+from bert4rec.data.vocab import PAD
 
 WIDTH_STEP = 8
 """Training batches are as wide as their longest window, rounded up to a multiple of this

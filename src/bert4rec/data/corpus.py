@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bert4rec.columns import GENRES, INDEX, ITEM, RATING, TIMESTAMP, TITLE, USER
+from bert4rec.data.columns import GENRES, INDEX, ITEM, RATING, TIMESTAMP, TITLE, USER
 from bert4rec.data.interactions import Interactions
+from bert4rec.data.vocab import PAD
 from bert4rec.errors import DataError
 from bert4rec.files import temp_dir
-from bert4rec.vocab import PAD
 
 FORMAT_VERSION = 2  # 2: the item table keeps further columns (links)
 SPLITS = ("train", "valid", "test", "train+valid")

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from bert4rec.columns import GENRES, INDEX, ITEM, TITLE
+from bert4rec.data.columns import GENRES, INDEX, ITEM, TITLE
 from bert4rec.data.interactions import (
     TABLE_SUFFIXES,
     Interactions,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bert4rec.columns import ITEM, RATING, TIMESTAMP, USER
+from bert4rec.data.columns import ITEM, RATING, TIMESTAMP, USER
 from bert4rec.errors import DataError
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".parquet": None, ".pq": None}

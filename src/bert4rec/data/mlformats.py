@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from bert4rec.columns import GENRES, IMDB, ITEM, RATING, TIMESTAMP, TITLE, TMDB, USER
+from bert4rec.data.columns import GENRES, IMDB, ITEM, RATING, TIMESTAMP, TITLE, TMDB, USER
 from bert4rec.data.interactions import Interactions
 from bert4rec.errors import DataError
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from bert4rec.columns import USER
+from bert4rec.data.columns import USER
 from bert4rec.data.corpus import SequenceCorpus, concatenated_ranges
 from bert4rec.errors import DataError, UnknownIdError
 

@@ -25,10 +25,10 @@ from fastapi_offline import FastAPIOffline
 from starlette.datastructures import State
 
 from bert4rec import __version__, rundir
-from bert4rec.catalog import CatalogItem
 from bert4rec.data.users import OnUnknown, UserHistories
 from bert4rec.errors import ModelDirError, TitleError, TitleNotFoundError, UnknownIdError
-from bert4rec.recommender import Recommendations, Recommender
+from bert4rec.inference.catalog import CatalogItem
+from bert4rec.inference.recommender import Recommendations, Recommender
 from bert4rec.serve import schemas as S
 from bert4rec.serve.batcher import MicroBatcher
 from bert4rec.serve.headers import SecurityHeaders

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import torch
 
-from bert4rec.catalog import CatalogItem, ItemId
 from bert4rec.data.users import OnUnknown
-from bert4rec.recommender import Recommendations, Recommender
+from bert4rec.inference.catalog import CatalogItem, ItemId
+from bert4rec.inference.recommender import Recommendations, Recommender
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from bert4rec import columns as C
-from bert4rec.catalog import ItemId
+from bert4rec.data import columns as C
+from bert4rec.inference.catalog import ItemId
 
 SITES = {
     "imdb": (C.IMDB, "https://www.imdb.com/title/tt{:07d}/"),

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bert4rec.catalog import MAX_TITLE
+from bert4rec.inference.catalog import MAX_TITLE
 
 MAX_HISTORY = 500  # entries per history; the model reads at most its max_len - 1 most recent
 MAX_K = 100  # recommendations or similar items per request

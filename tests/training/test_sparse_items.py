@@ -10,12 +10,12 @@ import torch
 from planted import planted_corpus, tiny_settings
 from safetensors.torch import load_file
 
-from bert4rec import sparse_items
 from bert4rec.data.batches import cloze_mask
 from bert4rec.rundir import load_checkpoint
-from bert4rec.runtime import Runtime
-from bert4rec.sparse_items import LazyAdam, OptimizerPair, clip_gradients
-from bert4rec.train import TrainingRun, fit
+from bert4rec.training import sparse_items
+from bert4rec.training.loop import TrainingRun, fit
+from bert4rec.training.runtime import Runtime
+from bert4rec.training.sparse_items import LazyAdam, OptimizerPair, clip_gradients
 
 CPU = torch.device("cpu")
 

@@ -16,15 +16,15 @@ import pytest
 import torch
 from tiny_run import make_run_dir
 
-from bert4rec import export as ex
 from bert4rec import rundir
 from bert4rec.cli import main
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import left_pad
+from bert4rec.inference import export as ex
+from bert4rec.inference.recommender import Recommender, flatten
 from bert4rec.model import BERT4Rec, BERT4RecConfig
-from bert4rec.recommender import Recommender, flatten
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def ml100k_run(data_dir, path):

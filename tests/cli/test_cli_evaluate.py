@@ -7,7 +7,7 @@ import torch
 from tiny_corpus import tiny_corpus
 
 from bert4rec.cli import main
-from bert4rec.evaluate import evaluate
+from bert4rec.evaluation.protocols import evaluate
 
 # Same log as tests/test_baselines.py: popularity ranks the test targets 1, 3, 5 with seen
 # items kept and 1, 1, 1 with them excluded.
@@ -185,7 +185,7 @@ def tiny_run_dir(tmp_path, source, vocab_size=7):
 
 
 def test_evaluate_run_dir_matches_evaluate_on_the_same_model(capsys, log_file, tmp_path):
-    from bert4rec.evaluate import model_scorer
+    from bert4rec.evaluation.protocols import model_scorer
 
     run, model = tiny_run_dir(tmp_path, log_file)
     record = run_json(capsys, "evaluate", str(run), "--device", "cpu", "--json", "--split",

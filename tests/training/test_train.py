@@ -19,9 +19,9 @@ from bert4rec.data.corpus import PrepareSettings, prepare
 from bert4rec.data.interactions import Interactions
 from bert4rec.data.users import UserHistories
 from bert4rec.errors import ModelDirError
-from bert4rec.evaluate import evaluate, model_scorer, train_item_counts
+from bert4rec.evaluation.protocols import evaluate, model_scorer, train_item_counts
 from bert4rec.rundir import corpus_record, load_checkpoint, load_model
-from bert4rec.train import fit, learning_rate
+from bert4rec.training.loop import fit, learning_rate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

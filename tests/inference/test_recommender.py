@@ -7,7 +7,7 @@ from tiny_run import FILMS, make_run_dir
 
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.errors import AmbiguousTitleError, ModelDirError, TitleNotFoundError
-from bert4rec.recommender import EXPLAIN_MIN_DROP, EXPLAIN_TOP, Recommender
+from bert4rec.inference.recommender import EXPLAIN_MIN_DROP, EXPLAIN_TOP, Recommender
 
 HARRY = [
     "Harry Potter and the Philosopher's Stone",

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bert4rec.losses import log_item_frequency, sampled_cloze_loss, sampled_cross_entropy
+from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss, sampled_cross_entropy
 
 
 def toy(n: int = 6, v: int = 12, h: int = 4, seed: int = 0):

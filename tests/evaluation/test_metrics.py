@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bert4rec.metrics import (
+from bert4rec.evaluation.metrics import (
     hit_rate,
     metric_names,
     ndcg,

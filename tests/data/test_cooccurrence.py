@@ -8,8 +8,8 @@ from planted import planted_corpus, tiny_settings
 from bert4rec.data.cooccurrence import item_pairs, pair_counts, ppmi_embeddings
 from bert4rec.data.corpus import Split
 from bert4rec.model import ITEM_START_STD, BERT4Rec, BERT4RecConfig
-from bert4rec.runtime import Runtime
-from bert4rec.train import TrainingRun
+from bert4rec.training.loop import TrainingRun
+from bert4rec.training.runtime import Runtime
 
 
 def split_of(*sequences: list[int]) -> Split:

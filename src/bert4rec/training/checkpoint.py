@@ -17,7 +17,7 @@ from bert4rec import rundir
 from bert4rec.config import Settings
 from bert4rec.errors import ModelDirError
 from bert4rec.model import BERT4Rec
-from bert4rec.sparse_items import OptimizerPair
+from bert4rec.training.sparse_items import OptimizerPair
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from bert4rec.catalog import SUGGEST_MIN, Catalog, typed_ratio
 from bert4rec.errors import AmbiguousTitleError, DataError, TitleError, TitleNotFoundError
-from bert4rec.titles import parse_title
+from bert4rec.inference.catalog import SUGGEST_MIN, Catalog, typed_ratio
+from bert4rec.inference.titles import parse_title
 
 TITLES = {
     1: "Matrix, The (1999)",

@@ -21,7 +21,7 @@ from bert4rec.cli import main
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 from bert4rec.files import temp_dir, temp_file
-from bert4rec.provenance import git_state, versions
+from bert4rec.training.provenance import git_state, versions
 
 
 @pytest.fixture()

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from bert4rec import allocator, cli
+from bert4rec import cli
+from bert4rec.cli import allocator
 
 LIB = "libjemalloc.so.2"
 
@@ -75,7 +76,7 @@ NO_JEMALLOC = ctypes.util.find_library("jemalloc") is None or not sys.platform.s
 @pytest.mark.skipif(NO_JEMALLOC, reason="jemalloc is not installed (apt install libjemalloc2)")
 def test_a_real_restart_runs_under_jemalloc():
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "BERT4REC_MALLOC")}
-    code = ("from bert4rec.allocator import restart_under_jemalloc; restart_under_jemalloc(); "
+    code = ("from bert4rec.cli.allocator import restart_under_jemalloc; restart_under_jemalloc(); "
             "print(open('/proc/self/maps').read().count('jemalloc') > 0)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, timeout=120)

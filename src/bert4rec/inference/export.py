@@ -30,11 +30,11 @@ import torch
 from torch import nn
 
 from bert4rec import __version__
-from bert4rec import columns as C
+from bert4rec.data import columns as C
+from bert4rec.data.vocab import PAD
 from bert4rec.errors import Bert4RecError
 from bert4rec.model import BERT4Rec
 from bert4rec.rundir import WEIGHTS, atomic_write, file_sha256, load_model, read_items, write_json
-from bert4rec.vocab import PAD
 
 FORMATS = {"onnx": "model.onnx", "pt2": "model.pt2"}
 """Each export format and the file it writes."""

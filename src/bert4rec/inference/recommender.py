@@ -19,15 +19,15 @@ import numpy as np
 import polars as pl
 import torch
 
-from bert4rec import columns as C
-from bert4rec.catalog import Catalog, CatalogItem, ItemId
+from bert4rec.data import columns as C
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.data.corpus import concatenated_ranges, flatten, left_pad
 from bert4rec.data.users import OnUnknown, check_on_unknown, more_note
+from bert4rec.data.vocab import PAD
 from bert4rec.errors import ModelDirError, TitleNotFoundError, UnknownIdError
+from bert4rec.inference.catalog import Catalog, CatalogItem, ItemId
 from bert4rec.model import BERT4Rec
 from bert4rec.rundir import load_model, read_items
-from bert4rec.vocab import PAD
 
 # Most contributing history items reported per recommendation when explaining ...
 EXPLAIN_TOP = 3
@@ -73,7 +73,7 @@ class Recommendations:
         return self.items[position]
 
     def to_frame(self) -> pl.DataFrame:
-        """Columns rank, item, title, genres, score (names from `bert4rec.columns`)."""
+        """Columns rank, item, title, genres, score (names from `bert4rec.data.columns`)."""
         return pl.DataFrame(
             {
                 C.RANK: [r.rank for r in self.items],

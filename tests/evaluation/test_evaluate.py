@@ -8,7 +8,7 @@ import torch
 from tiny_corpus import tiny_corpus
 
 from bert4rec.data.batches import prediction_inputs
-from bert4rec.evaluate import (
+from bert4rec.evaluation.protocols import (
     evaluate,
     model_scorer,
     sample_negatives,
@@ -186,7 +186,7 @@ def test_batches_hold_at_most_scores_per_batch_scores_and_the_metrics_stay(monke
     whole = evaluate(scorer, corpus, batch_size=512)
     assert max(sizes) > 100
     sizes.clear()
-    monkeypatch.setattr("bert4rec.evaluate.SCORES_PER_BATCH", 62 * 10 + 61)
+    monkeypatch.setattr("bert4rec.evaluation.protocols.SCORES_PER_BATCH", 62 * 10 + 61)
     capped = evaluate(scorer, corpus, batch_size=512)
     assert max(sizes) == 10 and capped.metrics == whole.metrics
 

@@ -30,9 +30,9 @@ from tqdm.auto import tqdm
 
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.data.corpus import SequenceCorpus, Split
+from bert4rec.data.vocab import PAD
 from bert4rec.errors import DataError
-from bert4rec.metrics import DEFAULT_KS, ranking_metrics, target_ranks
-from bert4rec.vocab import PAD
+from bert4rec.evaluation.metrics import DEFAULT_KS, ranking_metrics, target_ranks
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 PROTOCOLS = ("full", "sampled")

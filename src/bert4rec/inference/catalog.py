@@ -22,10 +22,10 @@ import numpy as np
 import polars as pl
 from rapidfuzz import fuzz, process
 
-from bert4rec import columns as C
+from bert4rec.data import columns as C
 from bert4rec.errors import AmbiguousTitleError, DataError, TitleNotFoundError
-from bert4rec.titles import normalize, parse_title, title_keys
-from bert4rec.trigrams import TrigramIndex
+from bert4rec.inference.titles import normalize, parse_title, title_keys
+from bert4rec.inference.trigrams import TrigramIndex
 
 ItemId = int | str
 

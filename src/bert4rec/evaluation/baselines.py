@@ -1,6 +1,6 @@
 """Baseline scorers, fitted on the training part and evaluated by the same `evaluate()`.
 
-Every baseline is a scorer (see `bert4rec.evaluate`): left-padded histories [B, T] in,
+Every baseline is a scorer (see `bert4rec.evaluation.protocols`): left-padded histories [B, T] in,
 float64 scores [B, vocab_size] out. Float64 keeps integer counts plus a fractional
 tie-breaker exact. Counts are sparse (item pairs as int64 codes, numpy bincount/unique).
 """
@@ -14,7 +14,7 @@ import torch
 
 from bert4rec.data.cooccurrence import item_pairs, pair_counts
 from bert4rec.data.corpus import SequenceCorpus, concatenated_ranges
-from bert4rec.evaluate import train_item_counts
+from bert4rec.evaluation.protocols import train_item_counts
 
 
 class Popularity:

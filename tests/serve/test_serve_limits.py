@@ -15,9 +15,9 @@ from live_server import live_server
 from rapidfuzz import process
 from tiny_run import make_run_dir
 
-from bert4rec import catalog as catalog_module
-from bert4rec.catalog import FUZZY_CANDIDATES, MAX_TITLE, Catalog
 from bert4rec.errors import TitleNotFoundError
+from bert4rec.inference import catalog as catalog_module
+from bert4rec.inference.catalog import FUZZY_CANDIDATES, MAX_TITLE, Catalog
 from bert4rec.serve import create_app
 
 N_TITLES = 3000

@@ -6,7 +6,7 @@ import pytest
 from tiny_run import FILMS, make_run_dir
 
 from bert4rec.errors import AmbiguousTitleError, TitleNotFoundError
-from bert4rec.recommender import Recommender
+from bert4rec.inference.recommender import Recommender
 from bert4rec.serve.batcher import MicroBatcher
 
 IDS = [film[0] for film in FILMS]

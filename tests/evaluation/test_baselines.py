@@ -8,9 +8,9 @@ import pytest
 import torch
 from tiny_corpus import tiny_corpus
 
-from bert4rec.baselines import ItemKNN, Markov, Popularity, fit_baseline
-from bert4rec.evaluate import evaluate
-from bert4rec.metrics import target_ranks
+from bert4rec.evaluation.baselines import ItemKNN, Markov, Popularity, fit_baseline
+from bert4rec.evaluation.metrics import target_ranks
+from bert4rec.evaluation.protocols import evaluate
 
 # Training part (all but the last two): [1,2,3], [2,3,1], [1,2,5], and user 3's whole [2,3].
 # Item counts: 1:3, 2:4, 3:3, 4:0, 5:1. Transitions: 1->2 x2, 2->3 x3, 2->5, 3->1.

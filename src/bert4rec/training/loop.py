@@ -41,14 +41,14 @@ from bert4rec.data.batches import (
 )
 from bert4rec.data.cooccurrence import ppmi_embeddings
 from bert4rec.data.corpus import SequenceCorpus
+from bert4rec.data.vocab import PAD
 from bert4rec.errors import ModelDirError
-from bert4rec.evaluate import evaluate, model_scorer, train_item_counts
-from bert4rec.losses import log_item_frequency, sampled_cloze_loss
+from bert4rec.evaluation.protocols import evaluate, model_scorer, train_item_counts
 from bert4rec.model import BERT4Rec, BERT4RecConfig
-from bert4rec.runtime import Runtime, joined_runtime
-from bert4rec.sparse_items import LazyAdam, OptimizerPair, clip_gradients, sparse_items
-from bert4rec.train_state import Progress, masking_states, restore_state, save_state
-from bert4rec.vocab import PAD
+from bert4rec.training.checkpoint import Progress, masking_states, restore_state, save_state
+from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss
+from bert4rec.training.runtime import Runtime, joined_runtime
+from bert4rec.training.sparse_items import LazyAdam, OptimizerPair, clip_gradients, sparse_items
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, the full and sampled protocols, validation and the baselines."""

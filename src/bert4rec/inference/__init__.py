@@ -1,0 +1,2 @@
+"""Inference: the Recommender (one recommend path for every face), the catalogue and title
+search, explanations and export."""
