@@ -162,3 +162,20 @@ def test_weights_without_a_recorded_config_still_load_by_their_shapes(tmp_path):
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelDirError, match=r"model\.hidden 32 \(the weights have 16\)"):
         Recommender.load(run)
+
+
+def test_equal_weights_are_written_as_equal_bytes(tmp_path):
+    """safetensors writes its header metadata from a hash map; the run's file sorts it, so two
+    identical runs write identical model.safetensors files (issue 23)."""
+    from bert4rec.model import BERT4Rec, BERT4RecConfig
+
+    torch.manual_seed(0)
+    model = BERT4Rec(BERT4RecConfig(vocab_size=12, max_len=8, hidden=8, layers=1, heads=2))
+    written = set()
+    for i in range(12):
+        rundir.save_weights(model, tmp_path / f"w{i}.safetensors")
+        written.add((tmp_path / f"w{i}.safetensors").read_bytes())
+    assert len(written) == 1
+    loaded = load_file(str(tmp_path / "w0.safetensors"))
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+    assert rundir.read_header(tmp_path / "w0.safetensors")[1] == model.config.to_dict()

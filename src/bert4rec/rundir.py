@@ -28,7 +28,8 @@ from typing import Any
 import polars as pl
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from bert4rec.data import columns as C
 from bert4rec.data.corpus import SequenceCorpus
@@ -112,10 +113,24 @@ def write_config(
 
 def save_weights(model: BERT4Rec, path: Path) -> None:
     """The module's weights as safetensors (contiguous CPU copies), atomically; the header's
-    metadata records the model config."""
+    metadata records the model config. Equal weights give equal bytes (`canonical_header`)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": "pt", MODEL_METADATA: json.dumps(model.config.to_dict())}
-    atomic_write(path, lambda temp: save_file(tensors, str(temp), metadata=metadata))
+    data = canonical_header(safetensors_bytes(tensors, metadata=metadata))
+    atomic_write(path, lambda temp: temp.write_bytes(data))
+
+
+def canonical_header(data: bytes) -> bytes:
+    """safetensors bytes whose header metadata is in sorted key order: the library writes it
+    from a hash map, in an order that changes from one process to the next. Same length, same
+    tensor offsets; only the order of the metadata's keys changes."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > size:  # not expected: the library writes compact JSON too
+        return data
+    return data[:8] + text.ljust(size) + data[8 + size:]
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
