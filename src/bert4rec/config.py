@@ -125,6 +125,11 @@ class ModelSettings:
     dropout: float = _f(0.1, "dropout on embeddings and block outputs", allowed=BELOW_ONE)
     attention_dropout: float = _f(0.1, "dropout on attention probabilities", allowed=BELOW_ONE)
     ff_mult: int = _f(4, "feed-forward inner width as a multiple of hidden", allowed=AT_LEAST_ONE)
+    causal: bool = _f(
+        False,
+        "attend only to earlier positions and train every position to predict the next item "
+        "(SASRec's objective) instead of the cloze task; the masking settings then do not apply",
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)

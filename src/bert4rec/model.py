@@ -138,10 +138,12 @@ class Block(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Embeddings, N blocks and a final LayerNorm: items [B, T] -> hidden states [B, T, H]."""
+    """Embeddings, N blocks and a final LayerNorm: items [B, T] -> hidden states [B, T, H].
+    Bidirectional, or with `config.causal` each position attends to itself and earlier ones."""
 
     def __init__(self, config: BERT4RecConfig) -> None:
         super().__init__()
+        self.causal = config.causal
         self.embeddings = Embeddings(config)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
         self.norm = nn.LayerNorm(config.hidden)
@@ -150,10 +152,22 @@ class Encoder(nn.Module):
         """With `last`, only the last position's state [B, 1, H]: the final block then
         computes nothing the other positions alone need (1.7x fewer products at width 64)."""
         keep = (items != PAD)[:, None, None, :]  # [B, 1, 1, T]
+        allowed = causal_mask(keep) if self.causal else keep
         x = self.embeddings(items)  # [B, T, H]
         for depth, block in enumerate(self.blocks, start=1):
-            x = block(x, keep, last and depth == len(self.blocks))
+            final = last and depth == len(self.blocks)  # the last query row of a causal mask
+            x = block(x, keep if final else allowed, final)  # sees every real key
         return self.norm(x)
+
+
+def causal_mask(keep: torch.Tensor) -> torch.Tensor:
+    """[B, 1, 1, T] real keys -> [B, 1, T, T]: each query sees the real keys at or before it,
+    and always itself, so a padding query attends to itself rather than to nothing (an empty
+    row would give NaN states, and NaN times a zero attention weight is still NaN)."""
+    t = keep.shape[-1]
+    earlier = torch.ones(t, t, dtype=torch.bool, device=keep.device).tril()  # [T, T]
+    itself = torch.eye(t, dtype=torch.bool, device=keep.device)
+    return (keep & earlier) | itself
 
 
 class BERT4Rec(nn.Module):
@@ -223,6 +237,8 @@ class BERT4Rec(nn.Module):
         states [N or B, H], for losses that score only some items (sampled softmax).
         """
         if targets is None:
+            if self.config.causal:
+                items = newest_item_last(items, self.config.mask_token)
             selected = self.encoder(items, last=True)[:, -1]  # [B, H]
         else:
             selected = self.encoder(items)[targets]  # [N, H]
@@ -250,6 +266,18 @@ class BERT4Rec(nn.Module):
     def num_parameters(self) -> int:
         """Count of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def newest_item_last(items: torch.Tensor, mask_token: int) -> torch.Tensor:
+    """Prediction inputs (history + [MASK], [B, T]) for a causal model, which predicts from the
+    state of the newest item: the [MASK] column is dropped. An empty history keeps its [MASK]
+    (the model then answers from the bias, near popularity)."""
+    history = items[:, :-1]
+    empty = (history == PAD).all(dim=1)  # [B]
+    if bool(empty.any()):
+        history = history.clone()
+        history[empty, -1] = mask_token
+    return history
 
 
 def flops_per_sequence(config: BERT4RecConfig, n_targets: float) -> float:

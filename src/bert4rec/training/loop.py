@@ -36,6 +36,7 @@ from bert4rec.data.batches import (
     IGNORE,
     ClozeCollate,
     LengthBucketSampler,
+    NextItemCollate,
     WindowDataset,
     padded_targets,
 )
@@ -104,12 +105,14 @@ def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime,
                 split: str = "train") -> DataLoader:
     """Shuffled, masked training batches of this process's shard of the windows of `split`.
     The masking generator is seeded once, here: each epoch's masks follow from the last's."""
-    windows = WindowDataset(corpus.split(split), settings.model.max_len,
+    causal = settings.model.causal  # windows one item longer: inputs max_len, labels shifted
+    windows = WindowDataset(corpus.split(split), settings.model.max_len + causal,
                             settings.masking.windows_per_sequence,
-                            max_shift=settings.masking.window_shift, seed=settings.loop.seed)
+                            max_shift=settings.masking.window_shift, seed=settings.loop.seed,
+                            min_items=1 + causal)
     sampler = LengthBucketSampler(windows.lengths, settings.loop.batch_size, rank=runtime.rank,
                                   world=runtime.world, seed=settings.loop.seed)
-    collate = ClozeCollate(settings.masking, corpus.mask_token)
+    collate = NextItemCollate() if causal else ClozeCollate(settings.masking, corpus.mask_token)
     collate.generator.manual_seed(settings.loop.seed * 1000 + runtime.rank)
     return DataLoader(windows, batch_sampler=sampler, collate_fn=collate)
 
@@ -200,17 +203,22 @@ class TrainingRun:
         loader.dataset.set_epoch(epoch)
         loader.batch_sampler.set_epoch(epoch, loader.dataset.lengths)
         self.wrapped.train()
-        losses = []
         show = self.show_progress and self.runtime.main
+        total = torch.zeros((), device=self.runtime.device)  # summed in place: no tensor per step
+        recent = torch.zeros((), device=self.runtime.device)
+        steps = 0
         with tqdm(total=len(loader), desc=f"{label} {epoch}", unit="batch", leave=False,
                   disable=not show) as bar:
             for inputs, labels in loader:
-                losses.append(self.step(inputs, labels))
+                loss = self.step(inputs, labels)
+                total += loss
+                recent += loss
+                steps += 1
                 bar.update(1)
-                if len(losses) % POSTFIX_EVERY == 0:
-                    recent = torch.stack(losses[-POSTFIX_EVERY:]).mean().item()
-                    bar.set_postfix(loss=f"{recent:.3f}", refresh=False)
-        return torch.stack(losses).mean().item() if losses else float("nan")
+                if steps % POSTFIX_EVERY == 0:
+                    bar.set_postfix(loss=f"{recent.item() / POSTFIX_EVERY:.3f}", refresh=False)
+                    recent.zero_()
+        return total.item() / steps if steps else float("nan")
 
     def step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One optimiser step on a cloze batch (`inputs`, `labels` [B, T]; labels 0 where
