@@ -1,8 +1,8 @@
 """`SequenceCorpus`: filtered, time-ordered per-user item sequences over a dense item vocabulary.
 
-Vocabulary: 0 is padding, 1..n_items are the items in ascending original id, n_items + 1 is
-the [MASK] token. Sequences are stored flat (one array of vocab indices plus offsets), which
-keeps 20M interactions in a few hundred megabytes and makes every batch a slice.
+The item vocabulary is laid out as `data.vocab.Vocabulary` says (padding, the items in
+ascending original id, [MASK]). Sequences are stored flat (one array of vocab indices plus
+offsets), which keeps 20M interactions in a few hundred megabytes and makes every batch a slice.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import polars as pl
 
 from bert4rec.data.columns import GENRES, INDEX, ITEM, RATING, TIMESTAMP, TITLE, USER
 from bert4rec.data.interactions import Interactions
-from bert4rec.data.vocab import PAD
+from bert4rec.data.vocab import PAD, Vocabulary
 from bert4rec.errors import DataError
 from bert4rec.files import temp_dir
 
@@ -121,12 +121,16 @@ class SequenceCorpus:
         return len(self.items_flat)
 
     @property
+    def vocab(self) -> Vocabulary:
+        return Vocabulary(self.n_items)
+
+    @property
     def mask_token(self) -> int:
-        return self.n_items + 1
+        return self.vocab.mask
 
     @property
     def vocab_size(self) -> int:
-        return self.n_items + 2
+        return self.vocab.size
 
     @property
     def lengths(self) -> np.ndarray:

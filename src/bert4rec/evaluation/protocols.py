@@ -3,7 +3,7 @@
 A *scorer* is any callable taking `histories: LongTensor [B, T]`, left-padded with 0 (the most
 recent item at column T - 1), and returning scores `[B, vocab_size]` (float32 or float64). The
 model and every baseline are scorers. The evaluator, not the scorer, removes padding (0), [MASK]
-(vocab_size - 1) and, with `exclude_seen`, every item of the user's history from the candidates;
+and, with `exclude_seen`, every item of the user's history from the candidates;
 the target is always a candidate. `model_scorer` makes a trained BERT4Rec a scorer.
 
 Protocols:
@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.data.corpus import SequenceCorpus, Split
-from bert4rec.data.vocab import PAD
+from bert4rec.data.vocab import Vocabulary
 from bert4rec.errors import DataError
 from bert4rec.evaluation.metrics import DEFAULT_KS, ranking_metrics, target_ranks
 
@@ -236,7 +236,7 @@ def _rank_batch(
         excluded = ~allowed.to(device)
     else:
         excluded = torch.zeros(scores.shape, dtype=torch.bool, device=device)
-        excluded[:, [PAD, vocab_size - 1]] = True
+        excluded[:, list(Vocabulary.of_size(vocab_size).not_items)] = True
         if exclude_seen:
             excluded.scatter_(1, histories.to(device), True)  # padding is already excluded
     return target_ranks(scores, targets, excluded).cpu()
@@ -257,7 +257,7 @@ def _sampling_weights(corpus: SequenceCorpus, negatives: str) -> torch.Tensor:
         weights = torch.from_numpy(train_item_counts(corpus)).to(torch.float64)
     else:
         weights = torch.ones(corpus.vocab_size, dtype=torch.float64)
-    weights[[PAD, corpus.vocab_size - 1]] = 0.0
+    weights[list(corpus.vocab.not_items)] = 0.0
     return weights
 
 

@@ -23,7 +23,6 @@ from bert4rec.data import columns as C
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.data.corpus import concatenated_ranges, flatten, left_pad
 from bert4rec.data.users import OnUnknown, check_on_unknown, more_note
-from bert4rec.data.vocab import PAD
 from bert4rec.errors import ModelDirError, TitleNotFoundError, UnknownIdError
 from bert4rec.inference.catalog import Catalog, CatalogItem, ItemId
 from bert4rec.model import BERT4Rec
@@ -92,8 +91,9 @@ class Recommender:
     def __init__(self, model: BERT4Rec, items: pl.DataFrame, batch_size: int = 256) -> None:
         """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`."""
         items = items.sort(C.INDEX)
-        n_items = model.config.vocab_size - 2
-        if items[C.INDEX].to_list() != list(range(1, n_items + 1)):
+        self.vocab = model.config.vocab
+        n_items = self.vocab.n_items
+        if items[C.INDEX].to_list() != list(self.vocab.items):
             raise ModelDirError(
                 f"item table has {len(items)} rows but the model has {n_items} items; the "
                 f"{C.INDEX!r} column must hold 1..{n_items} exactly once each"
@@ -108,7 +108,7 @@ class Recommender:
         with torch.no_grad():
             weights = model.encoder.embeddings.item.weight.detach().float()  # [V, H]
             self._unit_embeddings = torch.nn.functional.normalize(weights, dim=1)  # [V, H]
-            prior = self._scores([[]])[0, 1 : n_items + 1]  # [n_items] score of an empty history
+            prior = self._scores([[]])[0, self.vocab.item_columns]  # [n_items], empty history
         self.catalog = Catalog(items, popularity=prior.tolist())
 
     @classmethod
@@ -172,9 +172,9 @@ class Recommender:
         ids (every item if None) less the `excluded` ones; None when neither is given."""
         if allowed is None and excluded is None:
             return None
-        mask = torch.zeros(self.model.config.vocab_size, dtype=torch.bool)
+        mask = torch.zeros(self.vocab.size, dtype=torch.bool)
         if allowed is None:
-            mask[1 : self.n_items + 1] = True
+            mask[self.vocab.item_columns] = True
         else:
             mask[self.indices(allowed, on_unknown)] = True
         if excluded is not None:
@@ -286,7 +286,7 @@ class Recommender:
         width = min(k, self.n_items - 1)
         query = torch.as_tensor(list(indices), dtype=torch.long)  # [Q]
         cosine = self._unit_embeddings[query] @ self._unit_embeddings.T  # [Q, V]
-        cosine[:, [PAD, cosine.shape[1] - 1]] = float("-inf")  # padding, [MASK]
+        cosine[:, list(self.vocab.not_items)] = float("-inf")
         cosine[torch.arange(len(query)), query] = float("-inf")  # the item itself
         top = cosine.topk(width, dim=1)
         return top.indices.numpy(), top.values.numpy()

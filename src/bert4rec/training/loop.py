@@ -245,7 +245,7 @@ class TrainingRun:
             return sampled_cloze_loss(hidden, self.model.output_weight, self.model.output_bias,
                                       labels[targets], kind=optim.loss,
                                       n_negatives=optim.negatives,
-                                      n_items=self.model.config.vocab_size - 2,
+                                      n_items=self.model.config.vocab.n_items,
                                       item_log_q=self.item_log_q,
                                       sparse_grad=self.sparse_items)
 

@@ -17,6 +17,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from bert4rec.data.vocab import Vocabulary
+
 SAMPLED_LOSSES = ("uniform", "in-batch")
 
 def sampled_cross_entropy(
@@ -65,10 +67,10 @@ def sampled_cloze_loss(
     `sparse_grad`: see `sampled_cross_entropy`.
     """
     if kind == "uniform":
-        n_items = n_items if n_items is not None else weight.shape[0] - 2
-        negatives = torch.randint(
-            1, n_items + 1, (n_negatives,), device=targets.device, generator=generator
-        )
+        vocab = Vocabulary(n_items) if n_items is not None else Vocabulary.of_size(weight.shape[0])
+        n_items = vocab.n_items
+        negatives = torch.randint(vocab.items.start, vocab.items.stop, (n_negatives,),
+                                  device=targets.device, generator=generator)
         log_q = torch.full((), -math.log(n_items), device=hidden.device)
         return sampled_cross_entropy(
             hidden, weight, bias, targets, negatives, log_q, log_q.expand_as(targets),
