@@ -20,9 +20,10 @@ import shutil
 from pathlib import Path
 
 import torch
+from overrides import parse_overrides
 
 from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
-from bert4rec.config import parse_overrides, preset
+from bert4rec.config import preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 from bert4rec.evaluation.protocols import evaluate, model_scorer

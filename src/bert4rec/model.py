@@ -257,15 +257,3 @@ class BERT4Rec(nn.Module):
         """Count of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-
-def flops_per_sequence(config: BERT4RecConfig, n_targets: float) -> float:
-    """Approximate forward-pass FLOPs for one sequence of length max_len (2 per multiply-add).
-
-    Counts the matrix multiplies: the blocks' projections and feed-forward, attention scores
-    and mixing, and the transform head plus output projection at `n_targets` positions.
-    """
-    t, h, v = config.max_len, config.hidden, config.vocab_size
-    per_block = 2 * t * (3 * h * h + h * h + 2 * config.ff_mult * h * h) + 2 * 2 * t * t * h
-    head = 2 * n_targets * (h * h + h * v)
-    return float(config.layers * per_block + head)
-

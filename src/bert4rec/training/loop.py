@@ -1,7 +1,7 @@
 """`fit`: train BERT4Rec on a corpus and write a run directory. One path, plain PyTorch.
 
-Building blocks first (the rate schedule, optimiser, weight average, loader), then
-`TrainingRun`, which holds one run's loader, model, optimiser, weight average and progress and
+Building blocks first (the rate schedule, optimiser, loader), then
+`TrainingRun`, which holds one run's loader, model, optimiser and progress and
 trains it an epoch at a time, then `fit`: set up (device, DDP when launched by torchrun), select
 the epoch on validation (full ranking, seen items excluded) with early stopping, score test
 with the selected weights and, with `loop.refit`, train a second run on everything but the test
@@ -26,7 +26,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -42,7 +41,6 @@ from bert4rec.data.batches import (
 from bert4rec.data.cooccurrence import ppmi_embeddings
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.data.vocab import PAD
-from bert4rec.errors import ModelDirError
 from bert4rec.evaluation.protocols import evaluate, model_scorer, train_item_counts
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.training.checkpoint import Progress, masking_states, restore_state, save_state
@@ -91,13 +89,6 @@ def make_optimizer(model: BERT4Rec, optim: OptimSettings,
     return OptimizerPair(dense, LazyAdam([item_group], lr=optim.lr,
                                          betas=(optim.beta1, optim.beta2),
                                          decoupled=optim.optimizer == "adamw"))
-
-
-def weight_average(model: BERT4Rec, optim: OptimSettings) -> AveragedModel | None:
-    """The exponential moving average of `model`'s weights asked for by `optim.ema_decay`."""
-    if optim.ema_decay == 0:
-        return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(optim.ema_decay))
 
 
 def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime,
@@ -151,7 +142,7 @@ class TrainingRun:
 
     Holds the loader of cloze batches, the model twice (`model`, the plain module that is
     saved and evaluated; `wrapped`, the DDP wrapper under torchrun that steps run through),
-    the optimiser, the weight average (or None), the progress (epoch, step, history) and, for
+    the optimiser, the progress (epoch, step, history) and, for
     the in-batch sampled softmax, the log item frequencies. `run_epoch()` trains one more epoch.
     """
 
@@ -175,14 +166,8 @@ class TrainingRun:
         self.model.encoder.embeddings.item.sparse = self.sparse_items  # before DDP wraps it
         self.item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
         self.optimizer = make_optimizer(self.model, settings.optim, self.sparse_items)
-        self.average = weight_average(self.model, settings.optim)
         self.wrapped = DistributedDataParallel(self.model) if runtime.world > 1 else self.model
         self.progress = Progress()
-
-    @property
-    def scored(self) -> BERT4Rec:
-        """The weights that are validated and kept: the average where there is one."""
-        return self.model if self.average is None else self.average.module
 
     @property
     def lr(self) -> float:
@@ -214,8 +199,7 @@ class TrainingRun:
 
     def step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One optimiser step on a cloze batch (`inputs`, `labels` [B, T]; labels 0 where
-        nothing is predicted) at the scheduled rate, then the weight average follows.
-        Returns the detached loss."""
+        nothing is predicted) at the scheduled rate. Returns the detached loss."""
         optim, per_epoch = self.settings.optim, len(self.loader)
         total = self.settings.loop.epochs * per_epoch
         lr = learning_rate(optim, self.progress.step, per_epoch, total)
@@ -228,8 +212,6 @@ class TrainingRun:
             clip_gradients(self.model.parameters(), optim.clip_norm)
         self.optimizer.step()
         self.progress.step += 1
-        if self.average is not None:
-            self.average.update_parameters(self.model)
         return loss.detach()
 
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -252,14 +234,12 @@ class TrainingRun:
     def save(self, out_dir: Path, masking: list[torch.Tensor]) -> None:
         """Write `checkpoints/last.pt`: everything a resumed run needs to go on exactly;
         `masking` is every rank's masking-generator state (`masking_states`)."""
-        save_state(out_dir, self.model, self.optimizer, masking, self.settings,
-                   self.progress, self.average)
+        save_state(out_dir, self.model, self.optimizer, masking, self.settings, self.progress)
 
     def restore(self, out_dir: Path) -> None:
         """Continue from `checkpoints/last.pt` (written with the same settings)."""
         self.progress = restore_state(out_dir, self.model, self.optimizer, self.loader,
-                                      self.settings, self.average, self.runtime.rank,
-                                      self.runtime.world)
+                                      self.settings, self.runtime)
 
 
 @dataclass
@@ -309,7 +289,7 @@ def fit(
             if resume and (out_dir / rundir.CHECKPOINT).is_file():
                 run.restore(out_dir)
             elif runtime.main:  # a run stopped before its first checkpoint starts again
-                _start_run_dir(out_dir, corpus, run.model, data, settings, replace=resume)
+                _start_run_dir(out_dir, corpus, run.model, data, settings)
             if runtime.main:
                 rundir.record_provenance(out_dir, data["corpus"]["fingerprint"])
             finished = _select(run, corpus, out_dir, stop_after_epoch, callback)
@@ -347,7 +327,7 @@ def _select(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
             if callback is not None:
                 seconds = clock.seconds()
                 with clock.paused():
-                    callback(run.scored, {**record, "seconds": seconds})
+                    callback(run.model, {**record, "seconds": seconds})
             run.save(out_dir, masking)
     if board is not None:
         board.close()
@@ -380,7 +360,7 @@ def _validate_everywhere(run: TrainingRun, corpus: SequenceCorpus,
     loop, runtime = run.settings.loop, run.runtime
     box: list[Any] = [None]
     if runtime.main:
-        report = full_ranking(run.scored, corpus, "valid", runtime.device, loop.eval_batch_size,
+        report = full_ranking(run.model, corpus, "valid", runtime.device, loop.eval_batch_size,
                               loop.valid_users, loop.seed)
         metrics = {k: v for k, v in report.items() if isinstance(v, float)}
         box = [(metrics, loop.time_budget > 0 and clock.seconds() >= loop.time_budget)]
@@ -395,7 +375,7 @@ def _write_epoch(run: TrainingRun, record: dict[str, float], improved: bool, out
     (`valid_name` says whether validation scored a sample of users)."""
     metric = run.settings.loop.metric
     if improved:
-        rundir.save_weights(run.scored, out_dir / _selected_weights(run.settings))
+        rundir.save_weights(run.model, out_dir / _selected_weights(run.settings))
     for key, number in record.items():
         if key != "epoch":
             group = "train" if key in ("loss", "lr") else "valid"
@@ -446,7 +426,7 @@ def _refit(corpus: SequenceCorpus, settings: Settings, runtime: Runtime, out_dir
         losses.append(run.run_epoch("refit"))
         logger.info("refit epoch %d of %d: loss %.4f", run.progress.epoch, selected.best_epoch,
                     losses[-1])
-    model = run.scored.eval()
+    model = run.model.eval()
     if not runtime.main:
         return replace(selected, model=model, test=None)
     rundir.save_weights(model, out_dir / rundir.WEIGHTS)
@@ -466,11 +446,9 @@ def _selected_weights(settings: Settings) -> Path:
 
 
 def _start_run_dir(out_dir: Path, corpus: SequenceCorpus, model: BERT4Rec,
-                   data: dict[str, Any], settings: Settings, replace: bool) -> None:
-    """Write config.json, items.parquet and users.parquet; an earlier run is only replaced if
-    `replace`."""
-    if (out_dir / rundir.CONFIG).exists() and not replace:
-        raise ModelDirError(f"{out_dir}: already holds a run; pass --resume or choose a new --out")
+                   data: dict[str, Any], settings: Settings) -> None:
+    """Write config.json, items.parquet and users.parquet (`rundir.check_start` has refused an
+    `out_dir` that holds a run, unless resuming one stopped before its first checkpoint)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_config(out_dir, model.config, data, settings.to_dict())
     rundir.atomic_write(out_dir / rundir.ITEMS, lambda t: corpus.item_table.write_parquet(t))
