@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import torch
 from tqdm.auto import tqdm
 
 from bert4rec import rundir
@@ -40,11 +39,12 @@ from bert4rec.data.frames import interactions_from_frames
 from bert4rec.data.interactions import LogColumns
 from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown
 from bert4rec.errors import DataError, ModelDirError, NotFittedError, SettingsError
-from bert4rec.evaluation.protocols import evaluate, model_scorer
+from bert4rec.evaluation.protocols import EVAL_DEVICE, Protocol, evaluate, model_scorer
 from bert4rec.files import temp_dir
 from bert4rec.inference.catalog import ItemId
 from bert4rec.inference.recommender import Recommender, flatten
 from bert4rec.training.loop import fit
+from bert4rec.training.runtime import pick_device
 
 
 @dataclass(frozen=True)
@@ -295,18 +295,22 @@ class Model:
         top = recommender.nearest([recommender.index_of(q.item) for q in queries], k)
         return recommender.to_frame(QUERY_KEY, [q.item for q in queries], *top)
 
-    def evaluate(self, data: Dataset, split: str = "test", **options: Any) -> dict[str, Any]:
+    def evaluate(self, data: Dataset, split: str = "test", protocol: str = "full", *,
+                 device: str = EVAL_DEVICE, **options: Any) -> dict[str, Any]:
         """Rank each user's held-out item of `data` (the data the model was trained on, or
-        data over the same items) and return the labelled metrics: `protocol` "full" (default)
-        or "sampled", `exclude_seen`, `ks`, ... as `evaluation.protocols.evaluate` takes them."""
-        recommender = self._fitted()[1]
+        data over the same items) and return the labelled metrics, as `bert4rec evaluate`
+        does: `protocol` "full" (default) or "sampled", and the other fields of
+        `evaluation.protocols.Protocol` by name (`filter_viewed`, `ks`, `n_negatives`, ...).
+        `device` is where the model scores (by default CUDA, then MPS, then the CPU)."""
+        run_dir, recommender = self._fitted()
         if not np.array_equal(data.corpus.item_ids, np.asarray(recommender.item_ids)):
             raise DataError(
                 f"the data has {data.n_items:,} items and the model {recommender.n_items:,}, "
                 "or other ids: evaluate on the data the model was trained on (the same items)"
             )
-        scorer = model_scorer(recommender.model, torch.device("cpu"))
-        return evaluate(scorer, data.corpus, split, **options).to_dict()
+        where = pick_device(device)
+        scorer = model_scorer(rundir.load_model(run_dir, where)[0], where)
+        return evaluate(scorer, data.corpus, split, Protocol(protocol, **options)).to_dict()
 
     def __repr__(self) -> str:
         if self._recommender is None:

@@ -64,6 +64,10 @@ SHARE = Interval(0, 1)
 BELOW_ONE = Interval(0, 1, high_open=True)
 DEVICES = Pattern(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N or mps")
 
+EVAL_BATCH_SIZE = 512
+"""Users scored per batch by `evaluate` and `loop.eval_batch_size`'s default: one number for
+validation, test and `bert4rec evaluate` (metrics do not depend on it)."""
+
 VALID_USERS = 10_000
 """`loop.valid_users`' default: every user is validated up to this many, a fixed sample of this
 many above. One full-ranking validation of `seed` (the costliest preset) over 10,000 users of a
@@ -252,7 +256,7 @@ class LoopSettings:
         128, "training sequences per step (per process under DDP)", allowed=AT_LEAST_ONE
     )
     eval_batch_size: int = _f(
-        512,
+        EVAL_BATCH_SIZE,
         "users per batch when scoring the valid and test splits (fewer above 262k items, so "
         "that a batch holds at most 2^27 scores)",
         allowed=AT_LEAST_ONE,

@@ -28,7 +28,8 @@ from bert4rec.config import (
 from bert4rec.data import columns as C
 from bert4rec.data.frames import read_item_file
 from bert4rec.data.interactions import LogColumns
-from bert4rec.training.loop import fit, validation_label
+from bert4rec.evaluation.validation import validation_label
+from bert4rec.training.loop import fit
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +102,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     print(f"run directory: {result.run_dir}")
     print(f"best epoch {result.best_epoch} of {len(result.history)}, chosen on "
-          f"{validation_label(settings, corpus)}")
+          f"{validation_label(settings.loop, corpus)}")
     keys = ("NDCG@10", "HR@10", "MRR")
     print("valid: " + ", ".join(f"{k} {result.valid[k]:.4f}" for k in keys))
     if result.selected_test is not None:

@@ -1,9 +1,9 @@
 """`fit`: train BERT4Rec on a corpus and write a run directory. One path, plain PyTorch.
 
-Building blocks first (the rate schedule, optimiser, loader), then
+Building blocks first (the rate schedule, the loader, the model, the optimiser), then
 `TrainingRun`, which holds one run's loader, model, optimiser and progress and
 trains it an epoch at a time, then `fit`: set up (device, DDP when launched by torchrun), select
-the epoch on validation (full ranking, seen items excluded) with early stopping, score test
+the epoch on validation (`evaluation.validation`) with early stopping, score test
 with the selected weights and, with `loop.refit`, train a second run on everything but the test
 items for that many epochs. Under DDP each process trains on its shard of the windows; only
 rank 0 evaluates, logs and writes, and it broadcasts what it measured so every process stops
@@ -39,9 +39,15 @@ from bert4rec.data.batches import (
     padded_targets,
 )
 from bert4rec.data.cooccurrence import ppmi_embeddings
-from bert4rec.data.corpus import SequenceCorpus
-from bert4rec.data.vocab import PAD
-from bert4rec.evaluation.protocols import evaluate, model_scorer, train_item_counts
+from bert4rec.data.corpus import SequenceCorpus, Split
+from bert4rec.data.vocab import PAD, Vocabulary
+from bert4rec.evaluation.protocols import item_counts
+from bert4rec.evaluation.validation import (
+    score_test,
+    validate,
+    validation_label,
+    validation_sample,
+)
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.training.checkpoint import Progress, masking_states, restore_state, save_state
 from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss
@@ -66,13 +72,13 @@ def learning_rate(optim: OptimSettings, step: int, steps_per_epoch: int, total_s
     return optim.lr
 
 
-def make_optimizer(model: BERT4Rec, optim: OptimSettings,
-                   sparse: bool = False) -> torch.optim.Optimizer | OptimizerPair:
+def build_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimizer | OptimizerPair:
     """Adam or AdamW; weight decay only on matrices (not biases or LayerNorm gains). The item
     embeddings, unless frozen, have a group of their own whose `lr_scale` (`optim.item_lr`)
-    multiplies the scheduled rate; with `sparse` item gradients that group is a `LazyAdam`'s
-    (sparse_items.py), paired with the dense optimiser."""
+    multiplies the scheduled rate; where the item table has sparse gradients (`build_model`)
+    that group is a `LazyAdam`'s (sparse_items.py), paired with the dense optimiser."""
     items = model.encoder.embeddings.item.weight
+    sparse = model.encoder.embeddings.item.sparse
     params = [p for p in model.parameters() if p.requires_grad and p is not items]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
@@ -91,50 +97,36 @@ def make_optimizer(model: BERT4Rec, optim: OptimSettings,
                                          decoupled=optim.optimizer == "adamw"))
 
 
-def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime,
-                split: str = "train") -> DataLoader:
-    """Shuffled, masked training batches of this process's shard of the windows of `split`.
+def make_loader(data: Split, vocab: Vocabulary, settings: Settings,
+                runtime: Runtime) -> DataLoader:
+    """Shuffled, masked training batches of this process's shard of the windows of `data`.
     The masking generator is seeded once, here: each epoch's masks follow from the last's."""
-    windows = WindowDataset(corpus.split(split), settings.model.max_len,
-                            settings.masking.windows_per_sequence,
+    windows = WindowDataset(data, settings.model.max_len, settings.masking.windows_per_sequence,
                             max_shift=settings.masking.window_shift, seed=settings.loop.seed)
     sampler = LengthBucketSampler(windows.lengths, settings.loop.batch_size, rank=runtime.rank,
                                   world=runtime.world, seed=settings.loop.seed)
-    collate = ClozeCollate(settings.masking, corpus.mask_token)
+    collate = ClozeCollate(settings.masking, vocab.mask)
     collate.generator.manual_seed(settings.loop.seed * 1000 + runtime.rank)
     return DataLoader(windows, batch_sampler=sampler, collate_fn=collate)
 
 
-def full_ranking(model: BERT4Rec, corpus: SequenceCorpus, split: str, device: torch.device,
-                 batch_size: int, users: int = 0, users_seed: int = 0) -> dict[str, Any]:
-    """Full-ranking metrics (seen items excluded) of `model` on a split, labelled; `users` > 0
-    scores a fixed sample of that many users (drawn with `users_seed`) when there are more."""
-    report = evaluate(model_scorer(model, device), corpus, split, protocol="full",
-                      exclude_seen=True, batch_size=batch_size, users=users,
-                      users_seed=users_seed)
-    return report.to_dict()
-
-
-def validation_label(settings: Settings, corpus: SequenceCorpus) -> str:
-    """How the epoch is selected, in words: the metric and protocol, and the sample of users
-    when `loop.valid_users` validates on fewer than every user."""
-    loop = settings.loop
-    label = f"valid {loop.metric} (full ranking, seen excluded"
-    sample = validation_sample(settings, corpus)
-    if sample is not None:
-        label += (f", a fixed sample of {sample['users']:,} of {sample['split_users']:,} users, "
-                  f"seed {sample['seed']}")
-    return label + ")"
-
-
-def validation_sample(settings: Settings, corpus: SequenceCorpus) -> dict[str, int] | None:
-    """The users validation scores when it scores a sample (`loop.valid_users` below the
-    number of users in the valid split): how many, of how many, and the seed; else None."""
-    loop = settings.loop
-    split_users = int(corpus.evaluable.sum())  # the users `corpus.split("valid")` holds
-    if loop.valid_users == 0 or loop.valid_users >= split_users:
-        return None
-    return {"users": loop.valid_users, "split_users": split_users, "seed": loop.seed}
+def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Runtime,
+                log_frequency: torch.Tensor) -> BERT4Rec:
+    """A fresh BERT4Rec of `settings.model`'s shape on the runtime's device, started where
+    training goes fastest: its output bias at the training items' `log_frequency` [V], and with
+    `optim.item_init=cooccurrence` its item embeddings at the co-occurrence of `data`'s items.
+    The item table is frozen at `optim.item_lr` 0, and has sparse gradients where the loss and
+    the device allow (`sparse_items`), set before any DDP wrapper sees it."""
+    optim = settings.optim
+    config = BERT4RecConfig.from_shape(settings.model, vocab.size)
+    model = BERT4Rec(config).to(runtime.device)
+    model.start_at_popularity(log_frequency)
+    if optim.item_init == "cooccurrence":
+        model.start_items_at(ppmi_embeddings(data, vocab.size, config.hidden, optim.item_window))
+    items = model.encoder.embeddings.item
+    items.weight.requires_grad_(optim.item_lr > 0)  # frozen: no gradient, none to clip either
+    items.sparse = sparse_items(optim.loss, vocab.n_items, runtime.device, runtime.world)
+    return model
 
 
 class TrainingRun:
@@ -150,22 +142,14 @@ class TrainingRun:
                  split: str = "train", show_progress: bool = True) -> None:
         torch.manual_seed(settings.loop.seed)
         self.settings, self.runtime, self.show_progress = settings, runtime, show_progress
-        self.loader = make_loader(corpus, settings, runtime, split)
-        config = BERT4RecConfig.from_shape(settings.model, corpus.vocab_size)
-        self.model = BERT4Rec(config).to(runtime.device)
-        counts = torch.from_numpy(train_item_counts(corpus, split))
+        data, vocab = corpus.split(split), corpus.vocab  # the split, computed once per run
+        self.loader = make_loader(data, vocab, settings, runtime)
+        counts = torch.from_numpy(item_counts(data, vocab))
         log_frequency = log_item_frequency(counts).to(runtime.device)  # [V]
-        self.model.start_at_popularity(log_frequency)
-        if settings.optim.item_init == "cooccurrence":
-            self.model.start_items_at(ppmi_embeddings(corpus.split(split), corpus.vocab_size,
-                                                      config.hidden, settings.optim.item_window))
-        # item_lr 0 freezes them: no gradient, so none counts towards clipping either
-        self.model.encoder.embeddings.item.weight.requires_grad_(settings.optim.item_lr > 0)
-        self.sparse_items = sparse_items(settings.optim.loss, corpus.n_items, runtime.device,
-                                         runtime.world)
-        self.model.encoder.embeddings.item.sparse = self.sparse_items  # before DDP wraps it
+        self.model = build_model(data, vocab, settings, runtime, log_frequency)
+        self.sparse_items = self.model.encoder.embeddings.item.sparse
         self.item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
-        self.optimizer = make_optimizer(self.model, settings.optim, self.sparse_items)
+        self.optimizer = build_optimizer(self.model, settings.optim)
         self.wrapped = DistributedDataParallel(self.model) if runtime.world > 1 else self.model
         self.progress = Progress()
 
@@ -311,10 +295,10 @@ def _select(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
     clock = _Stopwatch()
     last_epoch = min(loop.epochs, stop_after_epoch or loop.epochs)
     out_of_time = False
-    sample = validation_sample(settings, corpus)
+    sample = validation_sample(loop, corpus)
     valid_name = "valid" if sample is None else f"valid ({sample['users']:,}-user sample)"
     if runtime.main:
-        logger.info("the epoch is selected on %s", validation_label(settings, corpus))
+        logger.info("the epoch is selected on %s", validation_label(loop, corpus))
     while (progress.epoch < last_epoch and not out_of_time
            and not progress.out_of_patience(loop.patience)):
         loss = run.run_epoch("epoch")
@@ -360,9 +344,7 @@ def _validate_everywhere(run: TrainingRun, corpus: SequenceCorpus,
     loop, runtime = run.settings.loop, run.runtime
     box: list[Any] = [None]
     if runtime.main:
-        report = full_ranking(run.model, corpus, "valid", runtime.device, loop.eval_batch_size,
-                              loop.valid_users, loop.seed)
-        metrics = {k: v for k, v in report.items() if isinstance(v, float)}
+        metrics = validate(run.model, corpus, loop, runtime.device)
         box = [(metrics, loop.time_budget > 0 and clock.seconds() >= loop.time_budget)]
     if runtime.world > 1:
         dist.broadcast_object_list(box, src=0)
@@ -398,11 +380,10 @@ def _finish(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
     best = next((h for h in progress.history if h["epoch"] == progress.best_epoch), {})
     test = None
     if finished and runtime.main:
-        test = full_ranking(run.model, corpus, "test", runtime.device,
-                            settings.loop.eval_batch_size)
+        test = score_test(run.model, corpus, settings.loop, runtime.device)
         metrics = {"best_epoch": progress.best_epoch, "epochs_run": progress.epoch,
-                   "selected_by": validation_label(settings, corpus)}
-        sample = validation_sample(settings, corpus)
+                   "selected_by": validation_label(settings.loop, corpus)}
+        sample = validation_sample(settings.loop, corpus)
         if sample is not None:
             metrics["valid_sample"] = sample
         metrics.update(valid=best, test=test, history=progress.history)
@@ -430,7 +411,7 @@ def _refit(corpus: SequenceCorpus, settings: Settings, runtime: Runtime, out_dir
     if not runtime.main:
         return replace(selected, model=model, test=None)
     rundir.save_weights(model, out_dir / rundir.WEIGHTS)
-    test = full_ranking(model, corpus, "test", runtime.device, settings.loop.eval_batch_size)
+    test = score_test(model, corpus, settings.loop, runtime.device)
     metrics = json.loads((out_dir / rundir.METRICS).read_text())
     metrics["test"] = test
     metrics["refit"] = {"epochs": run.progress.epoch, "seconds": time.monotonic() - started,
