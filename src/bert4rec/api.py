@@ -46,6 +46,11 @@ from bert4rec.inference.recommender import Recommender, flatten
 from bert4rec.training.loop import fit
 from bert4rec.training.runtime import pick_device
 
+PREPARE = PrepareSettings()
+"""The data settings' defaults (`data.corpus.PrepareSettings`), as the command line has them."""
+COLUMNS = LogColumns()
+"""The log's column names by default (`data.interactions.LogColumns`), as on the command line."""
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -60,22 +65,23 @@ class Dataset:
         cls,
         events: Any,
         *,
-        user: str = C.USER,
-        item: str = C.ITEM,
-        timestamp: str | None = C.TIMESTAMP,
-        rating: str | None = None,
+        user: str = COLUMNS.user,
+        item: str = COLUMNS.item,
+        timestamp: str | None = COLUMNS.timestamp,
+        rating: str | None = COLUMNS.rating,
         items: Any = None,
         title: str = C.TITLE,
         genres: str = C.GENRES,
-        min_rating: float | None = 4.0,
-        min_user_interactions: int = 5,
-        min_item_interactions: int = 0,
+        min_rating: float | None = PREPARE.min_rating,
+        min_user_interactions: int = PREPARE.min_user_interactions,
+        min_item_interactions: int = PREPARE.min_item_interactions,
     ) -> Dataset:
         """Interactions from a pandas or polars DataFrame with one row per event.
 
         `user` and `item` name the id columns (whole numbers or text), `timestamp` the time
         (numbers, dates or datetimes; None: the rows are already in time order) and `rating`
-        an optional rating column, kept when at least `min_rating` (None keeps all). `items`
+        the rating column, kept when at least `min_rating` (None keeps all; a frame without
+        a column of the default name "rating" has no ratings, as a log file). `items`
         is an optional item table (such as MovieLens's movies) with the same `item` column and
         a `title` and/or `genres` column ("A|B" text or lists), shown with recommendations;
         its other columns are kept too (in the run directory's items.parquet).
@@ -94,13 +100,13 @@ class Dataset:
         source: str | Path,
         *,
         data_dir: str | Path | None = None,
-        user: str = C.USER,
-        item: str = C.ITEM,
-        timestamp: str = C.TIMESTAMP,
-        rating: str | None = C.RATING,
-        min_rating: float | None = 4.0,
-        min_user_interactions: int = 5,
-        min_item_interactions: int = 0,
+        user: str = COLUMNS.user,
+        item: str = COLUMNS.item,
+        timestamp: str = COLUMNS.timestamp,
+        rating: str | None = COLUMNS.rating,
+        min_rating: float | None = PREPARE.min_rating,
+        min_user_interactions: int = PREPARE.min_user_interactions,
+        min_item_interactions: int = PREPARE.min_item_interactions,
     ) -> Dataset:
         """Interactions from what `bert4rec train SOURCE` reads: a MovieLens release name
         ("ml-1m", looked up in `data_dir`, $BERT4REC_DATA_DIR, then the user cache), a

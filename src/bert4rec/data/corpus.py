@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +31,19 @@ SPLITS = ("train", "valid", "test", "train+valid")
 
 @dataclass(frozen=True)
 class PrepareSettings:
-    """How raw interactions become sequences (founding document: ratings >= 4, >= 5 per user)."""
+    """How raw interactions become sequences (founding document: ratings >= 4, >= 5 per user).
 
-    min_rating: float | None = 4.0
-    """Keep interactions rated at least this; None keeps all. Ignored for logs without ratings."""
-    min_item_interactions: int = 0
-    """Drop items with fewer interactions than this (applied before the user filter)."""
-    min_user_interactions: int = 5
-    """Drop users with fewer interactions than this (after the item filter)."""
+    Defined here once: each field carries its help text, from which the command line builds
+    its flags (`cli/data.py`), and `Dataset.from_frame` and `from_source` take these defaults.
+    """
+
+    min_rating: float | None = field(default=4.0, metadata={
+        "help": "keep interactions rated at least this (None keeps all; ignored for logs "
+        "without ratings)"})
+    min_item_interactions: int = field(default=0, metadata={
+        "help": "drop items with fewer interactions than this (before the user filter)"})
+    min_user_interactions: int = field(default=5, metadata={
+        "help": "drop users with fewer interactions than this (after the item filter)"})
 
     def __post_init__(self) -> None:
         for name in ("min_item_interactions", "min_user_interactions"):
