@@ -37,12 +37,13 @@ from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus, prepare
 from bert4rec.data.frames import interactions_from_frames
 from bert4rec.data.interactions import LogColumns
-from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown
+from bert4rec.data.users import OnUnknown, UserHistories
 from bert4rec.errors import DataError, ModelDirError, NotFittedError, SettingsError
 from bert4rec.evaluation.protocols import EVAL_DEVICE, Protocol, evaluate, model_scorer
 from bert4rec.files import temp_dir
 from bert4rec.inference.catalog import ItemId
-from bert4rec.inference.recommender import Recommender, flatten
+from bert4rec.inference.recommender import Recommender
+from bert4rec.inference.requests import FILTER_VIEWED, RecommendRequest
 from bert4rec.training.loop import fit
 from bert4rec.training.runtime import pick_device
 
@@ -151,8 +152,6 @@ class Dataset:
                 f"{self.n_interactions:,} interactions)")
 
 
-HISTORY_KEY = "history"
-"""The first column of `recommend(histories=...)`: each history's position in the list."""
 QUERY_KEY = "query"
 """The first column of `similar_items`: the item asked about."""
 SETTING_NAMES = {f.name: f"{section}.{f.name}" for section, kind in SECTIONS.items()
@@ -254,7 +253,7 @@ class Model:
         *,
         histories: Sequence[Sequence[ItemId]] | None = None,
         k: int = 10,
-        filter_viewed: bool = True,
+        filter_viewed: bool = FILTER_VIEWED,
         items: Iterable[ItemId] | None = None,
         exclude: Iterable[ItemId] | None = None,
         on_unknown: OnUnknown = "raise",
@@ -268,27 +267,18 @@ class Model:
         `filter_viewed` leaves out items already in the history; `items` allows only these
         item ids, `exclude` never offers these. An unknown user, item or title raises an error
         naming it, or with `on_unknown="skip"` is left out (an unknown user gets no rows).
-        `progress` shows a bar over the users.
+        `progress` shows a bar over the users. `Recommender.answer` answers: the command
+        line and the HTTP API ask it the same way.
         """
         recommender = self._fitted()[1]
-        check_on_unknown(on_unknown)
-        if (users is None) == (histories is None):
-            raise ValueError("recommend takes users=[...] or histories=[[...], ...], not both "
-                             "and not neither")
-        allowed = recommender.candidates(items, exclude, on_unknown)
-        if users is not None:
-            positions, keys = self._histories().positions(_as_list(users), on_unknown)
-            flat, offsets = self._histories().subset(positions)
-            key = C.USER
-        else:
-            indices = [[recommender.index_of(entry.item)
-                        for entry in recommender.resolve(history, on_unknown)]
-                       for history in _histories_list(histories)]
-            flat, offsets = flatten(indices)
-            key, keys = HISTORY_KEY, list(range(len(indices)))
-        with tqdm(total=len(keys), desc="recommend", unit="user", disable=not progress) as bar:
-            top = recommender.top_k(flat, offsets, k, filter_viewed, allowed, progress=bar.update)
-        return recommender.to_frame(key, keys, *top)
+        request = RecommendRequest(
+            users=None if users is None else _as_list(users),
+            histories=None if histories is None else list(histories), k=k,
+            filter_viewed=filter_viewed, items=items, exclude=exclude, on_unknown=on_unknown)
+        known = self._histories() if request.users is not None else None
+        with tqdm(total=len(request), desc="recommend", unit="user", disable=not progress) as bar:
+            ranking = recommender.answer(request, known, progress=bar.update)
+        return recommender.frame(ranking)
 
     def similar_items(self, items: Iterable[ItemId] | ItemId, k: int = 10,
                       on_unknown: OnUnknown = "raise") -> pl.DataFrame:
@@ -358,12 +348,3 @@ def _as_list(values: Iterable[Any] | Any) -> list[Any]:
     if isinstance(values, str | bytes | int | np.integer):
         return [values]
     return list(values)
-
-
-def _histories_list(histories: Sequence[Sequence[ItemId]]) -> list[Sequence[ItemId]]:
-    """Histories as a list of lists; one flat list of ids is refused (say [[...]])."""
-    histories = list(histories)
-    if any(isinstance(h, str | bytes | int | np.integer) for h in histories):
-        raise ValueError("histories is a list of histories, each a list of item ids or "
-                         "titles: write histories=[[1, 2, 3]] for one")
-    return histories
