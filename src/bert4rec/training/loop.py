@@ -72,31 +72,6 @@ def learning_rate(optim: OptimSettings, step: int, steps_per_epoch: int, total_s
     return optim.lr
 
 
-def build_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimizer | OptimizerPair:
-    """Adam or AdamW; weight decay only on matrices (not biases or LayerNorm gains). The item
-    embeddings, unless frozen, have a group of their own whose `lr_scale` (`optim.item_lr`)
-    multiplies the scheduled rate; where the item table has sparse gradients (`build_model`)
-    that group is a `LazyAdam`'s (sparse_items.py), paired with the dense optimiser."""
-    items = model.encoder.embeddings.item.weight
-    sparse = model.encoder.embeddings.item.sparse
-    params = [p for p in model.parameters() if p.requires_grad and p is not items]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    item_group = {"params": [items], "weight_decay": optim.weight_decay,
-                  "lr_scale": optim.item_lr}
-    if items.requires_grad and not sparse:
-        groups.append(item_group)
-    kind = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
-    dense = kind(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2))
-    if not (items.requires_grad and sparse):
-        return dense
-    return OptimizerPair(dense, LazyAdam([item_group], lr=optim.lr,
-                                         betas=(optim.beta1, optim.beta2),
-                                         decoupled=optim.optimizer == "adamw"))
-
-
 def make_loader(data: Split, vocab: Vocabulary, settings: Settings,
                 runtime: Runtime) -> DataLoader:
     """Shuffled, masked training batches of this process's shard of the windows of `data`.
@@ -129,13 +104,38 @@ def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Run
     return model
 
 
+def build_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimizer | OptimizerPair:
+    """Adam or AdamW; weight decay only on matrices (not biases or LayerNorm gains). The item
+    embeddings, unless frozen, have a group of their own whose `lr_scale` (`optim.item_lr`)
+    multiplies the scheduled rate; where the item table has sparse gradients (`build_model`)
+    that group is a `LazyAdam`'s (sparse_items.py), paired with the dense optimiser."""
+    items = model.encoder.embeddings.item.weight
+    sparse = model.encoder.embeddings.item.sparse
+    params = [p for p in model.parameters() if p.requires_grad and p is not items]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    item_group = {"params": [items], "weight_decay": optim.weight_decay,
+                  "lr_scale": optim.item_lr}
+    if items.requires_grad and not sparse:
+        groups.append(item_group)
+    kind = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
+    dense = kind(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2))
+    if not (items.requires_grad and sparse):
+        return dense
+    return OptimizerPair(dense, LazyAdam([item_group], lr=optim.lr,
+                                         betas=(optim.beta1, optim.beta2),
+                                         decoupled=optim.optimizer == "adamw"))
+
+
 class TrainingRun:
     """One training run on one split, started from the seed.
 
     Holds the loader of cloze batches, the model twice (`model`, the plain module that is
     saved and evaluated; `wrapped`, the DDP wrapper under torchrun that steps run through),
-    the optimiser, the progress (epoch, step, history) and, for
-    the in-batch sampled softmax, the log item frequencies. `run_epoch()` trains one more epoch.
+    the optimiser, the progress (epoch, step, history) and, for the in-batch sampled softmax,
+    the log item frequencies. `run_epoch()` trains one more epoch.
     """
 
     def __init__(self, corpus: SequenceCorpus, settings: Settings, runtime: Runtime,
