@@ -94,7 +94,7 @@ def restore_state(out_dir: Path, model: BERT4Rec,
         average.load_state_dict(checkpoint["average"])
     torch.set_rng_state(checkpoint["rng"]["torch"])
     masking = checkpoint["rng"]["masking"]
-    masking = [masking] if isinstance(masking, torch.Tensor) else masking  # before session 7
+    masking = [masking] if isinstance(masking, torch.Tensor) else masking  # written before 92f232a
     if len(masking) != world:
         raise ModelDirError(
             f"{out_dir}: the checkpoint was written by {len(masking)} training process(es); "
