@@ -1,6 +1,6 @@
 """Every baseline under every protocol on one source; prints a table, writes benchmarks/out/*.json.
 
-Usage: BERT4REC_DATA_DIR=/work/shared/data nice python benchmarks/baselines.py [SOURCE] [--split]
+Usage: BERT4REC_DATA_DIR=DIR nice python benchmarks/baselines.py [SOURCE] [--split]
 SOURCE defaults to ml-1m/ml-1m.txt under $BERT4REC_DATA_DIR, prepared without any filtering.
 """
 

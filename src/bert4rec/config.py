@@ -455,7 +455,7 @@ embeddings that start at the training items' co-occurrence (within 3 positions) 
 tenth of the rate, so that the transformer learns to read them instead of memorising each
 user; 50-item windows, up
 to 8 per sequence, in batches of 32; 20% of positions masked and half the samples predicting
-the next item of a random prefix (docs/training-recipe.md, "Session 6")."""
+the next item of a random prefix (docs/training-recipe.md)."""
 
 LARGE = replace(
     FAST,

@@ -22,7 +22,7 @@ from bert4rec.errors import SettingsError
 ITEM_START_STD = 0.1
 """Standard deviation of item embeddings started from co-occurrence (`start_items_at`): five
 times the random start's 0.02, so that a frozen table can move logits past the popularity
-bias (on ml-latest-small 0.1 beat 0.02, 0.3 and 1.0; docs/training-recipe.md, "Session 6")."""
+bias (on ml-latest-small 0.1 beat 0.02, 0.3 and 1.0; docs/training-recipe.md)."""
 
 INIT_BLOCK_ROWS = 1 << 20
 """Embedding tables are started this many rows at a time: torch's `trunc_normal_` draws by

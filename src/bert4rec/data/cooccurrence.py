@@ -5,7 +5,7 @@ one user's sequence: the counts behind the `markov` and `itemknn` baselines. `pa
 counts them a chunk at a time into a symmetric matrix; `ppmi_embeddings` factorises the
 positive pointwise mutual information of those pairs (Levy & Goldberg, NIPS 2014) with a
 truncated SVD: items that are rated close together get nearby vectors. BERT4Rec can start
-its item embeddings there instead of at random (docs/training-recipe.md, "Session 6").
+its item embeddings there instead of at random (docs/training-recipe.md).
 """
 
 from __future__ import annotations
