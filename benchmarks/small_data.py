@@ -26,10 +26,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from overrides import parse_overrides
 
 from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.cli.use import FOUNDING_QUERY
-from bert4rec.config import auto_preset, parse_overrides, preset
+from bert4rec.config import auto_preset, preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 from bert4rec.evaluation.baselines import fit_baseline
