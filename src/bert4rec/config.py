@@ -493,6 +493,15 @@ def auto_preset(n_interactions: int) -> str:
     return AUTO_CHOICES[0] if n_interactions < SMALL_DATA_INTERACTIONS else AUTO_CHOICES[1]
 
 
+def auto_choice(statistics: dict[str, Any]) -> tuple[str, str]:
+    """The preset `auto` stands for on a corpus with these `statistics`
+    (`SequenceCorpus.statistics()`), and why, in words."""
+    n = int(statistics["interactions"])
+    name = auto_preset(n)
+    side = "fewer than" if name == AUTO_CHOICES[0] else "at least"
+    return name, f"{n:,} interactions, {side} {SMALL_DATA_INTERACTIONS:,}"
+
+
 def preset(name: str) -> Settings:
     """The named preset; raises KeyError listing the known names (`auto` needs the data:
     resolve it with `auto_preset` first)."""
