@@ -134,6 +134,11 @@ class ModelSettings:
         "attend only to earlier positions and train every position to predict the next item "
         "(SASRec's objective) instead of the cloze task; the masking settings then do not apply",
     )
+    transitions: bool = _f(
+        False,
+        "learn a logit for each pair of consecutive training items (previous -> next), added to "
+        "the next item's score: the exact transitions that item vectors blur",
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)

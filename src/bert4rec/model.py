@@ -42,11 +42,16 @@ class BERT4RecConfig(ModelSettings):
     vocab_size: int = field(metadata={"allowed": Interval(3)})
     """Entries of the vocabulary (`Vocabulary.size`: padding, the items, [MASK]); at least one
     item."""
+    transition_pairs: int = field(default=0, metadata={"allowed": Interval(0)})
+    """With `transitions`: how many (previous, next) item pairs have a learnt logit (from the
+    training data); 0 otherwise."""
 
     @classmethod
-    def from_shape(cls, shape: ModelSettings, vocab_size: int) -> BERT4RecConfig:
-        """The network of `shape` over a vocabulary of `vocab_size` entries."""
-        return cls(vocab_size=vocab_size,
+    def from_shape(cls, shape: ModelSettings, vocab_size: int,
+                   transition_pairs: int = 0) -> BERT4RecConfig:
+        """The network of `shape` over a vocabulary of `vocab_size` entries (and, with
+        `shape.transitions`, `transition_pairs` pairs)."""
+        return cls(vocab_size=vocab_size, transition_pairs=transition_pairs,
                    **{f.name: getattr(shape, f.name) for f in fields(ModelSettings)})
 
     @property
@@ -176,6 +181,49 @@ def causal_mask(keep: torch.Tensor) -> torch.Tensor:
     return (keep & earlier) | itself
 
 
+class TransitionBias(nn.Module):
+    """A learnt logit for each pair of consecutive items seen in training (previous -> next),
+    added to the next item's score. These are the exact transitions a first-order Markov chain
+    counts; item vectors of a few dozen dimensions blur them, and on short sequences they
+    decide much of the ranking. `keys` (previous * vocab_size + next, ascending) are fixed when
+    training starts (`start_at`); `values` start at zero and are learnt with the rest."""
+
+    def __init__(self, vocab_size: int, n_pairs: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.register_buffer("keys", torch.zeros(n_pairs, dtype=torch.long))
+        self.values = nn.Parameter(torch.zeros(n_pairs))
+
+    @torch.no_grad()
+    def start_at(self, keys: torch.Tensor) -> None:
+        """Fix the pairs: `keys` [P] ascending, previous * vocab_size + next."""
+        self.keys.copy_(keys)
+
+    def add_rows(self, logits: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """`logits` [N, V] plus, in each row n, the learnt logit of every pair starting at
+        `previous[n]` (in place, so no second [N, V] tensor)."""
+        if len(self.keys) == 0:
+            return logits
+        v = self.vocab_size
+        low = torch.searchsorted(self.keys, previous * v)  # [N] first pair of each row
+        counts = torch.searchsorted(self.keys, (previous + 1) * v) - low  # [N]
+        rows = torch.repeat_interleave(torch.arange(len(previous), device=logits.device), counts)
+        starts = torch.repeat_interleave(low - (counts.cumsum(0) - counts), counts)
+        pairs = starts + torch.arange(len(rows), device=logits.device)  # [M] into keys
+        columns = self.keys[pairs] - previous[rows] * v
+        return logits.index_put_((rows, columns), self.values[pairs].to(logits.dtype),
+                                 accumulate=True)
+
+    def pairs(self, previous: torch.Tensor, following: torch.Tensor) -> torch.Tensor:
+        """The learnt logit of each pair (previous, following), 0 for a pair never seen in
+        training; the two broadcast (`previous[:, None]` against [S] candidates gives [N, S])."""
+        key = previous * self.vocab_size + following
+        if len(self.keys) == 0:
+            return torch.zeros(key.shape, device=key.device)
+        found = torch.searchsorted(self.keys, key).clamp(max=len(self.keys) - 1)
+        return torch.where(self.keys[found] == key, self.values[found], 0.0)
+
+
 class BERT4Rec(nn.Module):
     """Encoder plus a BERT-style transform head whose output layer is the item embedding + a bias.
 
@@ -193,6 +241,8 @@ class BERT4Rec(nn.Module):
         )
         self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
         self.register_buffer("not_items", torch.tensor(config.vocab.not_items), persistent=False)
+        self.transitions = (TransitionBias(config.vocab_size, config.transition_pairs)
+                            if config.transitions else None)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -234,31 +284,35 @@ class BERT4Rec(nn.Module):
     def forward(
         self, items: torch.Tensor,
         targets: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
-        project: bool = True,
+        project: bool = True, previous: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits [N, V] at positions where `targets` [B, T] is True (or at the N positions
         `targets` = (rows, columns) indexes, repeats allowed), else [B, V] at T - 1.
 
         With `project=False` it stops before the output layer and returns the transformed
         states [N or B, H], for losses that score only some items (sampled softmax).
+        `previous` [N]: the item before each target, for the transition logits (training
+        passes it; a prediction takes the history's newest item).
         """
         if targets is None:
             if self.config.causal:
                 items = newest_item_last(items, self.config.mask_token)
+            previous = items[:, -1] if self.config.causal else items[:, -2]
             selected = self.encoder(items, last=True)[:, -1]  # [B, H]
         else:
             selected = self.encoder(items)[targets]  # [N, H]
         if not project:
             return self.transform(selected)
-        return self.project(selected)
+        return self.project(selected, previous)
 
     @property
     def output_weight(self) -> torch.Tensor:
         """The output layer's item matrix [V, H]: the input item embedding (tied)."""
         return self.encoder.embeddings.item.weight
 
-    def project(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Hidden states [N, H] -> logits [N, V] through the head and the tied item embedding.
+    def project(self, hidden: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states [N, H] -> logits [N, V] through the head and the tied item embedding,
+        plus the transition logits of the items `previous` [N] where the model has them.
 
         Padding and [MASK] are never predictions: their logits are -inf, which also keeps the
         output loss from moving their embeddings. The -inf goes into the bias [V] rather than
@@ -267,7 +321,10 @@ class BERT4Rec(nn.Module):
         """
         h = self.transform(hidden)  # [N, H]
         bias = self.output_bias.index_fill(0, self.not_items, float("-inf"))  # [V]
-        return F.linear(h, self.output_weight, bias)  # [N, V]
+        logits = F.linear(h, self.output_weight, bias)  # [N, V]
+        if self.transitions is not None and previous is not None:
+            logits = self.transitions.add_rows(logits, previous)
+        return logits
 
     def num_parameters(self) -> int:
         """Count of trainable parameters."""

@@ -31,6 +31,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
+from bert4rec.config import Interval
 from bert4rec.data import columns as C
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.data.users import UserHistories
@@ -180,9 +181,10 @@ def model_config(config: dict[str, Any], config_path: Path, weights: Path) -> BE
         if f.name not in values:
             continue
         number = isinstance(value, int | float) and not isinstance(value, bool)
-        if f.type == "int" and not (number and isinstance(value, int) and value >= 1):
+        allowed = f.metadata.get("allowed") or Interval(1)
+        if f.type == "int" and not (number and isinstance(value, int) and value in allowed):
             raise ModelDirError(
-                f"{config_path}: model.{f.name} must be a whole number >= 1, got {value!r}"
+                f"{config_path}: model.{f.name} must be a whole number {allowed}, got {value!r}"
             )
         if f.type == "float" and not (number and 0 <= value <= 1):
             raise ModelDirError(f"{config_path}: model.{f.name} must be in [0, 1], got {value!r}")
@@ -234,6 +236,7 @@ def _shape_facts(shapes: dict[str, tuple[int, ...]], path: Path) -> dict[str, in
     inner = shapes.get("encoder.blocks.0.ff.0.weight")
     if inner and hidden:
         facts["ff_mult"] = inner[0] // hidden
+    facts["transition_pairs"] = shapes.get("transitions.values", (0,))[0]
     return facts
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -97,15 +98,29 @@ def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Run
     The item table is frozen at `optim.item_lr` 0, and has sparse gradients where the loss and
     the device allow (`sparse_items`), set before any DDP wrapper sees it."""
     optim = settings.optim
-    config = BERT4RecConfig.from_shape(settings.model, vocab.size)
+    pairs = transition_keys(data, vocab.size) if settings.model.transitions else None
+    config = BERT4RecConfig.from_shape(settings.model, vocab.size,
+                                       0 if pairs is None else len(pairs))
     model = BERT4Rec(config).to(runtime.device)
     model.start_at_popularity(log_frequency)
+    if model.transitions is not None:
+        model.transitions.start_at(pairs.to(runtime.device))
     if optim.item_init == "cooccurrence":
         model.start_items_at(ppmi_embeddings(data, vocab.size, config.hidden, optim.item_window))
     items = model.encoder.embeddings.item
     items.weight.requires_grad_(optim.item_lr > 0)  # frozen: no gradient, none to clip either
     items.sparse = sparse_items(optim.loss, vocab.n_items, runtime.device, runtime.world)
     return model
+
+
+def transition_keys(data: Split, vocab_size: int) -> torch.Tensor:
+    """Every pair of consecutive items in `data`'s sequences, once, as previous * vocab_size +
+    next, ascending: the pairs `model.transitions` learns a logit for."""
+    flat = np.asarray(data.flat, dtype=np.int64)
+    begins = np.zeros(len(flat), dtype=bool)  # position i starts a sequence
+    begins[np.asarray(data.offsets[:-1])[np.diff(data.offsets) > 0]] = True
+    keys = flat[:-1] * vocab_size + flat[1:]  # the pair (i, i + 1) ...
+    return torch.from_numpy(np.unique(keys[~begins[1:]]))  # ... within one sequence
 
 
 def build_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimizer | OptimizerPair:
@@ -211,18 +226,38 @@ class TrainingRun:
         """The cloze loss `optim.loss` at the labelled positions; bf16 autocast on CUDA."""
         optim = self.settings.optim
         targets = labels != PAD  # [B, T]
+        before = self.previous_items(inputs, labels)  # [B, T] or None
         with torch.autocast("cuda", torch.bfloat16, enabled=self.runtime.device.type == "cuda"):
             if optim.loss == "full":  # targets padded to few sizes: a flat heap (padded_targets)
                 positions, target_labels = padded_targets(labels)
-                return F.cross_entropy(self.wrapped(inputs, positions).float(), target_labels,
-                                       ignore_index=IGNORE)
+                previous = None if before is None else before[positions]
+                return F.cross_entropy(self.wrapped(inputs, positions, previous=previous).float(),
+                                       target_labels, ignore_index=IGNORE)
             hidden = self.wrapped(inputs, targets, project=False)  # [N, H]
+            pair_logits = None
+            if before is not None:
+                previous, transitions = before[targets], self.model.transitions
+
+                def pair_logits(following: torch.Tensor) -> torch.Tensor:
+                    return transitions.pairs(previous.view(-1, *[1] * (following.dim() - 1)),
+                                             following)
             return sampled_cloze_loss(hidden, self.model.output_weight, self.model.output_bias,
                                       labels[targets], kind=optim.loss,
                                       n_negatives=optim.negatives,
                                       n_items=self.model.config.vocab.n_items,
                                       item_log_q=self.item_log_q,
-                                      sparse_grad=self.sparse_items)
+                                      sparse_grad=self.sparse_items, pair_logits=pair_logits)
+
+    def previous_items(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        """For the transition logits: the item before each position [B, T] (a causal model's
+        input is that item; in a cloze batch, the true item one column left, masked or not),
+        or None for a model without them."""
+        if self.model.transitions is None:
+            return None
+        if self.model.config.causal:
+            return inputs
+        true_items = torch.where(labels != PAD, labels, inputs)
+        return F.pad(true_items[:, :-1], (1, 0), value=PAD)
 
     def save(self, out_dir: Path, masking: list[torch.Tensor]) -> None:
         """Write `checkpoints/last.pt`: everything a resumed run needs to go on exactly;
