@@ -8,6 +8,7 @@ Defined bottom-up: embeddings, attention, block, encoder, BERT4Rec.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -23,6 +24,9 @@ ITEM_START_STD = 0.1
 """Standard deviation of item embeddings started from co-occurrence (`start_items_at`): five
 times the random start's 0.02, so that a frozen table can move logits past the popularity
 bias (on ml-latest-small 0.1 beat 0.02, 0.3 and 1.0; docs/training-recipe.md)."""
+
+TRANSITION_START = float(os.environ.get("B4R_TSTART", "2.0"))
+"""Where the transition logits start: this times log(1 + the pair's count in training)."""
 
 INIT_BLOCK_ROWS = 1 << 20
 """Embedding tables are started this many rows at a time: torch's `trunc_normal_` draws by
@@ -195,9 +199,12 @@ class TransitionBias(nn.Module):
         self.values = nn.Parameter(torch.zeros(n_pairs))
 
     @torch.no_grad()
-    def start_at(self, keys: torch.Tensor) -> None:
-        """Fix the pairs: `keys` [P] ascending, previous * vocab_size + next."""
+    def start_at(self, keys: torch.Tensor, counts: torch.Tensor) -> None:
+        """Fix the pairs, `keys` [P] ascending (previous * vocab_size + next), and start each
+        logit at TRANSITION_START * log(1 + its count in training): a pair seen once would
+        otherwise move by about one learning rate per epoch, far too slowly to matter."""
         self.keys.copy_(keys)
+        self.values.copy_(TRANSITION_START * counts.to(self.values).log1p())
 
     def add_rows(self, logits: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         """`logits` [N, V] plus, in each row n, the learnt logit of every pair starting at

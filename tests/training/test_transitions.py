@@ -17,13 +17,15 @@ from bert4rec.training.loop import fit, transition_keys
 def test_keys_are_the_consecutive_pairs_within_each_sequence_once():
     data = Split("train", np.arange(3), np.array([3, 4, 3, 4, 5, 7, 8]),
                  np.array([0, 2, 5, 7]), None)
-    keys = transition_keys(data, 10).tolist()
-    assert keys == [3 * 10 + 4, 4 * 10 + 5, 7 * 10 + 8]  # not 4 -> 3, from one user to the next
+    keys, counts = transition_keys(data, 10)
+    assert keys.tolist() == [3 * 10 + 4, 4 * 10 + 5, 7 * 10 + 8]  # not 4 -> 3, across users
+    assert counts.tolist() == [2, 1, 1]
 
 
 def test_rows_and_pairs_agree_and_unseen_pairs_add_nothing():
     bias = TransitionBias(vocab_size=10, n_pairs=4)
-    bias.start_at(torch.tensor([3 * 10 + 4, 3 * 10 + 7, 5 * 10 + 1, 8 * 10 + 8]))
+    bias.start_at(torch.tensor([3 * 10 + 4, 3 * 10 + 7, 5 * 10 + 1, 8 * 10 + 8]),
+                  torch.ones(4))
     with torch.no_grad():
         bias.values.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
     previous = torch.tensor([3, 5, 6, 8])
@@ -42,7 +44,7 @@ def test_a_prediction_adds_the_newest_history_items_transitions():
     config = BERT4RecConfig(vocab_size=12, max_len=6, hidden=8, layers=1, heads=2,
                             transitions=True, transition_pairs=1)
     model = BERT4Rec(config).eval()
-    model.transitions.start_at(torch.tensor([5 * 12 + 9]))
+    model.transitions.start_at(torch.tensor([5 * 12 + 9]), torch.ones(1))
     with torch.no_grad():
         model.transitions.values.fill_(7.0)
     mask = config.vocab.mask

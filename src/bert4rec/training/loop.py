@@ -100,11 +100,11 @@ def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Run
     optim = settings.optim
     pairs = transition_keys(data, vocab.size) if settings.model.transitions else None
     config = BERT4RecConfig.from_shape(settings.model, vocab.size,
-                                       0 if pairs is None else len(pairs))
+                                       0 if pairs is None else len(pairs[0]))
     model = BERT4Rec(config).to(runtime.device)
     model.start_at_popularity(log_frequency)
     if model.transitions is not None:
-        model.transitions.start_at(pairs.to(runtime.device))
+        model.transitions.start_at(*(t.to(runtime.device) for t in pairs))
     if optim.item_init == "cooccurrence":
         model.start_items_at(ppmi_embeddings(data, vocab.size, config.hidden, optim.item_window))
     items = model.encoder.embeddings.item
@@ -113,14 +113,16 @@ def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Run
     return model
 
 
-def transition_keys(data: Split, vocab_size: int) -> torch.Tensor:
+def transition_keys(data: Split, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Every pair of consecutive items in `data`'s sequences, once, as previous * vocab_size +
-    next, ascending: the pairs `model.transitions` learns a logit for."""
+    next, ascending (the pairs `model.transitions` learns a logit for), and how often each
+    occurs."""
     flat = np.asarray(data.flat, dtype=np.int64)
     begins = np.zeros(len(flat), dtype=bool)  # position i starts a sequence
     begins[np.asarray(data.offsets[:-1])[np.diff(data.offsets) > 0]] = True
     keys = flat[:-1] * vocab_size + flat[1:]  # the pair (i, i + 1) ...
-    return torch.from_numpy(np.unique(keys[~begins[1:]]))  # ... within one sequence
+    keys, counts = np.unique(keys[~begins[1:]], return_counts=True)  # ... within a sequence
+    return torch.from_numpy(keys), torch.from_numpy(counts)
 
 
 def build_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimizer | OptimizerPair:
