@@ -7,11 +7,14 @@ from __future__ import annotations
 import logging
 import sys
 
+import numpy as np
 import pytest
 import torch
 from planted import planted_corpus, tiny_settings
+from tiny_run import make_run_dir
 
 from bert4rec import cli
+from bert4rec.inference.recommender import Recommender
 from bert4rec.training import threads
 from bert4rec.training.loop import fit
 
@@ -56,13 +59,17 @@ def test_a_count_asked_for_comes_from_the_call_then_the_environment():
 
 
 class FakeWork:
-    """Other work as a test says it is, one reading at a time."""
+    """Other work as a test says it is, one reading at a time; `age` seconds since the last."""
 
-    def __init__(self, readings: list[float]) -> None:
-        self.readings = readings
+    def __init__(self, readings: list[float], age: float = 0.0) -> None:
+        self.readings, self.seconds, self.latest = readings, age, None
+
+    def age(self) -> float:
+        return self.seconds
 
     def read(self) -> float:
-        return self.readings.pop(0)
+        self.latest = self.readings.pop(0)
+        return self.latest
 
 
 class Clock:
@@ -120,6 +127,7 @@ def fitted(monkeypatch):
     monkeypatch.setattr(threads, "usable_cores", lambda cpus: 2)
     monkeypatch.setattr(threads, "start_load", lambda: 0.0)
     monkeypatch.setattr(threads, "OtherWork", lambda cpus: FakeWork([1.3] * 10_000))
+    monkeypatch.setattr(threads, "_meters", {})
     monkeypatch.setattr(threads, "INTERVAL_S", 0.0)
 
 
@@ -138,6 +146,29 @@ def test_governed_sets_the_count_back_on_the_way_out(fitted):
         torch.set_num_threads(before)
 
 
+def test_a_later_command_in_the_process_starts_from_the_measured_work(monkeypatch):
+    """The load average counts this process's own last command; a meter kept between
+    commands does not."""
+    monkeypatch.delenv("BERT4REC_THREADS", raising=False)
+    monkeypatch.setattr(threads, "usable_cores", lambda cpus: 2)
+    monkeypatch.setattr(threads, "start_load", lambda: 1.5)  # mostly our own last command
+    meter = FakeWork([0.1, 0.1], age=0.0)
+    monkeypatch.setattr(threads, "_meters", {tuple(threads.usable_cpus()): meter})
+    before = torch.get_num_threads()
+    try:
+        with threads.governed():  # never measured: the load average says 1.5 cores busy
+            assert torch.get_num_threads() == 1
+        meter.seconds = 30.0
+        with threads.governed():  # measured since: 0.1 cores
+            assert torch.get_num_threads() == 2
+        meter.seconds = 0.5
+        with threads.governed():  # too soon to measure again: the latest reading
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.slow
 def test_training_fits_the_count_while_it_runs(fitted, tmp_path, caplog):
     corpus = planted_corpus(n_users=40)
     with caplog.at_level(logging.INFO, logger="bert4rec.training.threads"), threads.governed():
@@ -145,6 +176,19 @@ def test_training_fits_the_count_while_it_runs(fitted, tmp_path, caplog):
     said = [r.getMessage() for r in caplog.records]
     assert said[0].startswith("threads: 2 (fitted")
     assert said[1].startswith("threads: 1, was 2 (1.3 of 2 cores busy")
+
+
+def test_scoring_fits_the_count_while_it_runs(fitted, tmp_path):
+    rec = Recommender.load(make_run_dir(tmp_path / "run"))
+    flat, offsets = np.arange(1, 13), np.array([0, 4, 8, 12])
+    before = torch.get_num_threads()
+    try:
+        with threads.governed():
+            assert torch.get_num_threads() == 2
+            rec.top_k(flat, offsets, 3, batch_size=1)
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_the_command_line_logs_the_count_and_refuses_a_bad_one(tmp_path, caplog, capsys):

@@ -8,9 +8,10 @@ always descheduled while the other spins: `bert4rec train ml-latest-small --epoc
 
 So the count follows the machine: the cores this process may use (its CPU affinity, within a
 cgroup CPU quota where there is one) less the cores' worth of other work on them, rounded, at
-least one. At start the other work is the one-minute load average; while a command runs,
-`tick()` measures it every INTERVAL_S seconds from the CPU time the allowed cores spent busy
-(/proc/stat) less this process's own, and sets the count again when it changed. A count asked
+least one. At a process's first start the other work is the one-minute load average; while a
+command runs, `tick()` measures it every INTERVAL_S seconds from the CPU time the allowed cores
+spent busy (/proc/stat) less this process's own, and sets the count again when it changed;
+a later command in the same process starts from that measurement. A count asked
 for (`--threads N`, `threads=`, BERT4REC_THREADS or OMP_NUM_THREADS) is kept as given.
 
 The OpenMP wait policy is read once, when the runtime loads with torch: `prepare_process`
@@ -113,6 +114,7 @@ class OtherWork:
         self.cpus, self.stat, self.clock = cpus, stat, clock
         self.tick_hz = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
         self.last = self._now()
+        self.latest: float | None = None  # the last reading
 
     def _busy(self) -> float | None:
         try:
@@ -123,14 +125,43 @@ class OtherWork:
     def _now(self) -> tuple[float, float, float | None]:
         return self.clock(), time.process_time(), self._busy()
 
+    def age(self) -> float:
+        """Seconds since the last reading (or since this meter started)."""
+        return self.clock() - self.last[0]
+
     def read(self) -> float:
         """Other work since the last `read` (or since this meter started)."""
         (wall0, own0, busy0), now = self.last, self._now()
         self.last = now
         wall, own = max(now[0] - wall0, 1e-9), (now[1] - own0) / max(now[0] - wall0, 1e-9)
         if busy0 is None or now[2] is None:
-            return max(0.0, os.getloadavg()[0] - own) if hasattr(os, "getloadavg") else 0.0
-        return max(0.0, (now[2] - busy0) / wall - own)
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+            self.latest = max(0.0, load - own)
+        else:
+            self.latest = max(0.0, (now[2] - busy0) / wall - own)
+        return self.latest
+
+
+_meters: dict[tuple[int, ...], OtherWork] = {}
+
+
+def meter_for(cpus: list[int]) -> OtherWork:
+    """This process's meter of the other work on `cpus`, kept from its first use: a later
+    command in the same process (a notebook's next call) measures the other work instead of
+    reading the load average, which counts this process's own recent work too."""
+    key = tuple(cpus)
+    if key not in _meters:
+        _meters[key] = OtherWork(cpus)
+    return _meters[key]
+
+
+def other_work_now(meter: OtherWork) -> float:
+    """The other work to fit a count to as a command starts: measured since the meter's last
+    reading where that is older than INTERVAL_S, its latest reading where that is newer, the
+    load average where the meter has never read."""
+    if meter.age() > INTERVAL_S:
+        return meter.read()
+    return meter.latest if meter.latest is not None else start_load()
 
 
 def start_load() -> float:
@@ -208,9 +239,9 @@ def governed(requested: int | None = None) -> Iterator[Governor]:
     before = torch_threads()
     cpus = usable_cpus()
     asked = asked_threads(requested)
-    governor = Governor(asked, usable_cores(cpus), None if asked else OtherWork(cpus),
-                        interval=INTERVAL_S)
-    governor.start(start_load())
+    meter = None if asked else meter_for(cpus)
+    governor = Governor(asked, usable_cores(cpus), meter, interval=INTERVAL_S)
+    governor.start(other_work_now(meter) if meter is not None else 0.0)
     _current.append(governor)
     try:
         yield governor
