@@ -55,6 +55,7 @@ from bert4rec.training.checkpoint import Progress, masking_states, restore_state
 from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss
 from bert4rec.training.runtime import Runtime, joined_runtime
 from bert4rec.training.sparse_items import LazyAdam, OptimizerPair, clip_gradients, sparse_items
+from bert4rec.training.threads import tick as fit_threads
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ class TrainingRun:
                 total += loss
                 recent += loss
                 steps += 1
+                fit_threads()  # to the other work now on the cores, every few seconds
                 bar.update(1)
                 if steps % POSTFIX_EVERY == 0:
                     bar.set_postfix(loss=f"{recent.item() / POSTFIX_EVERY:.3f}", refresh=False)
