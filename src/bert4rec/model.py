@@ -316,7 +316,8 @@ class BERT4Rec(nn.Module):
         if targets is None:
             if self.config.causal:
                 items = newest_item_last(items, self.config.mask_token)
-            previous = items[:, -1] if self.config.causal else items[:, -2]
+            if self.transitions is not None:  # the newest history item: before [MASK], or last
+                previous = newest_history_item(items, self.config.causal)
             selected = self.encoder(items, last=True)[:, -1]  # [B, H]
         else:
             selected = self.encoder(items)[targets]  # [N, H]
@@ -348,6 +349,14 @@ class BERT4Rec(nn.Module):
     def num_parameters(self) -> int:
         """Count of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def newest_history_item(items: torch.Tensor, causal: bool) -> torch.Tensor:
+    """[B]: the newest item of each prediction input's history (PAD for an empty one): a causal
+    model's last column, a cloze model's column before [MASK]."""
+    if causal:
+        return items[:, -1]
+    return items[:, -2] if items.shape[1] > 1 else torch.full_like(items[:, 0], PAD)
 
 
 def newest_item_last(items: torch.Tensor, mask_token: int) -> torch.Tensor:

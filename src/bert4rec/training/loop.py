@@ -229,24 +229,23 @@ class TrainingRun:
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The cloze loss `optim.loss` at the labelled positions; bf16 autocast on CUDA."""
         optim = self.settings.optim
-        targets = labels != PAD  # [B, T]
         before = self.previous_items(inputs, labels)  # [B, T] or None
+        positions, target_labels = padded_targets(labels)  # few sizes: a flat heap
+        previous = None if before is None else before[positions]
         with torch.autocast("cuda", torch.bfloat16, enabled=self.runtime.device.type == "cuda"):
-            if optim.loss == "full":  # targets padded to few sizes: a flat heap (padded_targets)
-                positions, target_labels = padded_targets(labels)
-                previous = None if before is None else before[positions]
+            if optim.loss == "full":
                 return F.cross_entropy(self.wrapped(inputs, positions, previous=previous).float(),
                                        target_labels, ignore_index=IGNORE)
-            hidden = self.wrapped(inputs, targets, project=False)  # [N, H]
+            hidden = self.wrapped(inputs, positions, project=False)  # [N', H]
             pair_logits = None
-            if before is not None:
-                previous, transitions = before[targets], self.model.transitions
+            if previous is not None:
+                transitions = self.model.transitions
 
                 def pair_logits(following: torch.Tensor) -> torch.Tensor:
                     return transitions.pairs(previous.view(-1, *[1] * (following.dim() - 1)),
                                              following)
             return sampled_cloze_loss(hidden, self.model.output_weight, self.model.output_bias,
-                                      labels[targets], kind=optim.loss,
+                                      target_labels, kind=optim.loss,
                                       n_negatives=optim.negatives,
                                       n_items=self.model.config.vocab.n_items,
                                       item_log_q=self.item_log_q,
