@@ -352,8 +352,15 @@ def _as_list(values: Iterable[Any] | Any) -> list[Any]:
 
 def _histories_list(histories: Sequence[Sequence[ItemId]]) -> list[Sequence[ItemId]]:
     """Histories as a list of lists; one flat list of ids is refused (say [[...]])."""
-    histories = list(histories)
+    histories = [list(h) if isinstance(h, Iterable) and not isinstance(h, str | bytes) else h
+                 for h in histories]
     if any(isinstance(h, str | bytes | int | np.integer) for h in histories):
         raise ValueError("histories is a list of histories, each a list of item ids or "
                          "titles: write histories=[[1, 2, 3]] for one")
+    for row, history in enumerate(histories):
+        for column, entry in enumerate(history if isinstance(history, list) else [history]):
+            if not isinstance(entry, str | int | np.integer | np.str_):
+                raise ValueError(f"histories[{row}][{column}] is a {type(entry).__name__}; "
+                                 "each history entry is an item id (a number or text) or a "
+                                 "title")
     return histories
