@@ -292,3 +292,31 @@ def _quietly(command, *args):
         return command(*args)
     except (Bert4RecError, ValueError, OSError):
         return None
+
+
+def test_model_save_writes_a_marked_run_and_refuses_the_users_folder(tmp_path):
+    import bert4rec
+    from bert4rec.errors import ModelDirError
+
+    model = bert4rec.Model.load(make_run_dir(tmp_path / "run", users=USERS))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    kept = seed_user_files(mine, {"config.json": b"{}", "notes.txt": b"n"})
+    with pytest.raises(ModelDirError, match="holds files bert4rec did not write"):
+        model.save(mine)
+    assert snapshot(mine) == kept
+    model.save(tmp_path / "saved")
+    assert files.read_marker(tmp_path / "saved").kind == "run"
+
+
+def test_an_unverified_download_warns_in_one_line(tmp_path, monkeypatch, capsys, caplog):
+    """A log line (the command line prints it on one line), not a two-line Python warning."""
+    data = write_release("ml-latest-small", tmp_path / "build", as_zip=True).read_bytes()
+    monkeypatch.setattr(download, "_fetch", lambda url, dest, progress, timeout:
+                        _copy(data, dest.parent / ".partial"))
+    monkeypatch.setitem(movielens.RELEASES, "ml-latest-small", _unverified("ml-latest-small"))
+    assert main(["data", "download", "ml-latest-small", "--data-dir", str(tmp_path / "d")]) == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "\n" not in warned[0]
+    assert warned[0].startswith("ml-latest-small: the file could not be verified")
+    assert "UserWarning" not in capsys.readouterr().err
