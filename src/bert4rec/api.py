@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import torch
 from tqdm.auto import tqdm
 
 from bert4rec import rundir
@@ -38,13 +37,20 @@ from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus, prepare
 from bert4rec.data.frames import interactions_from_frames
 from bert4rec.data.interactions import LogColumns
-from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown
+from bert4rec.data.users import OnUnknown, UserHistories
 from bert4rec.errors import DataError, ModelDirError, NotFittedError, SettingsError
-from bert4rec.evaluation.protocols import evaluate, model_scorer
+from bert4rec.evaluation.protocols import EVAL_DEVICE, Protocol, evaluate, model_scorer
 from bert4rec.files import temp_dir
 from bert4rec.inference.catalog import ItemId
-from bert4rec.inference.recommender import Recommender, flatten
+from bert4rec.inference.recommender import Recommender
+from bert4rec.inference.requests import FILTER_VIEWED, RecommendRequest
 from bert4rec.training.loop import fit
+from bert4rec.training.runtime import pick_device
+
+PREPARE = PrepareSettings()
+"""The data settings' defaults (`data.corpus.PrepareSettings`), as the command line has them."""
+COLUMNS = LogColumns()
+"""The log's column names by default (`data.interactions.LogColumns`), as on the command line."""
 
 
 @dataclass(frozen=True)
@@ -60,22 +66,23 @@ class Dataset:
         cls,
         events: Any,
         *,
-        user: str = C.USER,
-        item: str = C.ITEM,
-        timestamp: str | None = C.TIMESTAMP,
-        rating: str | None = None,
+        user: str = COLUMNS.user,
+        item: str = COLUMNS.item,
+        timestamp: str | None = COLUMNS.timestamp,
+        rating: str | None = COLUMNS.rating,
         items: Any = None,
         title: str = C.TITLE,
         genres: str = C.GENRES,
-        min_rating: float | None = 4.0,
-        min_user_interactions: int = 5,
-        min_item_interactions: int = 0,
+        min_rating: float | None = PREPARE.min_rating,
+        min_user_interactions: int = PREPARE.min_user_interactions,
+        min_item_interactions: int = PREPARE.min_item_interactions,
     ) -> Dataset:
         """Interactions from a pandas or polars DataFrame with one row per event.
 
         `user` and `item` name the id columns (whole numbers or text), `timestamp` the time
         (numbers, dates or datetimes; None: the rows are already in time order) and `rating`
-        an optional rating column, kept when at least `min_rating` (None keeps all). `items`
+        the rating column, kept when at least `min_rating` (None keeps all; a frame without
+        a column of the default name "rating" has no ratings, as a log file). `items`
         is an optional item table (such as MovieLens's movies) with the same `item` column and
         a `title` and/or `genres` column ("A|B" text or lists), shown with recommendations;
         its other columns are kept too (in the run directory's items.parquet).
@@ -94,13 +101,13 @@ class Dataset:
         source: str | Path,
         *,
         data_dir: str | Path | None = None,
-        user: str = C.USER,
-        item: str = C.ITEM,
-        timestamp: str = C.TIMESTAMP,
-        rating: str | None = C.RATING,
-        min_rating: float | None = 4.0,
-        min_user_interactions: int = 5,
-        min_item_interactions: int = 0,
+        user: str = COLUMNS.user,
+        item: str = COLUMNS.item,
+        timestamp: str = COLUMNS.timestamp,
+        rating: str | None = COLUMNS.rating,
+        min_rating: float | None = PREPARE.min_rating,
+        min_user_interactions: int = PREPARE.min_user_interactions,
+        min_item_interactions: int = PREPARE.min_item_interactions,
     ) -> Dataset:
         """Interactions from what `bert4rec train SOURCE` reads: a MovieLens release name
         ("ml-1m", looked up in `data_dir`, $BERT4REC_DATA_DIR, then the user cache), a
@@ -145,8 +152,6 @@ class Dataset:
                 f"{self.n_interactions:,} interactions)")
 
 
-HISTORY_KEY = "history"
-"""The first column of `recommend(histories=...)`: each history's position in the list."""
 QUERY_KEY = "query"
 """The first column of `similar_items`: the item asked about."""
 SETTING_NAMES = {f.name: f"{section}.{f.name}" for section, kind in SECTIONS.items()
@@ -249,7 +254,7 @@ class Model:
         *,
         histories: Sequence[Sequence[ItemId]] | None = None,
         k: int = 10,
-        filter_viewed: bool = True,
+        filter_viewed: bool = FILTER_VIEWED,
         items: Iterable[ItemId] | None = None,
         exclude: Iterable[ItemId] | None = None,
         on_unknown: OnUnknown = "raise",
@@ -263,27 +268,18 @@ class Model:
         `filter_viewed` leaves out items already in the history; `items` allows only these
         item ids, `exclude` never offers these. An unknown user, item or title raises an error
         naming it, or with `on_unknown="skip"` is left out (an unknown user gets no rows).
-        `progress` shows a bar over the users.
+        `progress` shows a bar over the users. `Recommender.answer` answers: the command
+        line and the HTTP API ask it the same way.
         """
         recommender = self._fitted()[1]
-        check_on_unknown(on_unknown)
-        if (users is None) == (histories is None):
-            raise ValueError("recommend takes users=[...] or histories=[[...], ...], not both "
-                             "and not neither")
-        allowed = recommender.candidates(items, exclude, on_unknown)
-        if users is not None:
-            positions, keys = self._histories().positions(_as_list(users), on_unknown)
-            flat, offsets = self._histories().subset(positions)
-            key = C.USER
-        else:
-            indices = [[recommender.index_of(entry.item)
-                        for entry in recommender.resolve(history, on_unknown)]
-                       for history in _histories_list(histories)]
-            flat, offsets = flatten(indices)
-            key, keys = HISTORY_KEY, list(range(len(indices)))
-        with tqdm(total=len(keys), desc="recommend", unit="user", disable=not progress) as bar:
-            top = recommender.top_k(flat, offsets, k, filter_viewed, allowed, progress=bar.update)
-        return recommender.to_frame(key, keys, *top)
+        request = RecommendRequest(
+            users=None if users is None else _as_list(users),
+            histories=None if histories is None else list(histories), k=k,
+            filter_viewed=filter_viewed, items=items, exclude=exclude, on_unknown=on_unknown)
+        known = self._histories() if request.users is not None else None
+        with tqdm(total=len(request), desc="recommend", unit="user", disable=not progress) as bar:
+            ranking = recommender.answer(request, known, progress=bar.update)
+        return recommender.frame(ranking)
 
     def similar_items(self, items: Iterable[ItemId] | ItemId, k: int = 10,
                       on_unknown: OnUnknown = "raise") -> pl.DataFrame:
@@ -296,18 +292,22 @@ class Model:
         top = recommender.nearest([recommender.index_of(q.item) for q in queries], k)
         return recommender.to_frame(QUERY_KEY, [q.item for q in queries], *top)
 
-    def evaluate(self, data: Dataset, split: str = "test", **options: Any) -> dict[str, Any]:
+    def evaluate(self, data: Dataset, split: str = "test", protocol: str = "full", *,
+                 device: str = EVAL_DEVICE, **options: Any) -> dict[str, Any]:
         """Rank each user's held-out item of `data` (the data the model was trained on, or
-        data over the same items) and return the labelled metrics: `protocol` "full" (default)
-        or "sampled", `exclude_seen`, `ks`, ... as `evaluation.protocols.evaluate` takes them."""
-        recommender = self._fitted()[1]
+        data over the same items) and return the labelled metrics, as `bert4rec evaluate`
+        does: `protocol` "full" (default) or "sampled", and the other fields of
+        `evaluation.protocols.Protocol` by name (`filter_viewed`, `ks`, `n_negatives`, ...).
+        `device` is where the model scores (by default CUDA, then MPS, then the CPU)."""
+        run_dir, recommender = self._fitted()
         if not np.array_equal(data.corpus.item_ids, np.asarray(recommender.item_ids)):
             raise DataError(
                 f"the data has {data.n_items:,} items and the model {recommender.n_items:,}, "
                 "or other ids: evaluate on the data the model was trained on (the same items)"
             )
-        scorer = model_scorer(recommender.model, torch.device("cpu"))
-        return evaluate(scorer, data.corpus, split, **options).to_dict()
+        where = pick_device(device)
+        scorer = model_scorer(rundir.load_model(run_dir, where)[0], where)
+        return evaluate(scorer, data.corpus, split, Protocol(protocol, **options)).to_dict()
 
     def __repr__(self) -> str:
         if self._recommender is None:
@@ -349,19 +349,3 @@ def _as_list(values: Iterable[Any] | Any) -> list[Any]:
     if isinstance(values, str | bytes | int | np.integer):
         return [values]
     return list(values)
-
-
-def _histories_list(histories: Sequence[Sequence[ItemId]]) -> list[Sequence[ItemId]]:
-    """Histories as a list of lists; one flat list of ids is refused (say [[...]])."""
-    histories = [list(h) if isinstance(h, Iterable) and not isinstance(h, str | bytes) else h
-                 for h in histories]
-    if any(isinstance(h, str | bytes | int | np.integer) for h in histories):
-        raise ValueError("histories is a list of histories, each a list of item ids or "
-                         "titles: write histories=[[1, 2, 3]] for one")
-    for row, history in enumerate(histories):
-        for column, entry in enumerate(history if isinstance(history, list) else [history]):
-            if not isinstance(entry, str | int | np.integer | np.str_):
-                raise ValueError(f"histories[{row}][{column}] is a {type(entry).__name__}; "
-                                 "each history entry is an item id (a number or text) or a "
-                                 "title")
-    return histories

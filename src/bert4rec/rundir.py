@@ -74,7 +74,7 @@ RUN = "run"
 RUN_FILES = (*(str(p) for p in WRITTEN), TENSORBOARD)
 """What a run owns in its directory (`files.MARKER` lists them): every other entry there is
 the user's."""
-CHECKPOINT_KEYS = ("model", "optimizer", "progress", "rng", "settings", "average")
+CHECKPOINT_KEYS = ("model", "optimizer", "progress", "rng", "settings")
 MODEL_METADATA = "bert4rec_model"
 """safetensors metadata key: the model config the weights were trained with (heads included,
 which no weight shape reveals)."""

@@ -3,13 +3,18 @@
     rec = Recommender.load("runs/ml-latest-small")
     rec.recommend(["The Matrix", "Alien (1979)"], k=10).to_frame()
 
-Histories are original item ids or titles (resolved by `Catalog`, which raises with candidates
-rather than guess). Scores are the model's logits for the next item; higher is better.
-Explanations are leave-one-out score drops (docs/explanations.md).
+`Recommender.answer(request)` is the one recommend path: the Python API, the command line and
+the HTTP API each turn their input into a `RecommendRequest` (inference/requests.py) and format
+the `Ranking` it returns; `recommend` and `recommend_many` here go through it too. What may be
+offered is decided in one function, `apply_filters`. Histories are original item ids or titles
+(resolved by `Catalog`, which raises with candidates rather than guess). Scores are the model's
+logits for the next item; higher is better. Explanations are leave-one-out score drops
+(docs/explanations.md).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,10 +27,19 @@ import torch
 from bert4rec.data import columns as C
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.data.corpus import concatenated_ranges, flatten, left_pad
-from bert4rec.data.users import OnUnknown, check_on_unknown, more_note
-from bert4rec.data.vocab import PAD
+from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown, more_note
 from bert4rec.errors import ModelDirError, TitleNotFoundError, UnknownIdError
 from bert4rec.inference.catalog import Catalog, CatalogItem, ItemId
+from bert4rec.inference.requests import (
+    BATCH_SIZE,
+    FILTER_VIEWED,
+    HISTORY_KEY,
+    USER_KEY,
+    Query,
+    Ranking,
+    RecommendRequest,
+    check_k,
+)
 from bert4rec.model import BERT4Rec
 from bert4rec.rundir import load_model, read_items
 
@@ -89,17 +103,17 @@ class Recommendations:
 class Recommender:
     """A trained BERT4Rec plus its item table, for inference only."""
 
-    def __init__(self, model: BERT4Rec, items: pl.DataFrame, batch_size: int = 256) -> None:
+    def __init__(self, model: BERT4Rec, items: pl.DataFrame) -> None:
         """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`."""
         items = items.sort(C.INDEX)
-        n_items = model.config.vocab_size - 2
-        if items[C.INDEX].to_list() != list(range(1, n_items + 1)):
+        self.vocab = model.config.vocab
+        n_items = self.vocab.n_items
+        if items[C.INDEX].to_list() != list(self.vocab.items):
             raise ModelDirError(
                 f"item table has {len(items)} rows but the model has {n_items} items; the "
                 f"{C.INDEX!r} column must hold 1..{n_items} exactly once each"
             )
         self.model = model.eval()
-        self.batch_size = batch_size
         self._ids: list[ItemId] = items[C.ITEM].to_list()
         known = [c for c in (C.TITLE, C.GENRES)
                  if c in items.columns and items[c].null_count() < len(items)]
@@ -108,7 +122,7 @@ class Recommender:
         with torch.no_grad():
             weights = model.encoder.embeddings.item.weight.detach().float()  # [V, H]
             self._unit_embeddings = torch.nn.functional.normalize(weights, dim=1)  # [V, H]
-            prior = self._scores([[]])[0, 1 : n_items + 1]  # [n_items] score of an empty history
+            prior = self._scores([[]])[0, self.vocab.item_columns]  # [n_items], empty history
         self.catalog = Catalog(items, popularity=prior.tolist())
 
     @classmethod
@@ -172,9 +186,9 @@ class Recommender:
         ids (every item if None) less the `excluded` ones; None when neither is given."""
         if allowed is None and excluded is None:
             return None
-        mask = torch.zeros(self.model.config.vocab_size, dtype=torch.bool)
+        mask = torch.zeros(self.vocab.size, dtype=torch.bool)
         if allowed is None:
-            mask[1 : self.n_items + 1] = True
+            mask[self.vocab.item_columns] = True
         else:
             mask[self.indices(allowed, on_unknown)] = True
         if excluded is not None:
@@ -182,60 +196,91 @@ class Recommender:
         return mask
 
     def recommend(
-        self,
-        history: Sequence[ItemId],
-        k: int = 10,
-        exclude_seen: bool = True,
+        self, history: Sequence[ItemId], k: int = 10, *, filter_viewed: bool = FILTER_VIEWED,
+        items: Sequence[ItemId] | None = None, exclude: Sequence[ItemId] | None = None,
         explain: bool = False,
-        candidates: torch.Tensor | None = None,
     ) -> Recommendations:
-        """The top `k` next items for one history of ids or titles (oldest first).
-
-        `exclude_seen` leaves out items already in the history; `candidates` (from
-        `candidates()`) limits what may be offered; `explain` adds, for each recommendation,
-        the history items whose removal lowers its score most.
-        """
-        result = self.recommend_many([history], k=k, exclude_seen=exclude_seen,
-                                     candidates=candidates)[0]
-        return self.explain(result) if explain else result
+        """The top `k` next items for one history of ids or titles (oldest first), through
+        `answer`: `filter_viewed` leaves out items already in the history, `items` allows only
+        these item ids, `exclude` never offers these; `explain` adds, for each recommendation,
+        the history items whose removal lowers its score most."""
+        return self.recommend_many([history], k, filter_viewed=filter_viewed, items=items,
+                                   exclude=exclude, explain=explain)[0]
 
     def recommend_many(
-        self, histories: Sequence[Sequence[ItemId]], k: int = 10, exclude_seen: bool = True,
-        candidates: torch.Tensor | None = None,
+        self, histories: Sequence[Sequence[ItemId]], k: int = 10, *,
+        filter_viewed: bool = FILTER_VIEWED, items: Sequence[ItemId] | None = None,
+        exclude: Sequence[ItemId] | None = None, explain: bool = False,
     ) -> list[Recommendations]:
-        """`recommend` for many histories, one forward pass per `batch_size` of them."""
-        return self.recommend_resolved(
-            [self.resolve(history) for history in histories], k=k, exclude_seen=exclude_seen,
-            candidates=candidates,
-        )
+        """`recommend` for many histories, one forward pass per BATCH_SIZE of them."""
+        request = RecommendRequest(histories=histories, k=k, filter_viewed=filter_viewed,
+                                   items=items, exclude=exclude)
+        results = self.results(self.answer(request))
+        return [self.explain(result) for result in results] if explain else results
 
-    def recommend_resolved(
-        self, histories: Sequence[Sequence[CatalogItem]], k: int = 10, exclude_seen: bool = True,
-        candidates: torch.Tensor | None = None,
-    ) -> list[Recommendations]:
-        """`recommend_many` for histories already resolved by `resolve`; each answer is the
-        same as for that history alone, so callers may batch unrelated requests together.
-        A history gets fewer than `k` items when fewer are left to offer."""
-        flat, offsets = flatten([[self._index_of[entry.item] for entry in h] for h in histories])
-        items, scores = self.top_k(flat, offsets, k, exclude_seen, candidates, self.batch_size)
-        results = []
-        for row, history in enumerate(histories):
-            n = int(np.isfinite(scores[row]).sum())
-            ranked = self._ranked(items[row, :n].tolist(), scores[row, :n].tolist())
-            results.append(Recommendations(ranked, tuple(history)))
+    def answer(self, request: RecommendRequest, users: UserHistories | None = None, *,
+               batch_size: int = BATCH_SIZE, progress: Callable[[int], Any] | None = None
+               ) -> Ranking:
+        """The one recommend path: `request` resolved (`query`; `users` holds the histories of
+        the users a request may name) and ranked (`rank`). Every face calls it, the server in
+        its two halves so that concurrent requests share one `rank`."""
+        return self.rank(self.query(request, users), batch_size=batch_size, progress=progress)
+
+    def query(self, request: RecommendRequest, users: UserHistories | None = None) -> Query:
+        """`request` in vocabulary indices: its allow and deny lists as candidates, then its
+        users' whole histories (looked up in `users`) or its histories' ids and titles. An
+        unknown user, id or title raises naming it, or is left out (`request.on_unknown`)."""
+        on_unknown = request.on_unknown
+        candidates = self.candidates(request.items, request.exclude, on_unknown)
+        if request.users is not None:
+            if users is None:
+                raise ModelDirError("recommending by user id needs the users' histories "
+                                    "(users.parquet); recommend for histories instead")
+            positions, keys = users.positions(request.users, on_unknown)
+            flat, offsets = users.subset(positions)
+            key = USER_KEY
+        else:
+            flat, offsets = flatten([[self._index_of[entry.item]
+                                      for entry in self.resolve(history, on_unknown)]
+                                     for history in request.histories])
+            key, keys = HISTORY_KEY, list(range(len(request.histories)))
+        return Query(key, keys, flat, offsets, request.k, request.filter_viewed, candidates)
+
+    def rank(self, query: Query, *, batch_size: int = BATCH_SIZE,
+             progress: Callable[[int], Any] | None = None) -> Ranking:
+        """The best `query.k` items of each of the query's histories (`top_k`)."""
+        items, scores = self.top_k(query.flat, query.offsets, query.k, query.filter_viewed,
+                                   query.candidates, batch_size=batch_size, progress=progress)
+        return Ranking(query, items, scores)
+
+    def results(self, ranking: Ranking) -> list[Recommendations]:
+        """A ranking as one `Recommendations` per history (its items with titles, genres and
+        scores, and the history as catalogue entries); fewer than `k` items where fewer were
+        on offer."""
+        flat, results = ranking.query.flat, []
+        for row, (start, end) in enumerate(itertools.pairwise(ranking.query.offsets)):
+            n = int(np.isfinite(ranking.scores[row]).sum())
+            ranked = self._ranked(ranking.items[row, :n].tolist(), ranking.scores[row, :n].tolist())
+            results.append(Recommendations(ranked, tuple(self.entries(flat[start:end].tolist()))))
         return results
 
+    def frame(self, ranking: Ranking) -> pl.DataFrame:
+        """A ranking as one long frame (`to_frame`): user or history, rank, item, score, ..."""
+        return self.to_frame(ranking.query.key, ranking.query.keys, ranking.items,
+                             ranking.scores)
+
     @torch.inference_mode()
-    def top_k(self, flat: np.ndarray, offsets: np.ndarray, k: int, exclude_seen: bool = True,
-              candidates: torch.Tensor | None = None, batch_size: int = 512,
-              progress: Callable[[int], Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def top_k(self, flat: np.ndarray, offsets: np.ndarray, k: int,
+              filter_viewed: bool = FILTER_VIEWED, candidates: torch.Tensor | None = None, *,
+              batch_size: int = BATCH_SIZE, progress: Callable[[int], Any] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
         """The best `k` items (vocabulary indices [B, k]) and their scores ([B, k], best first)
         for B histories of vocabulary indices, `flat[offsets[b]:offsets[b + 1]]`, oldest first.
         A score is -inf where fewer than `k` items are left to offer. `candidates` (bool
-        [vocab_size]) limits what may be recommended. Histories are scored in batches of
-        similar length, each only as wide as its longest needs, so many users score fast;
-        `progress(n)` hears of each batch of `n` histories."""
-        _check_k(k)
+        [vocab_size]) limits what may be recommended (`apply_filters`). Histories are scored in
+        batches of similar length, each only as wide as its longest needs, so many users score
+        fast; `progress(n)` hears of each batch of `n` histories."""
+        check_k(k)
         lengths = np.diff(offsets)
         order = np.argsort(np.minimum(lengths, self.model.config.max_len - 1), kind="stable")
         width = min(k, self.n_items)
@@ -244,12 +289,7 @@ class Recommender:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             scores = self._scores_of(flat, offsets, rows)  # [b, V]
-            if candidates is not None:
-                scores.masked_fill_(~candidates, float("-inf"))
-            if exclude_seen:
-                seen = flat[concatenated_ranges(offsets[rows], lengths[rows])]
-                row_of = np.repeat(np.arange(len(rows)), lengths[rows])
-                scores[torch.from_numpy(row_of), torch.from_numpy(seen)] = float("-inf")
+            apply_filters(scores, (flat, offsets, rows), filter_viewed, candidates)
             top = scores.topk(width, dim=1)  # [b, width]
             top_items[rows], top_scores[rows] = top.indices.numpy(), top.values.numpy()
             if progress is not None:
@@ -282,11 +322,11 @@ class Recommender:
     def nearest(self, indices: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
         """For each item (vocabulary index), the `k` other items whose embeddings are closest
         by cosine: indices [Q, k] and cosines [Q, k], as `top_k` gives them."""
-        _check_k(k)
+        check_k(k)
         width = min(k, self.n_items - 1)
         query = torch.as_tensor(list(indices), dtype=torch.long)  # [Q]
         cosine = self._unit_embeddings[query] @ self._unit_embeddings.T  # [Q, V]
-        cosine[:, [PAD, cosine.shape[1] - 1]] = float("-inf")  # padding, [MASK]
+        cosine[:, list(self.vocab.not_items)] = float("-inf")
         cosine[torch.arange(len(query)), query] = float("-inf")  # the item itself
         top = cosine.topk(width, dim=1)
         return top.indices.numpy(), top.values.numpy()
@@ -348,6 +388,18 @@ class Recommender:
         return Contribution(item, self.catalog.title(item), score_drop)
 
 
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive whole number of items, got {k!r}")
+def apply_filters(scores: torch.Tensor, histories: tuple[np.ndarray, np.ndarray, np.ndarray],
+                  filter_viewed: bool, candidates: torch.Tensor | None) -> None:
+    """Set to -inf, in place, the scores [b, V] of what may not be offered: every entry
+    outside `candidates` (bool [V]; None: every item may be) and, with `filter_viewed`, each
+    history's own items. `histories` is (flat, offsets, rows): row i of `scores` belongs to the
+    history `flat[offsets[rows[i]]:offsets[rows[i] + 1]]`. Padding and [MASK] are -inf already
+    (the model's bias). Every face's filters are these, here only."""
+    if candidates is not None:
+        scores.masked_fill_(~candidates, float("-inf"))
+    if filter_viewed:
+        flat, offsets, rows = histories
+        lengths = offsets[rows + 1] - offsets[rows]
+        seen = flat[concatenated_ranges(offsets[rows], lengths)]
+        row_of = np.repeat(np.arange(len(rows)), lengths)
+        scores[torch.from_numpy(row_of), torch.from_numpy(seen)] = float("-inf")

@@ -16,7 +16,6 @@ an invalid request names its first few errors and never echoes what it sent
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -34,10 +33,11 @@ from starlette.datastructures import State
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from bert4rec import __version__, rundir
-from bert4rec.data.users import OnUnknown, UserHistories
+from bert4rec.data.users import UserHistories
 from bert4rec.errors import ModelDirError, TitleError, TitleNotFoundError, UnknownIdError
 from bert4rec.inference.catalog import CatalogItem
 from bert4rec.inference.recommender import Recommendations, Recommender
+from bert4rec.inference.requests import RecommendRequest
 from bert4rec.serve import schemas as S
 from bert4rec.serve.auth import BearerToken
 from bert4rec.serve.batcher import MicroBatcher
@@ -163,28 +163,25 @@ def _routes() -> APIRouter:
     ) -> S.RecommendResponse:
         """The top `k` next items for a known user or a history of item ids or titles (oldest
         first), from the allowed `items` (all by default) less the `exclude`d ones."""
-        rec, state = batch.rec, request.app.state
-        allowed = None
-        if body.items is not None or body.exclude is not None:  # up to 2 x 10,000 lookups
-            allowed = await asyncio.to_thread(rec.candidates, body.items, body.exclude,
-                                              body.on_unknown)
-        args = (body.k, body.filter_viewed, body.explain, allowed)
-        if body.user is None:
-            result = await batch.recommend(body.history or [], *args, on_unknown=body.on_unknown)
-            history = result.history
-        else:
-            # a pool thread: a long history takes milliseconds to look up, off the event loop
-            resolved = await asyncio.to_thread(_user_history, state, rec, body.user,
-                                               body.on_unknown)
-            if resolved is None:  # unknown, skipped
-                return S.RecommendResponse(user=body.user, history=[], items=[],
-                                           filter_viewed=body.filter_viewed)
-            result = await batch.recommend_resolved(resolved, *args)
-            history = _shown_history(state, result.history[-(rec.model.config.max_len - 1) :])
+        state = request.app.state
+        if body.user is not None:
+            _check_by_user(state, body.user)
+        ask = RecommendRequest(
+            users=None if body.user is None else [body.user],
+            histories=None if body.user is not None else [body.history],
+            k=body.k, filter_viewed=body.filter_viewed, items=body.items, exclude=body.exclude,
+            on_unknown=body.on_unknown)
+        results = await batch.recommend(ask, state.users, body.explain)
+        if not results:  # an unknown user, skipped
+            return S.RecommendResponse(user=body.user, history=[], items=[],
+                                       filter_viewed=body.filter_viewed)
+        history = results[0].history
+        if body.user is not None:  # what the model read of a user's whole history
+            history = _shown_history(state, history[-(batch.rec.model.config.max_len - 1) :])
         return S.RecommendResponse(
             user=body.user,
             history=[_item(entry, state.links) for entry in history],
-            items=_ranked(result, state.links),
+            items=_ranked(results[0], state.links),
             filter_viewed=body.filter_viewed,
         )
 
@@ -232,21 +229,15 @@ def _shown_history(state: State, history: list[CatalogItem]) -> list[CatalogItem
     return [] if state.by_user == "no-history" else history
 
 
-def _user_history(state: State, rec: Recommender, user: int | str, on_unknown: OnUnknown
-                  ) -> list[CatalogItem] | None:
-    """The user's whole history as catalogue items; None for an unknown user skipped.
-    Raises `UnknownIdError` (422) for an unknown user, or when the run has no users.parquet."""
+def _check_by_user(state: State, user: int | str) -> None:
+    """Refuse to recommend by user id when the settings switch it off (403) or the run has no
+    users.parquet (422, naming why)."""
     if state.by_user == "off":
         raise HTTPException(403, detail="this service does not recommend by user id "
                             "(by_user 'off'); send a history instead")
     if state.users is None:
         raise UnknownIdError(f"this model cannot recommend by user id: {state.no_users}",
                              [user])
-    positions, _ = state.users.positions([user], on_unknown)
-    if not len(positions):
-        return None
-    flat, _ = state.users.subset(positions)
-    return rec.entries(flat.tolist())
 
 
 def _item(entry: CatalogItem, links: ItemLinks) -> S.Item:

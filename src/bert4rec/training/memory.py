@@ -3,7 +3,7 @@
 Each setting has its own upper bound (`config.py`), but a model's size comes from the product
 of several (width, depth, catalogue size), and its catalogue from the data: `check_fits`
 runs where the settings meet the data, at the start of `fit`. It counts, in float32, the
-parameters with their gradients and Adam's two moments (and the weight average), and a
+parameters with their gradients and Adam's two moments, and a
 lower bound on one step's activations: what training certainly allocates. A model whose
 count exceeds the device's memory (the machine's RAM, or its cgroup limit, for the CPU; the
 GPU's own memory for CUDA) is refused with the figures, instead of being allocated until
@@ -38,11 +38,10 @@ def parameter_count(config: BERT4RecConfig) -> int:
 
 
 def training_bytes(settings: Settings, vocab_size: int) -> tuple[int, int]:
-    """(bytes for the parameters, their gradients, Adam's moments and the weight average;
-    a lower bound on the bytes of one training step's activations)."""
+    """(bytes for the parameters, their gradients and Adam's moments; a lower bound on the
+    bytes of one training step's activations)."""
     config = BERT4RecConfig.from_shape(settings.model, vocab_size)
-    copies = 4 + (settings.optim.ema_decay > 0)  # weights, gradients, 2 moments, average
-    weights = parameter_count(config) * copies * FLOAT
+    weights = parameter_count(config) * 4 * FLOAT  # weights, gradients, Adam's 2 moments
     rows = settings.loop.batch_size * config.max_len  # positions of one batch
     per_layer = (10 + 2 * config.ff_mult) * rows * config.hidden  # kept for the backward
     logits = 2 * settings.loop.batch_size * vocab_size if settings.optim.loss == "full" else 0
