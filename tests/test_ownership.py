@@ -67,7 +67,7 @@ def test_a_failed_start_removes_only_its_own_files_by_name(tmp_path, capsys, mon
         (out / "tensorboard" / "my-plot.png").write_bytes(b"png")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("bert4rec.training.loop.full_ranking", user_saves_then_ctrl_c)
+    monkeypatch.setattr("bert4rec.training.loop.validate", user_saves_then_ctrl_c)
     assert main(["train", str(log), "--out", str(out), *TINY]) == 130
     assert snapshot(out) == {"while-it-ran.txt": b"saved during the run",
                              "tensorboard/my-plot.png": b"png"}
@@ -252,11 +252,24 @@ def test_no_writing_command_touches_the_users_files(tmp_path, seed, monkeypatch,
     monkeypatch.setitem(movielens.RELEASES, "ml-latest-small", _unverified("ml-latest-small"))
     model = bert4rec.Model.load(run)
     download_files = _release_files(release)
+    from bert4rec.cli import demo
+    from bert4rec.training.loop import fit
+
+    # the demo trains on a planted ml-latest-small, and one epoch of its 80 is enough here
+    monkeypatch.setattr(demo, "fit", lambda *a, **k: fit(*a, **{**k, "stop_after_epoch": 1}))
+    planted = tmp_path / "data" / "ml-latest-small"
+    planted.mkdir(parents=True)
+    ratings = pl.read_csv(log).rename({"user": "userId", "item": "movieId"})
+    ratings.select("userId", "movieId", pl.lit(5.0).alias("rating"), "timestamp").write_csv(
+        planted / "ratings.csv")
+    pl.DataFrame({"movieId": ratings["movieId"].unique().sort()}).with_columns(
+        title=pl.format("Film {}", "movieId"), genres=pl.lit("Drama")
+    ).write_csv(planted / "movies.csv")
     commands = {
         "train": ("run", rundir.RUN_FILES, lambda out: main(
             ["train", str(log), "--out", str(out), *TINY])),
         "demo": ("run", rundir.RUN_FILES, lambda out: main(
-            ["demo", "--out", str(out), "--data-dir", str(tmp_path / "no-data")])),
+            ["demo", "--out", str(out), "--data-dir", str(tmp_path / "data")])),
         "export": ("export", ("model.pt2", "model.pt2.json", "items.csv"), lambda out: main(
             ["export", str(run), "--format", "pt2", "--out", str(out), "--overwrite"])),
         "recommend --output": ("output", (), lambda out: main(
