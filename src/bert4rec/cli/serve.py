@@ -71,6 +71,9 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         if os.name != "nt":  # as uvicorn does: a restart may reuse a port in TIME_WAIT
             listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted connections inherit it: without it, uvloop leaves Nagle's algorithm on and
+        # each answer waits for the client's delayed ACK (40 ms more per request on Linux)
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         listening.bind((host, port))
     except OSError as err:
         listening.close()
