@@ -132,6 +132,11 @@ class ModelSettings:
                     allowed=Interval(1, 1024))
     dropout: float = _f(0.1, "dropout on embeddings and block outputs", allowed=BELOW_ONE)
     attention_dropout: float = _f(0.1, "dropout on attention probabilities", allowed=BELOW_ONE)
+    attention_dropout_on: str = _f(
+        "weights", "what attention dropout drops: attention probabilities (weights: PyTorch's "
+        "unfused attention on the CPU) or keys, a share of each head's keys per sequence "
+        "(DropKey, through the fused attention)", choices=("weights", "keys"),
+    )
     ff_mult: int = _f(4, "feed-forward inner width as a multiple of hidden",
                       allowed=Interval(1, 64))
 

@@ -154,7 +154,7 @@ def test_an_unexpected_error_is_one_line_with_a_hint_and_v_shows_the_traceback(
         tmp_path, capsys, monkeypatch):
     run = str(make_run_dir(tmp_path / "run"))
 
-    def bug(run_dir):
+    def bug(run_dir, **options):
         raise RuntimeError("an unforeseen bug\nwith a second line")
 
     monkeypatch.setattr("bert4rec.cli.use.Recommender.load", bug)

@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 
 from bert4rec.errors import SettingsError
+from bert4rec.training.threads import HELP as THREADS_HELP
 
 TOKEN_FILE_BYTES = 4096
 """A token file larger than this is not a token."""
@@ -93,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by fit")
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default 8000)")
-    serve.add_argument("--threads", type=int, help="torch threads per request (default 1)")
+    serve.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     serve.add_argument("--token-file", type=Path, metavar="FILE",
                        help="a file holding the bearer token every request but /health must "
                        "send (Authorization: Bearer TOKEN); required with a --host other than "

@@ -20,6 +20,7 @@ from bert4rec.data import columns as C
 from bert4rec.errors import TitleNotFoundError
 from bert4rec.inference.recommender import Recommendations, Recommender
 from bert4rec.inference.requests import BATCH_SIZE, RecommendRequest
+from bert4rec.training.threads import HELP as THREADS_HELP
 
 FOUNDING_QUERY = [
     "Harry Potter and the Sorcerer's Stone (a.k.a. Harry Potter and the Philosopher's Stone)"
@@ -36,7 +37,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     answered by `Recommender.answer` as the Python and HTTP APIs are."""
     check_recommend_args(args)
     output = check_output(args.output, args.overwrite) if args.output else None
-    rec = Recommender.load(args.run_dir)
+    rec = Recommender.load(args.run_dir, window=args.window)
     allowed, denied = id_lists(rec, args)
     users = None
     if args.history:
@@ -186,6 +187,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            "failing on the first")
     recommend.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N",
                            help=f"histories per forward pass (default {BATCH_SIZE})")
+    recommend.add_argument("--window", type=int, metavar="N",
+                           help="read only each history's N most recent items (default: as "
+                           "many as the model reads, max_len - 1): faster and approximate; "
+                           "docs/performance.md gives its top-10 agreement")
+    recommend.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     recommend.add_argument("--explain", action="store_true",
                            help="show the history titles each recommendation owes most to")
     recommend.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -209,4 +215,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--data-dir", help="where MovieLens releases are looked for")
     demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
+    demo.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     demo.set_defaults(handler=run_demo)

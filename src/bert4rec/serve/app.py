@@ -23,7 +23,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-import torch
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -45,6 +44,7 @@ from bert4rec.serve.headers import SecurityHeaders
 from bert4rec.serve.limits import BodySizeLimit
 from bert4rec.serve.links import ItemLinks
 from bert4rec.serve.settings import ServeSettings
+from bert4rec.training.threads import governed
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -72,18 +72,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        torch.set_num_threads(settings.torch_threads)
-        rec = app.state.recommender = recommender or Recommender.load(run_dir)
-        app.state.links = ItemLinks(rundir.read_items(run_dir))
-        app.state.users, app.state.no_users = _read_users(run_dir, rec.n_items)
-        app.state.by_user = settings.by_user
-        if app.state.users is not None:  # autocomplete: most watched first among equals
-            rec.catalog.rank_by(app.state.users.item_counts(rec.n_items))
-        app.state.batcher = MicroBatcher(rec, settings.batch_window_ms / 1000, settings.max_batch)
-        log.info("serving %s (%d items, %s users, links for %d)", run_dir, rec.n_items,
-                 f"{len(app.state.users):,}" if app.state.users else "no", len(app.state.links))
-        yield
-        app.state.batcher.close()
+        with governed(settings.torch_threads):  # the batcher's thread starts at this count
+            rec = app.state.recommender = recommender or Recommender.load(run_dir)
+            app.state.links = ItemLinks(rundir.read_items(run_dir))
+            app.state.users, app.state.no_users = _read_users(run_dir, rec.n_items)
+            app.state.by_user = settings.by_user
+            if app.state.users is not None:  # autocomplete: most watched first among equals
+                rec.catalog.rank_by(app.state.users.item_counts(rec.n_items))
+            app.state.batcher = MicroBatcher(rec, settings.batch_window_ms / 1000,
+                                             settings.max_batch)
+            log.info("serving %s (%d items, %s users, links for %d)", run_dir, rec.n_items,
+                     f"{len(app.state.users):,}" if app.state.users else "no",
+                     len(app.state.links))
+            yield
+            app.state.batcher.close()
 
     app = FastAPIOffline(
         title="bert4rec",

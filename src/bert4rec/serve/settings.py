@@ -43,9 +43,9 @@ class ServeSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="interface to bind; 0.0.0.0 exposes the service")
     port: int = Field(8000, ge=0, le=65535, description="TCP port")
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="largest request body accepted")
-    torch_threads: int = Field(
-        1, ge=1, description="intra-op threads per forward pass; 1 suits the thread pool that "
-        "runs concurrent requests side by side",
+    torch_threads: int | None = Field(
+        None, ge=1, description="intra-op threads per forward pass; unset: fitted to the free "
+        "cores at start and every few seconds after (training/threads.py)",
     )
     batch_window_ms: float = Field(
         1.0, ge=0, le=100, description="how long a /recommend request waits for others to "

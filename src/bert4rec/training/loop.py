@@ -54,6 +54,7 @@ from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss
 from bert4rec.training.memory import check_fits
 from bert4rec.training.runtime import Runtime, joined_runtime
 from bert4rec.training.sparse_items import LazyAdam, OptimizerPair, clip_gradients, sparse_items
+from bert4rec.training.threads import tick as fit_threads
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ class TrainingRun:
                   disable=not show) as bar:
             for inputs, labels in loader:
                 losses.append(self.step(inputs, labels))
+                fit_threads()  # to the other work now on the cores, every few seconds
                 bar.update(1)
                 if len(losses) % POSTFIX_EVERY == 0:
                     recent = torch.stack(losses[-POSTFIX_EVERY:]).mean().item()
