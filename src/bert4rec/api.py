@@ -228,6 +228,7 @@ class Model:
         try:
             shutil.copytree(run_dir, staging, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(rundir.CHECKPOINT.parent.name))
+            rundir.claim_run_dir(staging)  # marked as a run, even if the original was not
             os.replace(staging, path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
