@@ -33,9 +33,10 @@ from pathlib import Path
 
 import polars as pl
 import torch
+from overrides import parse_overrides
 
 from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
-from bert4rec.config import auto_preset, parse_overrides, preset
+from bert4rec.config import auto_preset, preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
 from bert4rec.data.features import ItemFeatures, read_item_table
@@ -114,11 +115,10 @@ def cold(name: str, corpus: SequenceCorpus, data: dict, seeds: list[int], change
     """The cold-item protocol: the model with features per seed, and the two baselines."""
     held = hold_out_items(corpus, seed=0)
     chosen = ItemFeatures.from_items(corpus.item_table, features, corpus.vocab_size)
-    options = {"protocol": "cold", "cold_items": held.items}
     rows = {"held_out": len(held.items)}
     for label, scorer in (("popular-in-category", CategoryPopular.fit(held.corpus, chosen)),
                           ("random", RandomItems(corpus.vocab_size))):
-        report = evaluate(scorer, held.corpus, "test", **options)
+        report = evaluate(scorer, held.corpus, "test", held.protocol())
         rows[label] = {k: report.metrics[k] for k in ("NDCG@10", "HR@10")}
         rows["label"] = report.label()
     runs = []
@@ -126,7 +126,8 @@ def cold(name: str, corpus: SequenceCorpus, data: dict, seeds: list[int], change
         run_changes = {**changes, "loop.seed": seed, "model.item_features": features}
         result, seconds = train(held.corpus, data, run_changes,
                                 OUT / "item_features" / f"{name}-cold-seed{seed}")
-        report = evaluate(model_scorer(result.model, "cpu"), held.corpus, "test", **options)
+        report = evaluate(model_scorer(result.model, "cpu"), held.corpus, "test",
+                          held.protocol())
         run = {"data": name, "model": "features, cold protocol", "seed": seed,
                "seconds": seconds, "NDCG@10": report.metrics["NDCG@10"],
                "HR@10": report.metrics["HR@10"], "users": report.users,

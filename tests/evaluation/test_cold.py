@@ -12,8 +12,9 @@ from tiny_corpus import tiny_corpus
 from bert4rec.data.corpus import PrepareSettings, prepare
 from bert4rec.data.features import ItemFeatures
 from bert4rec.data.interactions import Interactions
+from bert4rec.errors import DataError
 from bert4rec.evaluation.cold import CategoryPopular, RandomItems, hold_out_items
-from bert4rec.evaluation.protocols import evaluate, model_scorer
+from bert4rec.evaluation.protocols import Protocol, evaluate, model_scorer
 
 
 def genre_corpus(n_users: int = 600, n_items: int = 80, groups: int = 4, seed: int = 0):
@@ -78,8 +79,7 @@ def test_the_cold_protocol_ranks_the_target_among_the_unseen_held_out_items():
     cold = hold_out_items(corpus, share=0.1, seed=7)
     lowest_first = lambda histories: -torch.arange(corpus.vocab_size, dtype=torch.float32  # noqa: E731
                                                    ).expand(len(histories), -1)
-    report = evaluate(lowest_first, cold.corpus, "test", protocol="cold", cold_items=cold.items,
-                      ks=(1, 10))
+    report = evaluate(lowest_first, cold.corpus, "test", cold.protocol(ks=(1, 10)))
     data = cold.corpus.split("test")
     rows = np.flatnonzero(np.isin(data.targets, cold.items))
     ranks = [1 + int((cold.items < data.targets[r]).sum()) for r in rows]  # none is ever seen
@@ -89,11 +89,12 @@ def test_the_cold_protocol_ranks_the_target_among_the_unseen_held_out_items():
     assert report.candidates == 8
     assert report.label() == (f"cold items (ranked among the 8 items held out of training), "
                               f"test split, {len(rows)} users whose test item is held out, "
-                              "seen items excluded")
-    with pytest.raises(ValueError, match="only it, takes cold_items, on the test split"):
-        evaluate(lowest_first, cold.corpus, "valid", protocol="cold", cold_items=cold.items)
-    with pytest.raises(ValueError, match="takes cold_items"):
-        evaluate(lowest_first, cold.corpus, "test", cold_items=cold.items)
+                              "viewed items filtered")
+    assert report.to_dict()["protocol"] == "cold"
+    with pytest.raises(ValueError, match="the cold protocol scores the test split, not 'valid'"):
+        evaluate(lowest_first, cold.corpus, "valid", cold.protocol())
+    with pytest.raises(DataError, match="no user's test item is one of the 1 held-out items"):
+        evaluate(lowest_first, cold.corpus, "test", Protocol(name="cold", cold_items=(0,)))
 
 
 def test_category_popular_counts_the_users_categories_then_their_popularity():
@@ -109,9 +110,9 @@ def test_random_items_scores_at_chance_and_category_popular_finds_the_genre():
     corpus = genre_corpus()
     cold = hold_out_items(corpus, share=0.1, seed=7)
     features = ItemFeatures.from_items(corpus.item_table, "genres", corpus.vocab_size)
-    options = {"protocol": "cold", "cold_items": cold.items, "ks": (2,)}
-    chance = evaluate(RandomItems(corpus.vocab_size), cold.corpus, "test", **options)
-    genre = evaluate(CategoryPopular.fit(cold.corpus, features), cold.corpus, "test", **options)
+    chance = evaluate(RandomItems(corpus.vocab_size), cold.corpus, "test", cold.protocol((2,)))
+    genre = evaluate(CategoryPopular.fit(cold.corpus, features), cold.corpus, "test",
+                     cold.protocol((2,)))
     assert chance.metrics["HR@2"] < 0.45  # 2 of 8 by chance
     assert genre.metrics["HR@2"] == 1.0  # seed 7 holds out two items of each genre
 
@@ -127,6 +128,5 @@ def test_a_model_with_features_places_items_it_never_saw_by_their_genre(tmp_path
                                           "model.id_dropout": 0.3})
     result = fit(cold.corpus, settings, tmp_path / "run", progress=False)
     scorer = model_scorer(result.model, "cpu")
-    report = evaluate(scorer, cold.corpus, "test", protocol="cold", cold_items=cold.items,
-                      ks=(2,))
+    report = evaluate(scorer, cold.corpus, "test", cold.protocol((2,)))
     assert report.metrics["HR@2"] > 0.8  # chance: 0.25

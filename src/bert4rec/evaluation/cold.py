@@ -3,10 +3,10 @@
 `hold_out_items` draws a random share of the items (10% by default) and takes every interaction
 with them out of the corpus, except where one is a user's last item, the test target, and the
 user keeps at least two other items: nothing of a held-out item is trained on, yet some users'
-test items are held-out ones. The evaluator's `cold` protocol (`evaluate(...,
-protocol="cold", cold_items=...)`) scores exactly those users, ranking the target among the
-held-out items. The baselines for it: `CategoryPopular` (items of the user's categories, the
-most popular categories first) and `RandomItems`.
+test items are held-out ones. The evaluator's `cold` protocol (`ColdItems.protocol()`)
+scores exactly those users, ranking the target among the held-out items. The baselines for
+it: `CategoryPopular` (items of the user's categories, the most popular categories first) and
+`RandomItems`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import torch
 from bert4rec.data.corpus import SequenceCorpus
 from bert4rec.data.features import ItemFeatures
 from bert4rec.data.vocab import PAD
-from bert4rec.evaluation.protocols import train_item_counts
+from bert4rec.evaluation.metrics import DEFAULT_KS
+from bert4rec.evaluation.protocols import Protocol, train_item_counts
 
 COLD_SHARE = 0.1
 
@@ -33,6 +34,11 @@ class ColdItems:
     items: np.ndarray
     share: float
     seed: int
+
+    def protocol(self, ks: tuple[int, ...] = DEFAULT_KS) -> Protocol:
+        """The `cold` protocol over these items: `evaluate(scorer, self.corpus, "test",
+        self.protocol())`."""
+        return Protocol(name="cold", cold_items=tuple(self.items.tolist()), ks=ks)
 
 
 def hold_out_items(corpus: SequenceCorpus, share: float = COLD_SHARE, seed: int = 0
