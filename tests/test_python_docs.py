@@ -27,6 +27,7 @@ def test_the_python_tutorial_runs_as_written(data_dir, tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two shared cores: steadier with one
+    monkeypatch.setenv("BERT4REC_THREADS", "1")  # which Model keeps (training/threads.py)
     namespace: dict = {}
     text = DOC.read_text()
     try:

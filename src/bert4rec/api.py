@@ -47,6 +47,7 @@ from bert4rec.inference.recommender import Recommender
 from bert4rec.inference.requests import FILTER_VIEWED, RecommendRequest
 from bert4rec.training.loop import fit
 from bert4rec.training.runtime import pick_device
+from bert4rec.training.threads import governed
 
 PREPARE = PrepareSettings()
 """The data settings' defaults (`data.corpus.PrepareSettings`), as the command line has them."""
@@ -163,14 +164,17 @@ SETTING_NAMES = {f.name: f"{section}.{f.name}" for section, kind in SECTIONS.ite
 class Model:
     """BERT4Rec as a Python object: `Model(preset, **settings)`, then `fit`, or `Model.load`."""
 
-    def __init__(self, preset: str = AUTO, **settings: Any) -> None:
+    def __init__(self, preset: str = AUTO, *, threads: int | None = None,
+                 **settings: Any) -> None:
         """`preset` is one of "auto" (small or large by the number of interactions), "small",
         "large", "fast", "seed" or "paper"; `settings` override it by name (`epochs=30`,
-        `hidden=128`, `lr=3e-3`; docs/configuration.md). Both are checked now."""
+        `hidden=128`, `lr=3e-3`; docs/configuration.md). Both are checked now. `threads` fixes
+        the torch threads of `fit`, `recommend` and `evaluate`; by default they follow the
+        free cores (`bert4rec.training.threads`)."""
         if preset != AUTO and preset not in PRESETS:
             raise SettingsError(f"unknown preset {preset!r}; choose {AUTO!r} or one of "
                                 f"{sorted(PRESETS)}")
-        self.preset = preset
+        self.preset, self.threads = preset, threads
         self.overrides = {_setting_key(name): value for name, value in settings.items()}
         for name in AUTO_CHOICES if preset == AUTO else [preset]:
             named_preset(name).override(self.overrides)
@@ -190,8 +194,8 @@ class Model:
         temporary = None if out is not None else tempfile.TemporaryDirectory(prefix="bert4rec-")
         run_dir = Path(out) if out is not None else Path(temporary.name) / "run"
         metric = settings.loop.metric
-        with tqdm(total=settings.loop.epochs, desc=f"fit ({name})", unit="epoch",
-                  disable=not progress) as bar:
+        with governed(self.threads), tqdm(total=settings.loop.epochs, desc=f"fit ({name})",
+                                          unit="epoch", disable=not progress) as bar:
             def advance(_: Any, record: dict[str, float]) -> None:
                 bar.set_postfix({f"valid {metric}": f"{record[metric]:.4f}"}, refresh=False)
                 bar.update(1)
@@ -202,10 +206,10 @@ class Model:
         return self
 
     @classmethod
-    def load(cls, path: str | Path) -> Model:
+    def load(cls, path: str | Path, *, threads: int | None = None) -> Model:
         """A model from a run directory (written by `save`, `fit(out=...)` or `bert4rec
-        train`)."""
-        model = cls()
+        train`); `threads` as for `Model()`."""
+        model = cls(threads=threads)
         model._open(Path(path), None)
         return model
 
@@ -225,6 +229,7 @@ class Model:
         try:
             shutil.copytree(run_dir, staging, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(rundir.CHECKPOINT.parent.name))
+            rundir.claim_run_dir(staging)  # marked as a run, even if the original was not
             os.replace(staging, path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -277,7 +282,8 @@ class Model:
             histories=None if histories is None else list(histories), k=k,
             filter_viewed=filter_viewed, items=items, exclude=exclude, on_unknown=on_unknown)
         known = self._histories() if request.users is not None else None
-        with tqdm(total=len(request), desc="recommend", unit="user", disable=not progress) as bar:
+        with governed(self.threads), tqdm(total=len(request), desc="recommend", unit="user",
+                                          disable=not progress) as bar:
             ranking = recommender.answer(request, known, progress=bar.update)
         return recommender.frame(ranking)
 
@@ -320,7 +326,8 @@ class Model:
             )
         where = pick_device(device)
         scorer = model_scorer(rundir.load_model(run_dir, where)[0], where)
-        return evaluate(scorer, data.corpus, split, Protocol(protocol, **options)).to_dict()
+        with governed(self.threads):
+            return evaluate(scorer, data.corpus, split, Protocol(protocol, **options)).to_dict()
 
     def __repr__(self) -> str:
         if self._recommender is None:

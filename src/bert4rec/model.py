@@ -211,7 +211,14 @@ class Embeddings(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head bidirectional self-attention; padded keys are never attended to."""
+    """Multi-head bidirectional self-attention; padded keys are never attended to.
+
+    Attention dropout (training only) drops attention probabilities, or with
+    `attention_dropout_on="keys"` a random share of each head's keys for every query of a
+    sequence (DropKey, renormalised by the softmax; a query left without keys keeps them all):
+    a mask, which PyTorch's fused CPU attention takes, where dropping probabilities forces
+    its unfused kernel (docs/performance.md, "Attention dropout").
+    """
 
     def __init__(self, config: BERT4RecConfig) -> None:
         super().__init__()
@@ -219,6 +226,7 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(config.hidden, 3 * config.hidden)
         self.out = nn.Linear(config.hidden, config.hidden)
         self.attention_dropout = config.attention_dropout
+        self.drop_keys = config.attention_dropout_on == "keys"
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor, last: bool = False) -> torch.Tensor:
         """`x` [B, T, H]; `keep` [B, 1, 1, T] bool, True for real (non-padding) keys. With
@@ -232,6 +240,10 @@ class SelfAttention(nn.Module):
             q, k, v = self.qkv(x).split(h, dim=-1)  # 3 x [B, T, H]
         q, k, v = (z.view(b, -1, self.heads, h // self.heads).transpose(1, 2) for z in (q, k, v))
         dropout = self.attention_dropout if self.training else 0.0
+        if dropout and self.drop_keys:
+            kept = keep & (torch.rand(b, self.heads, 1, keep.shape[-1], device=x.device)
+                           >= dropout)  # [B, heads, 1, T]
+            keep, dropout = torch.where(kept.any(dim=-1, keepdim=True), kept, keep), 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=dropout)
         y = y.transpose(1, 2).reshape(b, -1, h)  # [B, heads, T, H/heads] -> [B, T, H]
         return self.out(y)

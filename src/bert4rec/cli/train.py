@@ -34,6 +34,7 @@ from bert4rec.data import columns as C
 from bert4rec.data.features import ItemFeatures, read_item_table
 from bert4rec.evaluation.validation import validation_label
 from bert4rec.training.loop import fit
+from bert4rec.training.threads import HELP as THREADS_HELP
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -143,6 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="run directory to create (or to continue with --resume)")
     train.add_argument("--resume", action="store_true",
                        help="continue RUN_DIR from checkpoints/last.pt with the same settings")
+    train.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     items = train.add_argument_group(
         "item table", "Titles, genres and any other columns of your items, kept in RUN_DIR's "
         "items.parquet so recommendations show them (MovieLens releases bring their own).")

@@ -41,8 +41,10 @@ from bert4rec.inference.requests import (
     RecommendRequest,
     check_k,
 )
+from bert4rec.inference.scoring import scoring_model
 from bert4rec.model import BERT4Rec
 from bert4rec.rundir import load_model, read_features, read_items
+from bert4rec.training.threads import tick as fit_threads
 
 # Most contributing history items reported per recommendation when explaining ...
 EXPLAIN_TOP = 3
@@ -104,10 +106,13 @@ class Recommendations:
 class Recommender:
     """A trained BERT4Rec plus its item table, for inference only."""
 
-    def __init__(self, model: BERT4Rec, items: pl.DataFrame,
+    def __init__(self, model: BERT4Rec, items: pl.DataFrame, *, window: int | None = None,
                  features: ItemFeatures | None = None) -> None:
-        """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`;
-        `features`, for a model with item features, their vocabulary (`add_items` needs it)."""
+        """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`.
+        `window` reads at most that many of each history's most recent items (the model
+        reads `max_len - 1`): faster, and approximate (top-10 agreement with the whole window
+        in docs/performance.md), so only where asked. `features`, for a model with item
+        features, their vocabulary (`add_items` needs it)."""
         items = items.sort(C.INDEX)
         self.vocab = model.config.vocab
         n_items = self.vocab.n_items
@@ -116,7 +121,13 @@ class Recommender:
                 f"item table has {len(items)} rows but the model has {n_items} items; the "
                 f"{C.INDEX!r} column must hold 1..{n_items} exactly once each"
             )
+        if window is not None and (isinstance(window, bool) or window < 1):
+            raise ValueError(f"window must be a whole number of items, at least 1, got "
+                             f"{window!r}")
         self.model = model.eval()
+        self.window = window
+        self._scorer = scoring_model(model)  # the model, on faster kernels (scoring.py)
+        self._device = next(model.parameters()).device
         self.features = features
         self._ids: list[ItemId] = items[C.ITEM].to_list()
         known = [c for c in (C.TITLE, C.GENRES)
@@ -130,11 +141,13 @@ class Recommender:
         self.catalog = Catalog(items, popularity=prior.tolist())
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> Recommender:
-        """Read a run directory (config.json, model.safetensors, items.parquet) written by fit."""
+    def load(cls, run_dir: str | Path, *, window: int | None = None,
+             device: str | torch.device = "cpu") -> Recommender:
+        """Read a run directory (config.json, model.safetensors, items.parquet) written by fit;
+        the model scores on `device`; `window` as for `Recommender`."""
         items = read_items(run_dir)
-        model, _ = load_model(run_dir)
-        return cls(model, items, features=read_features(run_dir, model))
+        model, _ = load_model(run_dir, torch.device(device))
+        return cls(model, items, window=window, features=read_features(run_dir, model))
 
     def add_items(self, table: pl.DataFrame) -> Recommender:
         """This recommender with the items of `table` (an item table as `items_from_frame`
@@ -162,7 +175,7 @@ class Recommender:
                                              dtype=self._shown[C.INDEX].dtype).alias(C.INDEX))
         shown = [c for c in (C.INDEX, C.ITEM, C.TITLE, C.GENRES) if c in rows.columns]
         items = pl.concat([self._shown, rows.select(shown)], how="diagonal_relaxed")
-        return Recommender(model, items, self.features)
+        return Recommender(model, items, window=self.window, features=self.features)
 
     @property
     def n_items(self) -> int:
@@ -323,7 +336,9 @@ class Recommender:
             scores = self._scores_of(flat, offsets, rows)  # [b, V]
             apply_filters(scores, (flat, offsets, rows), filter_viewed, candidates)
             top = scores.topk(width, dim=1)  # [b, width]
-            top_items[rows], top_scores[rows] = top.indices.numpy(), top.values.numpy()
+            top_items[rows] = top.indices.cpu().numpy()
+            top_scores[rows] = top.values.cpu().numpy()
+            fit_threads()  # to the other work now on the cores, every few seconds
             if progress is not None:
                 progress(len(rows))
         return top_items, top_scores
@@ -373,14 +388,14 @@ class Recommender:
                    ) -> torch.Tensor:
         """`_scores` for the histories `rows` of (flat, offsets). Inputs are only as wide as
         the longest history needs (left padding is invisible to the model), which keeps
-        short requests fast."""
-        config = self.model.config
+        short requests fast, and no wider than `window` allows."""
+        config, window = self.model.config, self.window
         longest = int((offsets[rows + 1] - offsets[rows]).max(initial=0))  # these rows only
-        width = min(config.max_len, longest + 1)
+        width = min(config.max_len, longest + 1, config.max_len if window is None else window + 1)
         recent = torch.from_numpy(left_pad(flat, offsets, rows, width - 1))  # [B, width - 1]
-        inputs = prediction_inputs(recent, width, config.mask_token)  # [B, width]
+        inputs = prediction_inputs(recent, width, config.mask_token).to(self._device)
         with torch.inference_mode():  # no autograd bookkeeping; callers edit the scores inside
-            return self.model(inputs).float()  # [B, V]; padding and [MASK] at -inf already
+            return self._scorer(inputs).float()  # [B, V]; padding and [MASK] at -inf already
 
     def entries(self, indices: Iterable[int]) -> list[CatalogItem]:
         """The catalogue entries of vocabulary indices, in order."""
@@ -428,10 +443,10 @@ def apply_filters(scores: torch.Tensor, histories: tuple[np.ndarray, np.ndarray,
     history `flat[offsets[rows[i]]:offsets[rows[i] + 1]]`. Padding and [MASK] are -inf already
     (the model's bias). Every face's filters are these, here only."""
     if candidates is not None:
-        scores.masked_fill_(~candidates, float("-inf"))
+        scores.masked_fill_(~candidates.to(scores.device), float("-inf"))
     if filter_viewed:
         flat, offsets, rows = histories
         lengths = offsets[rows + 1] - offsets[rows]
-        seen = flat[concatenated_ranges(offsets[rows], lengths)]
-        row_of = np.repeat(np.arange(len(rows)), lengths)
-        scores[torch.from_numpy(row_of), torch.from_numpy(seen)] = float("-inf")
+        seen = torch.from_numpy(flat[concatenated_ranges(offsets[rows], lengths)])
+        row_of = torch.from_numpy(np.repeat(np.arange(len(rows)), lengths))
+        scores[row_of.to(scores.device), seen.to(scores.device)] = float("-inf")

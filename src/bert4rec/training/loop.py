@@ -52,8 +52,10 @@ from bert4rec.evaluation.validation import (
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.training.checkpoint import Progress, masking_states, restore_state, save_state
 from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss
+from bert4rec.training.memory import check_fits
 from bert4rec.training.runtime import Runtime, joined_runtime
 from bert4rec.training.sparse_items import LazyAdam, OptimizerPair, clip_gradients, sparse_items
+from bert4rec.training.threads import tick as fit_threads
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +187,7 @@ class TrainingRun:
                   disable=not show) as bar:
             for inputs, labels in loader:
                 losses.append(self.step(inputs, labels))
+                fit_threads()  # to the other work now on the cores, every few seconds
                 bar.update(1)
                 if len(losses) % POSTFIX_EVERY == 0:
                     recent = torch.stack(losses[-POSTFIX_EVERY:]).mean().item()
@@ -278,6 +281,7 @@ def fit(
     out_dir = Path(out_dir)
     data = rundir.check_start(out_dir, corpus, data or {}, resume)
     with joined_runtime(settings.loop.device) as runtime:
+        check_fits(settings, corpus.vocab_size, runtime.device)  # before anything is allocated
         with rundir.removed_on_failed_start(out_dir, active=runtime.main):
             run = TrainingRun(corpus, settings, runtime, "train", progress)
             if resume and (out_dir / rundir.CHECKPOINT).is_file():
@@ -442,7 +446,7 @@ def _start_run_dir(out_dir: Path, corpus: SequenceCorpus, model: BERT4Rec,
     """Write config.json, items.parquet, users.parquet and, with item features,
     features.parquet (`rundir.check_start` has refused an `out_dir` that holds a run, unless
     resuming one stopped before its first checkpoint)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    rundir.claim_run_dir(out_dir)
     rundir.write_config(out_dir, model.config, data, settings.to_dict())
     rundir.atomic_write(out_dir / rundir.ITEMS, lambda t: corpus.item_table.write_parquet(t))
     rundir.write_users(out_dir, corpus)
