@@ -141,3 +141,14 @@ def test_a_feature_column_the_item_table_lacks_is_named_before_training(files, t
     assert "item features: no column 'brand' in the item table; it has ['title', 'genres', " \
            "'attributes']" in err
     assert not out.exists()
+
+
+def test_a_config_that_claims_another_feature_table_is_refused_before_building(run, tmp_path):
+    changed = tmp_path / "changed"
+    shutil.copytree(run, changed)
+    config = json.loads((changed / "config.json").read_text())
+    config["model"]["feature_vocab_size"] = 10**9
+    (changed / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelDirError, match=r"model\.feature_vocab_size 1000000000 \(the "
+                       r"weights have 8\)"):
+        rundir.load_model(changed)

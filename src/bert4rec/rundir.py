@@ -287,8 +287,9 @@ def read_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, Any]]
 
 
 def _shape_facts(shapes: dict[str, tuple[int, ...]], path: Path) -> dict[str, int]:
-    """The model settings that the weight shapes fix: vocabulary, width, length, depth and
-    feed-forward multiple (the number of heads leaves no trace in any shape)."""
+    """The model settings that the weight shapes fix: vocabulary, width, length, depth,
+    feed-forward multiple and the item features' table (0 and 0 without them); the number of
+    heads leaves no trace in any shape."""
     item, position = "encoder.embeddings.item.weight", "encoder.embeddings.position.weight"
     if len(shapes.get(item, ())) != 2 or len(shapes.get(position, ())) != 2:
         raise ModelDirError(f"{path}: no 2-d {item} and {position}; not BERT4Rec weights")
@@ -299,6 +300,9 @@ def _shape_facts(shapes: dict[str, tuple[int, ...]], path: Path) -> dict[str, in
     inner = shapes.get("encoder.blocks.0.ff.0.weight")
     if inner and hidden:
         facts["ff_mult"] = inner[0] // hidden
+    values = shapes.get("encoder.embeddings.features.item_values", (0, 0))
+    facts["feature_vocab_size"] = shapes.get("encoder.embeddings.features.value_bias", (0,))[0]
+    facts["feature_slots"] = values[1] if len(values) == 2 else 0
     return facts
 
 
