@@ -62,6 +62,8 @@ NOT_NEGATIVE = Interval(0)
 POSITIVE = Interval(0, low_open=True)
 SHARE = Interval(0, 1)
 BELOW_ONE = Interval(0, 1, high_open=True)
+COLUMN_LIST = Pattern(r"|auto|[^,\s][^,]*(,[^,\s][^,]*)*",
+                      "empty (none), auto, or comma-separated column names")
 BATCH = Interval(1, 1_048_576)
 """A batch of at most 2^20 sequences: far above what any memory holds at a useful length."""
 DEVICES = Pattern(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N or mps")
@@ -139,6 +141,18 @@ class ModelSettings:
     )
     ff_mult: int = _f(4, "feed-forward inner width as a multiple of hidden",
                       allowed=Interval(1, 64))
+    item_features: str = _f(
+        "",
+        "item-table columns whose values become features of every item (genres, brand, ...; "
+        "title counts by its words), comma-separated; auto: every categorical column there is",
+        allowed=COLUMN_LIST,
+    )
+    id_dropout: float = _f(
+        0.1,
+        "with item features: chance that an item's id embedding is hidden in a training step, "
+        "so that its features alone learn to stand for it, as they do for a new item",
+        allowed=BELOW_ONE,
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -1,7 +1,8 @@
 """The run directory: the one hand-off from training to serving, written and read safely.
 
 Layout (docs/architecture.md): `config.json` ({"format_version", "model", "data", "train"}),
-`model.safetensors` (best weights, no pickle), `items.parquet`, `metrics.json`,
+`model.safetensors` (best weights, no pickle), `items.parquet`, `features.parquet` (with item
+features: the vocabulary of feature values and the items of each), `metrics.json`,
 `provenance.json` (versions, command line, git commit, data fingerprint), `tensorboard/`,
 `checkpoints/last.pt` (resume state, read with `torch.load(weights_only=True)`) and
 `.bert4rec.json`, the marker that makes the folder bert4rec's (`files.MARKER`; `RUN_FILES`).
@@ -35,6 +36,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from bert4rec.data import columns as C
 from bert4rec.data.corpus import SequenceCorpus
+from bert4rec.data.features import ItemFeatures
 from bert4rec.data.users import UserHistories
 from bert4rec.errors import DataError, ModelDirError
 from bert4rec.files import (
@@ -59,13 +61,15 @@ WEIGHTS = "model.safetensors"
 ITEMS = "items.parquet"
 USERS = "users.parquet"
 """Each user's history (`data/users.py`): what recommending for a known user by id reads."""
+FEATURES = "features.parquet"
+"""With item features: each feature value's index, column and name, and the items that have it."""
 METRICS = "metrics.json"
 PROVENANCE = "provenance.json"
 """How the run was made, one record per training session (`provenance.py`)."""
 CHECKPOINT = Path("checkpoints") / "last.pt"
 SELECTED = Path("checkpoints") / "selected.safetensors"
 """With `loop.refit`: the weights chosen on validation, before the refit writes WEIGHTS."""
-WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(USERS), Path(METRICS),
+WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(USERS), Path(FEATURES), Path(METRICS),
            Path(PROVENANCE), CHECKPOINT, SELECTED)
 """Every file a run writes through `atomic_write` (whose temporary names are `.NAME.*`)."""
 TENSORBOARD = "tensorboard"
@@ -199,7 +203,35 @@ def load_model(
     path = Path(run_dir) / WEIGHTS
     model = BERT4Rec(model_config(config, Path(run_dir) / CONFIG, path))
     model.load_state_dict(_read_weights(path, model.state_dict()))
+    read_features(run_dir, model)
     return model.to(device).eval(), config
+
+
+def write_features(run_dir: Path, features: ItemFeatures) -> None:
+    """features.parquet (`ItemFeatures.to_frame`), atomically."""
+    atomic_write(run_dir / FEATURES, features.to_frame().write_parquet)
+
+
+def read_features(run_dir: str | Path, model: BERT4Rec) -> ItemFeatures | None:
+    """features.parquet of a run whose `model` has item features (None for one without),
+    checked against the model: the same number of values and each item's the same."""
+    config, path = model.config, Path(run_dir) / FEATURES
+    if not config.has_features:
+        return None
+    if not path.is_file():
+        raise ModelDirError(f"{path}: missing; the model was trained with item features "
+                            f"({config.item_features}) and needs their vocabulary")
+    try:
+        frame = pl.read_parquet(path)
+        features = ItemFeatures.from_frame(frame, tuple(config.item_features.split(",")),
+                                           config.vocab_size, config.feature_slots, str(path))
+    except (pl.exceptions.PolarsError, OSError, DataError) as err:
+        raise ModelDirError(f"{path}: unreadable ({str(err).splitlines()[0]})") from err
+    stored = model.encoder.embeddings.features.item_values.cpu().numpy()
+    if features.size != config.feature_vocab_size or not (features.item_values == stored).all():
+        raise ModelDirError(f"{path}: does not match {WEIGHTS} (other feature values or other "
+                            "items per value); the two files come from different runs")
+    return features
 
 
 def model_config(config: dict[str, Any], config_path: Path, weights: Path) -> BERT4RecConfig:
@@ -212,9 +244,10 @@ def model_config(config: dict[str, Any], config_path: Path, weights: Path) -> BE
         if f.name not in values:
             continue
         number = isinstance(value, int | float) and not isinstance(value, bool)
-        if f.type == "int" and not (number and isinstance(value, int) and value >= 1):
+        least = 0 if f.name.startswith("feature_") else 1  # 0: no item features
+        if f.type == "int" and not (number and isinstance(value, int) and value >= least):
             raise ModelDirError(
-                f"{config_path}: model.{f.name} must be a whole number >= 1, got {value!r}"
+                f"{config_path}: model.{f.name} must be a whole number >= {least}, got {value!r}"
             )
         if f.type == "float" and not (number and 0 <= value <= 1):
             raise ModelDirError(f"{config_path}: model.{f.name} must be in [0, 1], got {value!r}")
@@ -254,8 +287,9 @@ def read_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, Any]]
 
 
 def _shape_facts(shapes: dict[str, tuple[int, ...]], path: Path) -> dict[str, int]:
-    """The model settings that the weight shapes fix: vocabulary, width, length, depth and
-    feed-forward multiple (the number of heads leaves no trace in any shape)."""
+    """The model settings that the weight shapes fix: vocabulary, width, length, depth,
+    feed-forward multiple and the item features' table (0 and 0 without them); the number of
+    heads leaves no trace in any shape."""
     item, position = "encoder.embeddings.item.weight", "encoder.embeddings.position.weight"
     if len(shapes.get(item, ())) != 2 or len(shapes.get(position, ())) != 2:
         raise ModelDirError(f"{path}: no 2-d {item} and {position}; not BERT4Rec weights")
@@ -266,6 +300,9 @@ def _shape_facts(shapes: dict[str, tuple[int, ...]], path: Path) -> dict[str, in
     inner = shapes.get("encoder.blocks.0.ff.0.weight")
     if inner and hidden:
         facts["ff_mult"] = inner[0] // hidden
+    values = shapes.get("encoder.embeddings.features.item_values", (0, 0))
+    facts["feature_vocab_size"] = shapes.get("encoder.embeddings.features.value_bias", (0,))[0]
+    facts["feature_slots"] = values[1] if len(values) == 2 else 0
     return facts
 
 

@@ -62,7 +62,9 @@ def test_the_parameter_count_is_the_models():
     from bert4rec.training.memory import parameter_count
 
     for shape in ({"hidden": 16, "layers": 1, "heads": 2, "max_len": 8},
-                  {"hidden": 48, "layers": 3, "heads": 4, "max_len": 30, "ff_mult": 2}):
+                  {"hidden": 48, "layers": 3, "heads": 4, "max_len": 30, "ff_mult": 2},
+                  {"hidden": 16, "layers": 1, "heads": 2, "max_len": 8,
+                   "feature_vocab_size": 21, "feature_slots": 4}):
         config = BERT4RecConfig(vocab_size=503, **shape)
         assert parameter_count(config) == sum(p.numel() for p in BERT4Rec(config).parameters())
 

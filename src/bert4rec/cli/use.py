@@ -17,6 +17,7 @@ from bert4rec.cli.idlists import read_id_list, typed
 from bert4rec.cli.output import check_output, write_table
 from bert4rec.cli.terminal import escaped_json, printable
 from bert4rec.data import columns as C
+from bert4rec.data.features import read_item_table
 from bert4rec.errors import TitleNotFoundError
 from bert4rec.inference.recommender import Recommendations, Recommender
 from bert4rec.inference.requests import BATCH_SIZE, RecommendRequest
@@ -38,6 +39,8 @@ def run_recommend(args: argparse.Namespace) -> int:
     check_recommend_args(args)
     output = check_output(args.output, args.overwrite) if args.output else None
     rec = Recommender.load(args.run_dir, window=args.window)
+    if args.items_table:
+        rec = rec.add_items(read_new_items(args.run_dir, args.items_table))
     allowed, denied = id_lists(rec, args)
     users = None
     if args.history:
@@ -70,6 +73,18 @@ def run_recommend(args: argparse.Namespace) -> int:
     else:
         print(users_table(ranking.query.keys, results, args.explain))
     return 0
+
+
+def read_new_items(run_dir: str, path: str):
+    """The item table of `--items-table`, its columns named as the run's training item table's
+    were (config.json's data section), else item, title and genres."""
+    data = rundir.read_config(run_dir).get("data") or {}
+    named = data.get("items") or {}
+    item = (data.get("columns") or {}).get("item", C.ITEM)
+    title, genres = named.get("title", C.TITLE), named.get("genres", C.GENRES)
+    hint = (f"Name the columns as the training data did: {item!r} for the ids, {title!r} and "
+            f"{genres!r} for titles and genres.")
+    return read_item_table(path, item, title, genres, hint)
 
 
 def user_hint(err: TitleNotFoundError, rec: Recommender, run_dir: str) -> TitleNotFoundError:
@@ -182,6 +197,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="recommend only the item ids listed in FILE (one per line)")
     recommend.add_argument("--exclude-from", metavar="FILE",
                            help="never recommend the item ids listed in FILE (one per line)")
+    recommend.add_argument("--items-table", metavar="FILE",
+                           help="also offer the new items of FILE (an item table as for "
+                           "`train --items`, with the feature columns), scored by their "
+                           "features alone; needs a model trained with --item-features")
     recommend.add_argument("--skip-unknown", action="store_true",
                            help="leave out unknown users, titles and item ids instead of "
                            "failing on the first")

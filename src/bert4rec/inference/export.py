@@ -218,6 +218,7 @@ def signature(scorer: Scorer, fmt: str, weights: Path) -> dict[str, Any]:
         "mask_index": config.mask_token,
         "n_items": config.vocab.n_items,
         "window": window,
+        "item_features": config.item_features,
         "k": scorer.k,
         "item_table": ITEM_TABLE,
         "made_from": {"run": weights.parent.absolute().name, "weights_sha256": file_sha256(weights),

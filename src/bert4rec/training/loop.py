@@ -40,6 +40,7 @@ from bert4rec.data.batches import (
 )
 from bert4rec.data.cooccurrence import ppmi_embeddings
 from bert4rec.data.corpus import SequenceCorpus, Split
+from bert4rec.data.features import ItemFeatures
 from bert4rec.data.vocab import PAD, Vocabulary
 from bert4rec.evaluation.protocols import item_counts
 from bert4rec.evaluation.validation import (
@@ -88,21 +89,27 @@ def make_loader(data: Split, vocab: Vocabulary, settings: Settings,
 
 
 def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Runtime,
-                log_frequency: torch.Tensor) -> BERT4Rec:
+                log_frequency: torch.Tensor, *, features: ItemFeatures | None = None
+                ) -> BERT4Rec:
     """A fresh BERT4Rec of `settings.model`'s shape on the runtime's device, started where
     training goes fastest: its output bias at the training items' `log_frequency` [V], and with
     `optim.item_init=cooccurrence` its item embeddings at the co-occurrence of `data`'s items.
-    The item table is frozen at `optim.item_lr` 0, and has sparse gradients where the loss and
-    the device allow (`sparse_items`), set before any DDP wrapper sees it."""
+    With item `features`, an item absent from `data` has features only. The item table is
+    frozen at `optim.item_lr` 0, and has sparse gradients where the loss and the device allow
+    (`sparse_items`; not with features), set before any DDP wrapper sees it."""
     optim = settings.optim
-    config = BERT4RecConfig.from_shape(settings.model, vocab.size)
+    config = BERT4RecConfig.from_shape(settings.model, vocab.size, features)
     model = BERT4Rec(config).to(runtime.device)
+    if features is not None:
+        trained = torch.from_numpy(item_counts(data, vocab) > 0)
+        model.set_item_features(torch.from_numpy(features.item_values), trained)
     model.start_at_popularity(log_frequency)
     if optim.item_init == "cooccurrence":
         model.start_items_at(ppmi_embeddings(data, vocab.size, config.hidden, optim.item_window))
     items = model.encoder.embeddings.item
     items.weight.requires_grad_(optim.item_lr > 0)  # frozen: no gradient, none to clip either
-    items.sparse = sparse_items(optim.loss, vocab.n_items, runtime.device, runtime.world)
+    items.sparse = (sparse_items(optim.loss, vocab.n_items, runtime.device, runtime.world)
+                    and features is None)
     return model
 
 
@@ -148,7 +155,10 @@ class TrainingRun:
         self.loader = make_loader(data, vocab, settings, runtime)
         counts = torch.from_numpy(item_counts(data, vocab))
         log_frequency = log_item_frequency(counts).to(runtime.device)  # [V]
-        self.model = build_model(data, vocab, settings, runtime, log_frequency)
+        self.features = ItemFeatures.from_items(corpus.item_table, settings.model.item_features,
+                                                vocab.size)
+        self.model = build_model(data, vocab, settings, runtime, log_frequency,
+                                 features=self.features)
         self.sparse_items = self.model.encoder.embeddings.item.sparse
         self.item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
         self.optimizer = build_optimizer(self.model, settings.optim)
@@ -211,7 +221,7 @@ class TrainingRun:
                 return F.cross_entropy(self.wrapped(inputs, positions).float(), target_labels,
                                        ignore_index=IGNORE)
             hidden = self.wrapped(inputs, targets, project=False)  # [N, H]
-            return sampled_cloze_loss(hidden, self.model.output_weight, self.model.output_bias,
+            return sampled_cloze_loss(hidden, self.model.output_weight, self.model.item_bias,
                                       labels[targets], kind=optim.loss,
                                       n_negatives=optim.negatives,
                                       n_items=self.model.config.vocab.n_items,
@@ -277,7 +287,7 @@ def fit(
             if resume and (out_dir / rundir.CHECKPOINT).is_file():
                 run.restore(out_dir)
             elif runtime.main:  # a run stopped before its first checkpoint starts again
-                _start_run_dir(out_dir, corpus, run.model, data, settings)
+                _start_run_dir(out_dir, corpus, run.model, data, settings, run.features)
             if runtime.main:
                 rundir.record_provenance(out_dir, data["corpus"]["fingerprint"])
             finished = _select(run, corpus, out_dir, stop_after_epoch, callback)
@@ -431,13 +441,21 @@ def _selected_weights(settings: Settings) -> Path:
 
 
 def _start_run_dir(out_dir: Path, corpus: SequenceCorpus, model: BERT4Rec,
-                   data: dict[str, Any], settings: Settings) -> None:
-    """Write config.json, items.parquet and users.parquet (`rundir.check_start` has refused an
-    `out_dir` that holds a run, unless resuming one stopped before its first checkpoint)."""
+                   data: dict[str, Any], settings: Settings,
+                   features: ItemFeatures | None) -> None:
+    """Write config.json, items.parquet, users.parquet and, with item features,
+    features.parquet (`rundir.check_start` has refused an `out_dir` that holds a run, unless
+    resuming one stopped before its first checkpoint)."""
     rundir.claim_run_dir(out_dir)
     rundir.write_config(out_dir, model.config, data, settings.to_dict())
     rundir.atomic_write(out_dir / rundir.ITEMS, lambda t: corpus.item_table.write_parquet(t))
     rundir.write_users(out_dir, corpus)
+    if features is not None:
+        rundir.write_features(out_dir, features)
+        logger.info("item features (%s): %s", settings.model.item_features,
+                    features.describe())
+    elif settings.model.item_features:
+        logger.info("item features (%s): the item table has none", settings.model.item_features)
     logger.info("run %s: %s", out_dir, json.dumps(settings.to_dict()))
     logger.info("model: %s, %d parameters", json.dumps(model.config.to_dict()),
                 model.num_parameters())

@@ -30,11 +30,11 @@ CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"),
 def parameter_count(config: BERT4RecConfig) -> int:
     """The number of parameters `BERT4Rec(config)` has, from the shape alone: the item and
     position embeddings, each block's attention and feed-forward, LayerNorms, the transform
-    head and the output bias."""
+    head, the output bias and, with item features, each value's embedding and bias."""
     h, f = config.hidden, config.ff_mult
     block = (4 + 2 * f) * h * h + (9 + f) * h
     return (config.vocab_size * h + config.max_len * h + config.vocab_size
-            + config.layers * block + h * h + 7 * h)
+            + config.layers * block + h * h + 7 * h + config.feature_vocab_size * (h + 1))
 
 
 def training_bytes(settings: Settings, vocab_size: int) -> tuple[int, int]:
