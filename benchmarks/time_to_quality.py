@@ -34,7 +34,13 @@ PUBLISHED = 0.1537
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
+    """Draw NDCG@10 against training time; without matplotlib (the `bench` extra) say so."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        print(f"no plot: matplotlib is not installed (pip install 'bert4rec[bench]'); {path.name} "
+              "not written")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -35,6 +35,7 @@ from bert4rec.config import preset as named_preset
 from bert4rec.data import columns as C
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus, prepare
+from bert4rec.data.features import new_item_table
 from bert4rec.data.frames import interactions_from_frames
 from bert4rec.data.interactions import LogColumns
 from bert4rec.data.users import OnUnknown, UserHistories
@@ -228,6 +229,7 @@ class Model:
         try:
             shutil.copytree(run_dir, staging, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(rundir.CHECKPOINT.parent.name))
+            rundir.claim_run_dir(staging)  # marked as a run, even if the original was not
             os.replace(staging, path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -284,6 +286,19 @@ class Model:
                                           disable=not progress) as bar:
             ranking = recommender.answer(request, known, progress=bar.update)
         return recommender.frame(ranking)
+
+    def add_items(self, items: Any, *, item: str = C.ITEM, title: str = C.TITLE,
+                  genres: str = C.GENRES) -> Model:
+        """Offer new items without retraining: each row of `items` (a pandas or polars item
+        table, ids in the `item` column) that the model does not know becomes an item scored
+        by its features alone. The model must have been trained with `item_features`, and the
+        table needs the columns they came from; values it never saw are left out. Known ids
+        keep their trained vectors. The items live in this object: `save` and the run
+        directory keep the catalogue as trained. Returns this model."""
+        recommender = self._fitted()[1]
+        table = new_item_table(items, item, title, genres, name="add_items(items)")
+        self._recommender = recommender.add_items(table)
+        return self
 
     def similar_items(self, items: Iterable[ItemId] | ItemId, k: int = 10,
                       on_unknown: OnUnknown = "raise") -> pl.DataFrame:

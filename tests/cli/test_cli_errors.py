@@ -37,8 +37,8 @@ def one_error(capsys, argv: list[str]) -> str:
         (["--epochs", "0"], "epochs"),
         (["--mask-prob", "2"], "mask_prob"),
         (["--min-user-interactions", "-1"], "min_user_interactions"),
-        (["--hidden", "0"], "model.hidden must be >= 1, got 0"),
-        (["--heads", "0"], "model.heads must be >= 1, got 0"),
+        (["--hidden", "0"], "model.hidden must be in [1, 65536], got 0"),
+        (["--heads", "0"], "model.heads must be in [1, 1024], got 0"),
     ],
 )
 def test_invalid_settings_name_the_setting_and_write_nothing(tmp_path, capsys, flags, named):

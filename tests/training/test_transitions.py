@@ -5,10 +5,12 @@ vectors alone cannot, and a run directory holds them."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from planted import planted_corpus, tiny_settings
 
 from bert4rec.data.corpus import Split
+from bert4rec.inference.export import export
 from bert4rec.model import BERT4Rec, BERT4RecConfig, TransitionBias
 from bert4rec.rundir import load_model
 from bert4rec.training.loop import fit, transition_keys
@@ -42,7 +44,7 @@ def test_rows_and_pairs_agree_and_unseen_pairs_add_nothing():
 def test_a_prediction_adds_the_newest_history_items_transitions():
     torch.manual_seed(0)
     config = BERT4RecConfig(vocab_size=12, max_len=6, hidden=8, layers=1, heads=2,
-                            transitions=True, transition_pairs=1)
+                            transitions=True, transition_pairs=1, transition_width=1)
     model = BERT4Rec(config).eval()
     model.transitions.start_at(torch.tensor([5 * 12 + 9]), torch.ones(1))
     with torch.no_grad():
@@ -70,3 +72,29 @@ def test_a_run_learns_transitions_and_its_directory_keeps_them(tmp_path):
     loaded, _ = load_model(tmp_path / "run")
     assert torch.equal(loaded.transitions.keys, transitions.keys)
     assert torch.equal(loaded.transitions.values, transitions.values)
+
+
+@pytest.mark.slow
+def test_a_model_with_transitions_exports_to_both_formats(tmp_path):
+    corpus = planted_corpus()
+    settings = tiny_settings(epochs=1, **{"model.causal": True, "model.transitions": True,
+                                          "optim.loss": "uniform", "optim.negatives": 16})
+    fit(corpus, settings, tmp_path / "run", progress=False)
+    for fmt in ("onnx", "pt2"):  # each checked against PyTorch on random histories inside
+        path = export(tmp_path / "run", fmt, tmp_path / fmt, k=5)
+        assert path.is_file()
+
+
+
+def test_a_prediction_gathers_the_same_pairs_as_training():
+    keys = torch.tensor([1 * 9 + 2, 1 * 9 + 5, 1 * 9 + 7, 4 * 9 + 4, 7 * 9 + 1])
+    bias = TransitionBias(vocab_size=9, n_pairs=5, width=3)
+    bias.start_at(keys, torch.ones(5))
+    with torch.no_grad():
+        bias.values.copy_(torch.tensor([1.0, -2.0, 3.0, 4.0, 5.0]))
+    previous = torch.tensor([1, 0, 4, 7, 1, 8])  # padding and [MASK] start no pair
+    trained = bias.add_rows(torch.zeros(6, 9), previous)
+    bias.eval()
+    predicted = bias.add_rows(torch.zeros(6, 9), previous)
+    assert torch.equal(predicted, trained)
+    assert predicted[0].tolist() == [0, 0, 1, 0, 0, -2, 0, 3, 0]

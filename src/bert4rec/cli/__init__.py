@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recommend": ("bert4rec.cli.use",
                   "recommend the next items for a history of titles, known users or all users"),
     "similar": ("bert4rec.cli.use", "items closest to one item in the model's embedding space"),
-    "serve": ("bert4rec.cli.use", "HTTP API and web page for a run directory"),
+    "serve": ("bert4rec.cli.serve", "HTTP API and web page for a run directory"),
     "demo": ("bert4rec.cli.use", "train on ml-latest-small and recommend for Harry Potter"),
     "export": ("bert4rec.cli.export",
                "write a run's model as ONNX or a torch.export program for serving"),

@@ -31,7 +31,7 @@ from bert4rec.config import (
     preset,
 )
 from bert4rec.data import columns as C
-from bert4rec.data.frames import read_item_file
+from bert4rec.data.features import ItemFeatures, read_item_table
 from bert4rec.evaluation.validation import validation_label
 from bert4rec.training.loop import fit
 from bert4rec.training.threads import HELP as THREADS_HELP
@@ -90,18 +90,24 @@ def run_train(args: argparse.Namespace) -> int:
     rundir.check_out_dir(args.out, args.resume)  # before preparing, which can take minutes
     items = None
     if args.items is not None:
-        items = read_item_file(args.items, args.item_col, args.title_col, args.genres_col)
+        items = read_item_table(args.items, args.item_col, args.title_col, args.genres_col)
     corpus = corpus_from_args(args)
+    speak = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
     if items is not None:
         corpus = corpus.with_items(items, str(args.items))
         titled = corpus.item_table[C.TITLE].is_not_null().sum()
-        print(f"bert4rec train: {args.items} gives titles for {titled:,} of the "
-              f"{corpus.n_items:,} items")
+        if speak:
+            print(f"bert4rec train: {args.items} gives titles for {titled:,} of the "
+                  f"{corpus.n_items:,} items")
     name, why = resolved_preset(args.preset, corpus.n_interactions)
     settings = preset(name).override(overrides)
-    speak = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
+    setting = settings.model.item_features
+    features = ItemFeatures.from_items(corpus.item_table, setting, corpus.vocab_size)
     if speak:
         print(f"bert4rec train: preset {why}, settings {json.dumps(settings.to_dict())}")
+        if setting:
+            chosen = features.describe() if features is not None else "none in the item table"
+            print(f"bert4rec train: item features ({setting}): {chosen}")
     result = fit(corpus, settings, args.out, data=data_description(args), resume=args.resume)
     if not speak:
         return 0
@@ -145,7 +151,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     items.add_argument("--items", type=Path, metavar="FILE",
                        help="a CSV, TSV or Parquet file with one row per item: the item id "
                        "column (named as --item-col), a title and/or a genres column, and any "
-                       "others")
+                       "others; or a JSON object of item id -> list of attributes (as "
+                       "Beauty_item2attributes.json), which become the column 'attributes'. "
+                       "--item-features turns columns into model features")
     items.add_argument("--title-col", default=C.TITLE, help="title column of --items")
     items.add_argument("--genres-col", default=C.GENRES,
                        help="genres column of --items ('A|B' text, or lists in Parquet)")

@@ -1,4 +1,5 @@
-"""`bert4rec recommend`, `similar`, `serve` and `demo`: use a trained run directory."""
+"""`bert4rec recommend`, `similar` and `demo`: use a trained run directory (`serve` is
+cli/serve.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from bert4rec import rundir
 from bert4rec.cli.formatting import as_dict, as_json, format_table
 from bert4rec.cli.idlists import read_id_list, typed
 from bert4rec.cli.output import check_output, write_table
-from bert4rec.cli.terminal import printable
+from bert4rec.cli.terminal import escaped_json, printable
 from bert4rec.data import columns as C
+from bert4rec.data.features import read_item_table
 from bert4rec.errors import TitleNotFoundError
 from bert4rec.inference.recommender import Recommendations, Recommender
 from bert4rec.inference.requests import BATCH_SIZE, RecommendRequest
@@ -35,8 +37,10 @@ def run_recommend(args: argparse.Namespace) -> int:
     or write it as one long table to `--output`. The arguments become one `RecommendRequest`,
     answered by `Recommender.answer` as the Python and HTTP APIs are."""
     check_recommend_args(args)
-    output = check_output(args.output) if args.output else None
+    output = check_output(args.output, args.overwrite) if args.output else None
     rec = Recommender.load(args.run_dir, window=args.window)
+    if args.items_table:
+        rec = rec.add_items(read_new_items(args.run_dir, args.items_table))
     allowed, denied = id_lists(rec, args)
     users = None
     if args.history:
@@ -55,7 +59,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         except TitleNotFoundError as err:
             raise user_hint(err, rec, args.run_dir) from err
     if output is not None:
-        write_table(rec.frame(ranking), output)
+        write_table(rec.frame(ranking), output, args.overwrite)
         print(f"wrote recommendations for {len(ranking.query):,} {ranking.query.key}s to "
               f"{output}", file=sys.stderr)
         return 0
@@ -69,6 +73,18 @@ def run_recommend(args: argparse.Namespace) -> int:
     else:
         print(users_table(ranking.query.keys, results, args.explain))
     return 0
+
+
+def read_new_items(run_dir: str, path: str):
+    """The item table of `--items-table`, its columns named as the run's training item table's
+    were (config.json's data section), else item, title and genres."""
+    data = rundir.read_config(run_dir).get("data") or {}
+    named = data.get("items") or {}
+    item = (data.get("columns") or {}).get("item", C.ITEM)
+    title, genres = named.get("title", C.TITLE), named.get("genres", C.GENRES)
+    hint = (f"Name the columns as the training data did: {item!r} for the ids, {title!r} and "
+            f"{genres!r} for titles and genres.")
+    return read_item_table(path, item, title, genres, hint)
 
 
 def user_hint(err: TitleNotFoundError, rec: Recommender, run_dir: str) -> TitleNotFoundError:
@@ -128,9 +144,9 @@ def users_table(users: list, results: list[Recommendations], explain: bool) -> s
 
 def users_json(users: list, results: list[Recommendations]) -> str:
     """A JSON list: each user's id, history and ranked items."""
-    return json.dumps([{"user": _plain(user), **as_dict(result)}
-                       for user, result in zip(users, results, strict=True)],
-                      ensure_ascii=False)
+    return escaped_json(json.dumps([{"user": _plain(user), **as_dict(result)}
+                                    for user, result in zip(users, results, strict=True)],
+                                   ensure_ascii=False))
 
 
 def _plain(value: Any) -> Any:
@@ -142,21 +158,6 @@ def run_similar(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.run_dir)
     result = rec.similar_items(args.item, k=args.k)
     print(as_json(result) if args.json else format_table(result))
-    return 0
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from bert4rec.serve import create_app
-    from bert4rec.serve.settings import ServeSettings
-
-    overrides = {"host": args.host, "port": args.port, "torch_threads": args.threads}
-    settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
-    rec = Recommender.load(args.run_dir)  # a broken run directory fails here, in one line
-    print(f"serving {args.run_dir} at http://{settings.host}:{settings.port}/ (Ctrl-C stops)")
-    uvicorn.run(create_app(args.run_dir, settings, rec), host=settings.host, port=settings.port,
-                log_level="warning")
     return 0
 
 
@@ -186,6 +187,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recommend.add_argument("--output", metavar="FILE",
                            help="write one long table (user, rank, item, score, title, "
                            "genres) to FILE (.parquet, .csv or .tsv) instead of printing")
+    recommend.add_argument("--overwrite", action="store_true",
+                           help="replace FILE if it exists (only a table bert4rec wrote)")
     recommend.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     recommend.add_argument("--keep-seen", action="store_true",
                            help="allow items already in the history (filter_viewed false; "
@@ -194,6 +197,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="recommend only the item ids listed in FILE (one per line)")
     recommend.add_argument("--exclude-from", metavar="FILE",
                            help="never recommend the item ids listed in FILE (one per line)")
+    recommend.add_argument("--items-table", metavar="FILE",
+                           help="also offer the new items of FILE (an item table as for "
+                           "`train --items`, with the feature columns), scored by their "
+                           "features alone; needs a model trained with --item-features")
     recommend.add_argument("--skip-unknown", action="store_true",
                            help="leave out unknown users, titles and item ids instead of "
                            "failing on the first")
@@ -218,17 +225,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     similar.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     similar.add_argument("--json", action="store_true", help="print JSON instead of a table")
     similar.set_defaults(handler=run_similar)
-
-    serve = subparsers.add_parser(
-        "serve", help="HTTP API and web page for a run directory",
-        description="Serve POST /recommend, GET /items, GET /items/{id}/similar, GET /health, "
-        "the OpenAPI docs at /docs and the web page at /. Binds to 127.0.0.1 unless told.",
-    )
-    serve.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by fit")
-    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="TCP port (default 8000)")
-    serve.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
-    serve.set_defaults(handler=run_serve)
 
     demo = subparsers.add_parser(
         "demo", help="train on ml-latest-small and recommend for Harry Potter",

@@ -27,8 +27,9 @@ import torch
 from bert4rec.data import columns as C
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.data.corpus import concatenated_ranges, flatten, left_pad
+from bert4rec.data.features import ItemFeatures
 from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown, more_note
-from bert4rec.errors import ModelDirError, TitleNotFoundError, UnknownIdError
+from bert4rec.errors import DataError, ModelDirError, TitleNotFoundError, UnknownIdError
 from bert4rec.inference.catalog import Catalog, CatalogItem, ItemId
 from bert4rec.inference.requests import (
     BATCH_SIZE,
@@ -42,7 +43,7 @@ from bert4rec.inference.requests import (
 )
 from bert4rec.inference.scoring import scoring_model
 from bert4rec.model import BERT4Rec
-from bert4rec.rundir import load_model, read_items
+from bert4rec.rundir import load_model, read_features, read_items
 from bert4rec.training.threads import tick as fit_threads
 
 # Most contributing history items reported per recommendation when explaining ...
@@ -105,12 +106,13 @@ class Recommendations:
 class Recommender:
     """A trained BERT4Rec plus its item table, for inference only."""
 
-    def __init__(self, model: BERT4Rec, items: pl.DataFrame, *, window: int | None = None
-                 ) -> None:
+    def __init__(self, model: BERT4Rec, items: pl.DataFrame, *, window: int | None = None,
+                 features: ItemFeatures | None = None) -> None:
         """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`.
         `window` reads at most that many of each history's most recent items (the model
         reads `max_len - 1`): faster, and approximate (top-10 agreement with the whole window
-        in docs/performance.md), so only where asked."""
+        in docs/performance.md), so only where asked. `features`, for a model with item
+        features, their vocabulary (`add_items` needs it)."""
         items = items.sort(C.INDEX)
         self.vocab = model.config.vocab
         n_items = self.vocab.n_items
@@ -126,13 +128,14 @@ class Recommender:
         self.window = window
         self._scorer = scoring_model(model)  # the model, on faster kernels (scoring.py)
         self._device = next(model.parameters()).device
+        self.features = features
         self._ids: list[ItemId] = items[C.ITEM].to_list()
         known = [c for c in (C.TITLE, C.GENRES)
                  if c in items.columns and items[c].null_count() < len(items)]
         self._shown = items.select(C.INDEX, C.ITEM, *known)  # what `to_frame` adds to an index
         self._index_of = {item: i + 1 for i, item in enumerate(self._ids)}
         with torch.no_grad():
-            weights = model.encoder.embeddings.item.weight.detach().float()  # [V, H]
+            weights = model.output_weight.detach().float()  # [V, H]
             self._unit_embeddings = torch.nn.functional.normalize(weights, dim=1)  # [V, H]
             prior = self._scores([[]])[0, self.vocab.item_columns]  # [n_items], empty history
         self.catalog = Catalog(items, popularity=prior.tolist())
@@ -144,7 +147,35 @@ class Recommender:
         the model scores on `device`; `window` as for `Recommender`."""
         items = read_items(run_dir)
         model, _ = load_model(run_dir, torch.device(device))
-        return cls(model, items, window=window)
+        return cls(model, items, window=window, features=read_features(run_dir, model))
+
+    def add_items(self, table: pl.DataFrame) -> Recommender:
+        """This recommender with the items of `table` (an item table as `items_from_frame`
+        gives it, with the columns the model's features come from) that it does not know
+        yet, each scored by its features alone: no retraining. Known ids keep their trained
+        vectors; feature values the model never saw are left out."""
+        if self.features is None:
+            raise ModelDirError("this model was trained without item features, so it cannot "
+                                "score new items; train with --item-features (or "
+                                "Model(item_features=...)) to add items later")
+        ids = self._shown[C.ITEM]
+        if table[C.ITEM].dtype != ids.dtype:
+            cast = table[C.ITEM].cast(ids.dtype, strict=False)
+            if cast.null_count():
+                raise DataError(f"the new items' ids are {table[C.ITEM].dtype}, the model's "
+                                f"{ids.dtype}: {table[C.ITEM][cast.is_null().arg_max()]!r} "
+                                "does not convert")
+            table = table.with_columns(cast)
+        new = table.unique(C.ITEM, keep="first", maintain_order=True).filter(
+            ~pl.col(C.ITEM).is_in(ids.implode()))
+        if new.height == 0:
+            return self
+        model = self.model.with_new_items(torch.from_numpy(self.features.encode(new)))
+        rows = new.with_columns(pl.int_range(self.n_items + 1, self.n_items + 1 + new.height,
+                                             dtype=self._shown[C.INDEX].dtype).alias(C.INDEX))
+        shown = [c for c in (C.INDEX, C.ITEM, C.TITLE, C.GENRES) if c in rows.columns]
+        items = pl.concat([self._shown, rows.select(shown)], how="diagonal_relaxed")
+        return Recommender(model, items, window=self.window, features=self.features)
 
     @property
     def n_items(self) -> int:

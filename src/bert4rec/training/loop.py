@@ -42,6 +42,7 @@ from bert4rec.data.batches import (
 )
 from bert4rec.data.cooccurrence import ppmi_embeddings
 from bert4rec.data.corpus import SequenceCorpus, Split
+from bert4rec.data.features import ItemFeatures
 from bert4rec.data.vocab import PAD, Vocabulary
 from bert4rec.evaluation.protocols import item_counts
 from bert4rec.evaluation.validation import (
@@ -53,6 +54,7 @@ from bert4rec.evaluation.validation import (
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.training.checkpoint import Progress, masking_states, restore_state, save_state
 from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss
+from bert4rec.training.memory import check_fits
 from bert4rec.training.runtime import Runtime, joined_runtime
 from bert4rec.training.sparse_items import LazyAdam, OptimizerPair, clip_gradients, sparse_items
 from bert4rec.training.threads import tick as fit_threads
@@ -92,17 +94,22 @@ def make_loader(data: Split, vocab: Vocabulary, settings: Settings,
 
 
 def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Runtime,
-                log_frequency: torch.Tensor) -> BERT4Rec:
+                log_frequency: torch.Tensor, *, features: ItemFeatures | None = None
+                ) -> BERT4Rec:
     """A fresh BERT4Rec of `settings.model`'s shape on the runtime's device, started where
     training goes fastest: its output bias at the training items' `log_frequency` [V], and with
     `optim.item_init=cooccurrence` its item embeddings at the co-occurrence of `data`'s items.
-    The item table is frozen at `optim.item_lr` 0, and has sparse gradients where the loss and
-    the device allow (`sparse_items`), set before any DDP wrapper sees it."""
+    With item `features`, an item absent from `data` has features only. The item table is
+    frozen at `optim.item_lr` 0, and has sparse gradients where the loss and the device allow
+    (`sparse_items`; not with features), set before any DDP wrapper sees it."""
     optim = settings.optim
     pairs = transition_keys(data, vocab.size) if settings.model.transitions else None
-    config = BERT4RecConfig.from_shape(settings.model, vocab.size,
-                                       0 if pairs is None else len(pairs[0]))
+    config = BERT4RecConfig.from_shape(settings.model, vocab.size, features,
+                                       *transition_shape(pairs, vocab.size))
     model = BERT4Rec(config).to(runtime.device)
+    if features is not None:
+        trained = torch.from_numpy(item_counts(data, vocab) > 0)
+        model.set_item_features(torch.from_numpy(features.item_values), trained)
     model.start_at_popularity(log_frequency)
     if model.transitions is not None:
         model.transitions.start_at(*(t.to(runtime.device) for t in pairs))
@@ -110,7 +117,8 @@ def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Run
         model.start_items_at(ppmi_embeddings(data, vocab.size, config.hidden, optim.item_window))
     items = model.encoder.embeddings.item
     items.weight.requires_grad_(optim.item_lr > 0)  # frozen: no gradient, none to clip either
-    items.sparse = sparse_items(optim.loss, vocab.n_items, runtime.device, runtime.world)
+    items.sparse = (sparse_items(optim.loss, vocab.n_items, runtime.device, runtime.world)
+                    and features is None)
     return model
 
 
@@ -124,6 +132,14 @@ def transition_keys(data: Split, vocab_size: int) -> tuple[torch.Tensor, torch.T
     keys = flat[:-1] * vocab_size + flat[1:]  # the pair (i, i + 1) ...
     keys, counts = np.unique(keys[~begins[1:]], return_counts=True)  # ... within a sequence
     return torch.from_numpy(keys), torch.from_numpy(counts)
+
+
+def transition_shape(pairs: tuple[torch.Tensor, torch.Tensor] | None,
+                     vocab_size: int) -> tuple[int, int]:
+    """How many `transition_keys` pairs there are, and the most that start at one item."""
+    if pairs is None or not len(pairs[0]):
+        return 0, 0
+    return len(pairs[0]), int(torch.bincount(pairs[0] // vocab_size).max())
 
 
 def build_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimizer | OptimizerPair:
@@ -168,7 +184,10 @@ class TrainingRun:
         self.loader = make_loader(data, vocab, settings, runtime)
         counts = torch.from_numpy(item_counts(data, vocab))
         log_frequency = log_item_frequency(counts).to(runtime.device)  # [V]
-        self.model = build_model(data, vocab, settings, runtime, log_frequency)
+        self.features = ItemFeatures.from_items(corpus.item_table, settings.model.item_features,
+                                                vocab.size)
+        self.model = build_model(data, vocab, settings, runtime, log_frequency,
+                                 features=self.features)
         self.sparse_items = self.model.encoder.embeddings.item.sparse
         self.item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
         self.optimizer = build_optimizer(self.model, settings.optim)
@@ -244,7 +263,7 @@ class TrainingRun:
                 def pair_logits(following: torch.Tensor) -> torch.Tensor:
                     return transitions.pairs(previous.view(-1, *[1] * (following.dim() - 1)),
                                              following)
-            return sampled_cloze_loss(hidden, self.model.output_weight, self.model.output_bias,
+            return sampled_cloze_loss(hidden, self.model.output_weight, self.model.item_bias,
                                       target_labels, kind=optim.loss,
                                       n_negatives=optim.negatives,
                                       n_items=self.model.config.vocab.n_items,
@@ -315,12 +334,13 @@ def fit(
     out_dir = Path(out_dir)
     data = rundir.check_start(out_dir, corpus, data or {}, resume)
     with joined_runtime(settings.loop.device) as runtime:
+        check_fits(settings, corpus.vocab_size, runtime.device)  # before anything is allocated
         with rundir.removed_on_failed_start(out_dir, active=runtime.main):
             run = TrainingRun(corpus, settings, runtime, "train", progress)
             if resume and (out_dir / rundir.CHECKPOINT).is_file():
                 run.restore(out_dir)
             elif runtime.main:  # a run stopped before its first checkpoint starts again
-                _start_run_dir(out_dir, corpus, run.model, data, settings)
+                _start_run_dir(out_dir, corpus, run.model, data, settings, run.features)
             if runtime.main:
                 rundir.record_provenance(out_dir, data["corpus"]["fingerprint"])
             finished = _select(run, corpus, out_dir, stop_after_epoch, callback)
@@ -474,13 +494,21 @@ def _selected_weights(settings: Settings) -> Path:
 
 
 def _start_run_dir(out_dir: Path, corpus: SequenceCorpus, model: BERT4Rec,
-                   data: dict[str, Any], settings: Settings) -> None:
-    """Write config.json, items.parquet and users.parquet (`rundir.check_start` has refused an
-    `out_dir` that holds a run, unless resuming one stopped before its first checkpoint)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+                   data: dict[str, Any], settings: Settings,
+                   features: ItemFeatures | None) -> None:
+    """Write config.json, items.parquet, users.parquet and, with item features,
+    features.parquet (`rundir.check_start` has refused an `out_dir` that holds a run, unless
+    resuming one stopped before its first checkpoint)."""
+    rundir.claim_run_dir(out_dir)
     rundir.write_config(out_dir, model.config, data, settings.to_dict())
     rundir.atomic_write(out_dir / rundir.ITEMS, lambda t: corpus.item_table.write_parquet(t))
     rundir.write_users(out_dir, corpus)
+    if features is not None:
+        rundir.write_features(out_dir, features)
+        logger.info("item features (%s): %s", settings.model.item_features,
+                    features.describe())
+    elif settings.model.item_features:
+        logger.info("item features (%s): the item table has none", settings.model.item_features)
     logger.info("run %s: %s", out_dir, json.dumps(settings.to_dict()))
     logger.info("model: %s, %d parameters", json.dumps(model.config.to_dict()),
                 model.num_parameters())
