@@ -189,7 +189,8 @@ class Model:
         model, ready to recommend. `out` is the run directory to write (it must not hold a run
         yet); without it the run goes to a temporary directory removed with the model, which
         `save` keeps. `progress` shows a bar over the epochs."""
-        name = auto_preset(data.n_interactions) if self.preset == AUTO else self.preset
+        name = (auto_preset(data.n_interactions, data.n_users) if self.preset == AUTO
+                else self.preset)
         settings = named_preset(name).override(self.overrides)
         temporary = None if out is not None else tempfile.TemporaryDirectory(prefix="bert4rec-")
         run_dir = Path(out) if out is not None else Path(temporary.name) / "run"

@@ -552,6 +552,8 @@ def newest_item_last(items: torch.Tensor, mask_token: int) -> torch.Tensor:
     """Prediction inputs (history + [MASK], [B, T]) for a causal model, which predicts from the
     state of the newest item: the [MASK] column is dropped. An empty history keeps its [MASK]
     (the model then answers from the bias, near popularity)."""
+    if items.shape[1] == 1:  # [MASK] alone: every history is empty
+        return items
     history = items[:, :-1]  # [B, T - 1]
     empty = (history == PAD).all(dim=1, keepdim=True)  # [B, 1]
     newest = torch.arange(history.shape[1], device=items.device) == history.shape[1] - 1

@@ -48,6 +48,8 @@ def test_prediction_reads_the_newest_items_state_whatever_the_padding():
         expected = model.project(states[:, -1])
         torch.testing.assert_close(logits[row], expected[0])
     assert torch.isfinite(logits[2, 1:-1]).all()  # an empty history still gets scores
+    alone = model(torch.tensor([[model.config.mask_token]]))  # no column but [MASK]
+    torch.testing.assert_close(alone[0], logits[2])
 
 
 def test_next_item_batches_put_the_following_item_at_every_real_position():

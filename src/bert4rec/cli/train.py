@@ -25,9 +25,8 @@ from bert4rec.config import (
     FIELD_TYPES,
     PRESETS,
     SECTIONS,
-    SMALL_DATA_INTERACTIONS,
     allowed_values,
-    auto_preset,
+    auto_choice,
     preset,
 )
 from bert4rec.data import columns as C
@@ -57,15 +56,13 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def resolved_preset(name: str, n_interactions: int) -> tuple[str, str]:
-    """`name`, or for `auto` the preset it picks for a corpus of `n_interactions`; with the
-    words that say why."""
+def resolved_preset(name: str, n_interactions: int, n_users: int) -> tuple[str, str]:
+    """`name`, or for `auto` the preset it picks for a corpus of `n_interactions` by `n_users`;
+    with the words that say why."""
     if name != AUTO:
         return name, name
-    chosen = auto_preset(n_interactions)
-    side = "under" if n_interactions < SMALL_DATA_INTERACTIONS else "at least"
-    return chosen, (f"auto: {chosen} ({n_interactions:,} interactions, {side} "
-                    f"{SMALL_DATA_INTERACTIONS:,})")
+    chosen, why = auto_choice(n_interactions, n_users)
+    return chosen, f"auto: {chosen} ({why})"
 
 
 def data_description(args: argparse.Namespace) -> dict:
@@ -99,7 +96,7 @@ def run_train(args: argparse.Namespace) -> int:
         if speak:
             print(f"bert4rec train: {args.items} gives titles for {titled:,} of the "
                   f"{corpus.n_items:,} items")
-    name, why = resolved_preset(args.preset, corpus.n_interactions)
+    name, why = resolved_preset(args.preset, corpus.n_interactions, corpus.n_users)
     settings = preset(name).override(overrides)
     setting = settings.model.item_features
     features = ItemFeatures.from_items(corpus.item_table, setting, corpus.vocab_size)
