@@ -2,9 +2,10 @@
 itemknn on the same split, one table per data set.
 
 Data: ml-latest-small (ratings >= 4), ML-100k (every rating), Amazon Beauty (the S3-Rec file,
-`amazon-beauty/Beauty.txt`) and ML-1M (`ml-1m/ml-1m.txt`), found in --data-dir or
-$BERT4REC_DATA_DIR. Leave-one-out by time, the epoch chosen on validation; every figure is full
-ranking with the user's viewed items filtered. Each training run is a process of its own, so
+`amazon-beauty/Beauty.txt`, with the item attributes of `Beauty_item2attributes.json`) and
+ML-1M (`ml-1m/ml-1m.txt`), found in --data-dir or $BERT4REC_DATA_DIR. Leave-one-out by time,
+the epoch chosen on validation; every figure is full ranking with the user's viewed items
+filtered. Each training run is a process of its own, so
 its peak resident memory (VmHWM) is its own; `--jobs 2` runs two at a time (one thread each:
 the seconds then count a shared machine). On ml-latest-small each run also answers the
 founding document's Harry Potter query: how many of the four later films, and how many
@@ -39,6 +40,7 @@ DATASETS = {  # name: (path under the data folder, prepare settings beyond the d
     "beauty": ("amazon-beauty/Beauty.txt", {}),
     "ml-1m": ("ml-1m/ml-1m.txt", {"min_rating": None, "min_user_interactions": 0}),
 }
+ITEM_TABLES = {"beauty": "amazon-beauty/Beauty_item2attributes.json"}  # the S3-Rec attributes
 BASELINES = ("popular", "markov", "itemknn")
 LATER_HARRY_POTTER = {
     "Harry Potter and the Order of the Phoenix (2007)",
@@ -52,11 +54,15 @@ def load(name: str, data_dir: str):
     """The prepared corpus of one data set, and the record a run directory keeps of it."""
     from bert4rec.data.cache import load_corpus
     from bert4rec.data.corpus import PrepareSettings
+    from bert4rec.data.features import read_item_table
 
     path, changes = DATASETS[name]
     settings = PrepareSettings(**changes)
     source = Path(data_dir) / path
-    return load_corpus(source, settings), {"source": str(source), **changes}
+    corpus = load_corpus(source, settings)
+    if name in ITEM_TABLES:
+        corpus = corpus.with_items(read_item_table(Path(data_dir) / ITEM_TABLES[name]), name)
+    return corpus, {"source": str(source), **changes}
 
 
 def figures(report: dict) -> dict:

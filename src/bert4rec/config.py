@@ -505,7 +505,7 @@ from 0.1624 with the random start; docs/results.md)."""
 
 SHORT = replace(
     SMALL,
-    model=replace(SMALL.model, causal=True, transitions=True, dropout=0.5),
+    model=replace(SMALL.model, causal=True, transitions=True, dropout=0.5, item_features="auto"),
     optim=replace(SMALL.optim, loss="uniform", negatives=1024),
     loop=replace(SMALL.loop, epochs=20, batch_size=64),
 )
@@ -513,7 +513,8 @@ SHORT = replace(
 but each position predicts the next item from the ones before it (SASRec's objective, which
 trains on every position of a short sequence instead of a fifth of them), a learnt logit for
 each pair of consecutive items seen in training (what a first-order Markov chain counts),
-dropout 0.5, 1,024 uniform negatives per batch of 64, 20 epochs (docs/results.md)."""
+the item table's categorical columns as features where it has any, dropout 0.5, 1,024 uniform
+negatives per batch of 64, 20 epochs (docs/results.md)."""
 
 PRESETS: dict[str, Settings] = {
     "seed": SEED, "paper": PAPER, "fast": FAST, "small": SMALL, "large": LARGE, "short": SHORT,
