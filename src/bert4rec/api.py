@@ -36,13 +36,15 @@ from bert4rec.config import preset as named_preset
 from bert4rec.data import columns as C
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus, prepare
-from bert4rec.data.frames import interactions_from_frames
+from bert4rec.data.frames import handed_out, interactions_from_frames, is_pandas
 from bert4rec.data.interactions import LogColumns
 from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown
 from bert4rec.errors import DataError, ModelDirError, NotFittedError, SettingsError
+from bert4rec.evaluation.metrics import DEFAULT_KS
 from bert4rec.evaluation.protocols import evaluate, model_scorer
 from bert4rec.files import temp_dir
 from bert4rec.inference.catalog import ItemId
+from bert4rec.inference.held_out import evaluate_frame, histories_from
 from bert4rec.inference.recommender import Recommender, flatten
 from bert4rec.training.loop import fit
 
@@ -81,12 +83,15 @@ class Dataset:
         its other columns are kept too (in the run directory's items.parquet).
         Users with fewer than `min_user_interactions` events and items with fewer than
         `min_item_interactions` are left out. Errors name the column and row at fault.
+        A model fitted on a pandas frame answers in pandas frames.
         """
         columns = LogColumns(user, item, timestamp, rating)
         settings = PrepareSettings(min_rating, min_item_interactions, min_user_interactions)
         corpus = prepare(interactions_from_frames(events, columns, items, title, genres),
                          settings)
-        return cls(corpus, {"source": None, **asdict(settings), "columns": asdict(columns)})
+        kind = {"frames": "pandas"} if is_pandas(events) else {}
+        return cls(corpus, {"source": None, **asdict(settings), "columns": asdict(columns),
+                            **kind})
 
     @classmethod
     def from_source(
@@ -131,10 +136,11 @@ class Dataset:
         return self.corpus.user_ids
 
     @property
-    def items(self) -> pl.DataFrame:
+    def items(self) -> Any:
         """Every item kept: item, title, genres (null where unknown), then any other columns
-        of the item table."""
-        return self.corpus.item_table.drop(C.INDEX)
+        of the item table (pandas when the data came as pandas)."""
+        return handed_out(self.corpus.item_table.drop(C.INDEX),
+                          self.description.get("frames") == "pandas")
 
     def statistics(self) -> dict[str, float | int | str]:
         """Users, items, interactions, sequence-length quantiles and density."""
@@ -173,6 +179,7 @@ class Model:
         self._temporary: tempfile.TemporaryDirectory | None = None
         self._recommender: Recommender | None = None
         self._users: UserHistories | None = None
+        self._pandas = False  # answer in pandas: the model was fitted on a pandas frame
 
     def fit(self, data: Dataset, out: str | Path | None = None, progress: bool = True) -> Model:
         """Train on `data` (validation picks the epoch, test is scored once) and return this
@@ -181,6 +188,8 @@ class Model:
         `save` keeps. `progress` shows a bar over the epochs."""
         name = auto_preset(data.n_interactions) if self.preset == AUTO else self.preset
         settings = named_preset(name).override(self.overrides)
+        if out is not None:
+            _check_out(Path(out), "fit into")
         temporary = None if out is not None else tempfile.TemporaryDirectory(prefix="bert4rec-")
         run_dir = Path(out) if out is not None else Path(temporary.name) / "run"
         metric = settings.loop.metric
@@ -211,7 +220,7 @@ class Model:
         path = Path(path)
         if path.absolute() == run_dir.absolute():
             return self
-        rundir.check_out_dir(path, resume=False)
+        _check_out(path, "save into")
         if path.is_dir() and any(path.iterdir()):
             raise ModelDirError(f"{path}: exists and is not empty; save into a new folder")
         path.absolute().parent.mkdir(parents=True, exist_ok=True)
@@ -238,9 +247,9 @@ class Model:
         return self._histories().ids
 
     @property
-    def items(self) -> pl.DataFrame:
+    def items(self) -> Any:
         """Every item the model can recommend: item, and title and genres where known."""
-        return self._fitted()[1].items
+        return self._out(self._fitted()[1].items)
 
     def recommend(
         self,
@@ -253,16 +262,21 @@ class Model:
         exclude: Iterable[ItemId] | None = None,
         on_unknown: OnUnknown = "raise",
         progress: bool = False,
-    ) -> pl.DataFrame:
+    ) -> Any:
         """The top `k` items for each of `users` (ids the model was trained with; each one's
         whole history is used) or for each of `histories` (item ids or titles, oldest first),
-        as one long frame: `user` (or `history`, the position in the list), `rank`, `item`,
-        `score`, then `title` and `genres` where the items have them.
+        as one long frame: `user` (or `history`, the position in the list), `rank` (1 first),
+        `item`, `score`, then `title` and `genres` where the items have them. A pandas frame
+        when the model was fitted on pandas, else polars.
 
-        `filter_viewed` leaves out items already in the history; `items` allows only these
-        item ids, `exclude` never offers these. An unknown user, item or title raises an error
-        naming it, or with `on_unknown="skip"` is left out (an unknown user gets no rows).
-        `progress` shows a bar over the users.
+        `score` is the model's logit for the item coming next: a softmax over every item's
+        score gives the probability, so only differences within one list mean something.
+
+        `filter_viewed` leaves out items the user interacted with: the history, and for
+        `users` also the items the rating filter dropped (a film rated 2 was seen too).
+        `items` allows only these item ids, `exclude` never offers these. An unknown user,
+        item or title raises an error naming it and why, or with `on_unknown="skip"` is left
+        out (an unknown user gets no rows). `progress` shows a bar over the users.
         """
         recommender = self._fitted()[1]
         check_on_unknown(on_unknown)
@@ -270,9 +284,11 @@ class Model:
             raise ValueError("recommend takes users=[...] or histories=[[...], ...], not both "
                              "and not neither")
         allowed = recommender.candidates(items, exclude, on_unknown)
+        viewed = None
         if users is not None:
             positions, keys = self._histories().positions(_as_list(users), on_unknown)
             flat, offsets = self._histories().subset(positions)
+            viewed = self._histories().seen_subset(positions)
             key = C.USER
         else:
             indices = [[recommender.index_of(entry.item)
@@ -281,24 +297,46 @@ class Model:
             flat, offsets = flatten(indices)
             key, keys = HISTORY_KEY, list(range(len(indices)))
         with tqdm(total=len(keys), desc="recommend", unit="user", disable=not progress) as bar:
-            top = recommender.top_k(flat, offsets, k, filter_viewed, allowed, progress=bar.update)
-        return recommender.to_frame(key, keys, *top)
+            top = recommender.top_k(flat, offsets, k, filter_viewed, allowed, progress=bar.update,
+                                    viewed=viewed)
+        return self._out(recommender.to_frame(key, keys, *top))
 
-    def similar_items(self, items: Iterable[ItemId] | ItemId, k: int = 10,
-                      on_unknown: OnUnknown = "raise") -> pl.DataFrame:
-        """The `k` items whose embeddings are closest (cosine) to each of `items` (ids or
-        titles), as one long frame: `query` (the item's id), `rank`, `item`, `score`, then
-        title and genres where known. Unknown items raise, or are skipped with
+    def similar_items(self, query: Iterable[ItemId] | ItemId, k: int = 10, *,
+                      items: Iterable[ItemId] | None = None,
+                      exclude: Iterable[ItemId] | None = None, filter_viewed: bool = False,
+                      on_unknown: OnUnknown = "raise") -> Any:
+        """The `k` items whose embeddings are closest (cosine) to each item of `query` (ids or
+        titles), as one long frame: `query` (the item's id), `rank`, `item`, `score` (the
+        cosine, -1 to 1), then title and genres where known. An item is never its own
+        neighbour; `items` allows only these item ids, `exclude` never offers these, and
+        `filter_viewed` leaves every item of `query` out of every list (a watch history as
+        `query`: items like it that are not in it). Unknown items raise, or are skipped with
         `on_unknown="skip"`."""
-        recommender = self._fitted()[1]
-        queries = recommender.resolve(_as_list(items), on_unknown)
-        top = recommender.nearest([recommender.index_of(q.item) for q in queries], k)
-        return recommender.to_frame(QUERY_KEY, [q.item for q in queries], *top)
+        return self._out(_similar(self._fitted()[1], _as_list(query), k, items, exclude,
+                                  filter_viewed, on_unknown))
 
-    def evaluate(self, data: Dataset, split: str = "test", **options: Any) -> dict[str, Any]:
+    def evaluate(self, data: Dataset | None = None, split: str = "test", *, test: Any = None,
+                 history: Any = None, ks: Sequence[int] = DEFAULT_KS, user: str | None = None,
+                 item: str | None = None, timestamp: str | None = None,
+                 **options: Any) -> dict[str, Any]:
         """Rank each user's held-out item of `data` (the data the model was trained on, or
         data over the same items) and return the labelled metrics: `protocol` "full" (default)
-        or "sampled", `exclude_seen`, `ks`, ... as `evaluation.protocols.evaluate` takes them."""
+        or "sampled", `exclude_seen`, `ks`, ... as `evaluation.protocols.evaluate` takes them.
+
+        Or score a held-out frame of your own, `test` (one row per held-out event, such as
+        the test part of `bert4rec.split.by_time`): each of its users gets the top max(`ks`)
+        items after their history, seen items left out, measured by `bert4rec.metrics` (NDCG,
+        HR, Recall, MRR, Coverage and Popularity at each k). The history is what the model
+        keeps of each user (the data it was fitted on), or `history`, an events frame (or a
+        `Dataset`) over the model's items. Columns are named as in the data the model was
+        fitted on, unless `user=`, `item=` and `timestamp=` say otherwise."""
+        if test is not None:
+            if data is not None or options:
+                raise ValueError("evaluate(test=...) takes history=, ks=, user=, item= and "
+                                 "timestamp=; the built-in split's options go with data")
+            return self._evaluate_frame(test, history, ks, user, item, timestamp)
+        if data is None:
+            raise ValueError("evaluate takes data (the built-in split) or test=frame")
         recommender = self._fitted()[1]
         if not np.array_equal(data.corpus.item_ids, np.asarray(recommender.item_ids)):
             raise DataError(
@@ -306,7 +344,24 @@ class Model:
                 "or other ids: evaluate on the data the model was trained on (the same items)"
             )
         scorer = model_scorer(recommender.model, torch.device("cpu"))
-        return evaluate(scorer, data.corpus, split, **options).to_dict()
+        return evaluate(scorer, data.corpus, split, ks=tuple(ks), **options).to_dict()
+
+    def _evaluate_frame(self, test: Any, history: Any, ks: Sequence[int], user: str | None,
+                        item: str | None, timestamp: str | None) -> dict[str, Any]:
+        """`evaluate(test=...)`: the model's recommendations for `test`'s users, measured."""
+        recommender = self._fitted()[1]
+        columns = (rundir.read_config(self.run_dir).get("data") or {}).get("columns") or {}
+        user, item = user or columns.get("user", C.USER), item or columns.get("item", C.ITEM)
+        ids = recommender.items[C.ITEM]
+        histories = self._histories()
+        if history is not None:
+            histories, _ = histories_from(history, ids, user=user, item=item,
+                                          timestamp=timestamp or columns.get("timestamp"))
+
+        def top_k(flat: np.ndarray, offsets: np.ndarray, k: int, viewed: Any) -> Any:
+            return recommender.top_k(flat, offsets, k, True, None, viewed=viewed)
+
+        return evaluate_frame(top_k, histories, ids, test, ks=ks, user=user, item=item)
 
     def __repr__(self) -> str:
         if self._recommender is None:
@@ -316,8 +371,10 @@ class Model:
     def _open(self, run_dir: Path, temporary: tempfile.TemporaryDirectory | None) -> None:
         """Point this model at a run directory (keeping `temporary` alive while it does)."""
         recommender = Recommender.load(run_dir)
-        train = rundir.read_config(run_dir).get("train") or {}
+        config = rundir.read_config(run_dir)
+        train = config.get("train") or {}
         self.settings = Settings.from_dict(train) if train else None
+        self._pandas = (config.get("data") or {}).get("frames") == "pandas"
         self.run_dir, self._temporary = run_dir, temporary
         self._recommender, self._users = recommender, None
 
@@ -327,11 +384,40 @@ class Model:
                                  "Model.load(path) first")
         return self.run_dir, self._recommender
 
+    def _out(self, frame: pl.DataFrame) -> Any:
+        """A result frame as pandas when the model was fitted on pandas, else as it is."""
+        return handed_out(frame, self._pandas)
+
     def _histories(self) -> UserHistories:
         if self._users is None:
             run_dir, recommender = self._fitted()
             self._users = rundir.read_users(run_dir, recommender.n_items)
         return self._users
+
+
+def _check_out(path: Path, verb: str) -> None:
+    """Refuse a folder that cannot take a new run, in Python's words (`rundir.check_out_dir`
+    speaks the command line's: --out, --resume)."""
+    if path.exists() and not path.is_dir():
+        raise ModelDirError(f"{path}: exists and is not a folder; {verb} another one")
+    if (path / rundir.CONFIG).exists():
+        raise ModelDirError(f"{path}: already holds a run; {verb} another folder, or "
+                            f"bert4rec.Model.load({str(path)!r}) to use that run")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ModelDirError(f"{path}: cannot write there ({existing} is not a writable "
+                            f"folder); {verb} another one")
+
+
+def _similar(recommender: Recommender, query: list[ItemId], k: int,
+             items: Iterable[ItemId] | None, exclude: Iterable[ItemId] | None,
+             filter_viewed: bool, on_unknown: OnUnknown) -> pl.DataFrame:
+    """`similar_items` as a polars frame."""
+    queries = recommender.resolve(query, on_unknown)
+    indices = [recommender.index_of(q.item) for q in queries]
+    allowed = recommender.candidates(items, exclude, on_unknown)
+    top = recommender.nearest(indices, k, allowed, indices if filter_viewed else ())
+    return recommender.to_frame(QUERY_KEY, [q.item for q in queries], *top)
 
 
 def _setting_key(name: str) -> str:

@@ -21,7 +21,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from bert4rec.data import columns as C
-from bert4rec.data.corpus import SequenceCorpus
+from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
+from bert4rec.data.leftout import why_missing
 from bert4rec.data.users import UserHistories
 from bert4rec.errors import DataError, ModelDirError
 from bert4rec.files import temp_file, umask
@@ -47,14 +48,18 @@ WEIGHTS = "model.safetensors"
 ITEMS = "items.parquet"
 USERS = "users.parquet"
 """Each user's history (`data/users.py`): what recommending for a known user by id reads."""
+LEFT_OUT = "left_out.parquet"
+"""The users and items of the log that preparing left out, with their event counts
+(`data/leftout.py`): what an error reads to say why an id is unknown. Runs written before
+2026-12-04 lack it and say less."""
 METRICS = "metrics.json"
 PROVENANCE = "provenance.json"
 """How the run was made, one record per training session (`provenance.py`)."""
 CHECKPOINT = Path("checkpoints") / "last.pt"
 SELECTED = Path("checkpoints") / "selected.safetensors"
 """With `loop.refit`: the weights chosen on validation, before the refit writes WEIGHTS."""
-WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(USERS), Path(METRICS),
-           Path(PROVENANCE), CHECKPOINT, SELECTED)
+WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(USERS), Path(LEFT_OUT),
+           Path(METRICS), Path(PROVENANCE), CHECKPOINT, SELECTED)
 """Every file a run writes through `atomic_write` (whose temporary names are `.NAME.*`)."""
 CHECKPOINT_KEYS = ("model", "optimizer", "progress", "rng", "settings", "average")
 MODEL_METADATA = "bert4rec_model"
@@ -263,12 +268,18 @@ def read_items(run_dir: str | Path) -> pl.DataFrame:
 
 
 def write_users(run_dir: Path, corpus: SequenceCorpus) -> None:
-    """users.parquet: every user of `corpus` and their whole history, atomically."""
+    """users.parquet (every user of `corpus`, their whole history and the further items they
+    saw) and left_out.parquet (the users and items the filters left out), atomically."""
     atomic_write(run_dir / USERS, UserHistories.from_corpus(corpus).write)
+    if corpus.left_out is not None:
+        left = pl.concat([corpus.left_out.users, corpus.left_out.items], how="diagonal")
+        atomic_write(run_dir / LEFT_OUT, left.select(C.USER, C.ITEM, pl.exclude(C.USER, C.ITEM))
+                     .write_parquet)
 
 
 def read_users(run_dir: str | Path, n_items: int) -> UserHistories:
-    """users.parquet of a run directory, checked against a model of `n_items` items."""
+    """users.parquet of a run directory, checked against a model of `n_items` items; an
+    unknown user's error says why, where left_out.parquet knows."""
     path = Path(run_dir) / USERS
     if not path.is_file():
         raise ModelDirError(
@@ -276,9 +287,24 @@ def read_users(run_dir: str | Path, n_items: int) -> UserHistories:
             "recommend from histories instead, or train it again"
         )
     try:
-        return UserHistories.read(path, n_items)
+        users = UserHistories.read(path, n_items)
     except DataError as err:
         raise ModelDirError(str(err)) from err
+    return replace(users, why_missing=why_missing_in(run_dir, "user"))
+
+
+def why_missing_in(run_dir: str | Path, kind: str) -> Callable[[Any], str]:
+    """A function saying why a user or item (`kind`) is not in the run's model, from
+    left_out.parquet and the prepare settings in config.json ("" for runs without them)."""
+    path = Path(run_dir) / LEFT_OUT
+    try:
+        left = pl.read_parquet(path) if path.is_file() else None
+        data = read_config(run_dir).get("data") or {}
+        settings = PrepareSettings(**{f.name: data[f.name] for f in fields(PrepareSettings)})
+    except (pl.exceptions.PolarsError, OSError, KeyError, TypeError, ValueError,
+            ModelDirError):
+        return lambda value: ""
+    return lambda value: why_missing(kind, value, left, settings)
 
 
 def _read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

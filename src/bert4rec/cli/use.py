@@ -40,6 +40,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.run_dir)
     on_unknown = "skip" if args.skip_unknown else "raise"
     candidates = rec.candidates(*id_lists(rec, args), on_unknown="skip")
+    viewed = None
     if args.history:
         key, keys = HISTORY_KEY, [0]
         histories = [resolve_titles(rec, args.run_dir, args.history, on_unknown)]
@@ -50,18 +51,18 @@ def run_recommend(args: argparse.Namespace) -> int:
         wanted = users.ids if args.all_users else [typed(u, integer) for u in args.users]
         positions, keys = users.positions(wanted, on_unknown)
         flat, offsets = users.subset(positions)
-        key = C.USER
+        key, viewed = C.USER, users.seen_subset(positions)
     if output is not None:
         with tqdm(total=len(keys), desc="recommend", unit="user", disable=None) as bar:
             top = rec.top_k(flat, offsets, args.k, not args.keep_seen, candidates,
-                            batch_size=args.batch_size, progress=bar.update)
+                            batch_size=args.batch_size, progress=bar.update, viewed=viewed)
         write_table(rec.to_frame(key, keys, *top), output)
         print(f"wrote recommendations for {len(keys):,} {key}s to {output}", file=sys.stderr)
         return 0
     if not args.history:  # users: their histories as catalogue entries
         histories = [rec.entries(flat[a:b].tolist()) for a, b in itertools.pairwise(offsets)]
     results = rec.recommend_resolved(histories, k=args.k, exclude_seen=not args.keep_seen,
-                                     candidates=candidates)
+                                     candidates=candidates, viewed=viewed)
     if args.explain:
         results = [rec.explain(result) for result in results]
     if args.history:

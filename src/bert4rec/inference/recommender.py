@@ -27,7 +27,7 @@ from bert4rec.data.vocab import PAD
 from bert4rec.errors import ModelDirError, TitleNotFoundError, UnknownIdError
 from bert4rec.inference.catalog import Catalog, CatalogItem, ItemId
 from bert4rec.model import BERT4Rec
-from bert4rec.rundir import load_model, read_items
+from bert4rec.rundir import load_model, read_items, why_missing_in
 
 # Most contributing history items reported per recommendation when explaining ...
 EXPLAIN_TOP = 3
@@ -116,7 +116,9 @@ class Recommender:
         """Read a run directory (config.json, model.safetensors, items.parquet) written by fit."""
         items = read_items(run_dir)
         model, _ = load_model(run_dir)
-        return cls(model, items)
+        recommender = cls(model, items)
+        recommender.catalog.why_missing = why_missing_in(run_dir, "item")
+        return recommender
 
     @property
     def n_items(self) -> int:
@@ -159,10 +161,10 @@ class Recommender:
         found = [self._index_of.get(item) for item in wanted]
         missing = [item for item, index in zip(wanted, found, strict=True) if index is None]
         if missing and on_unknown == "raise":
-            more = more_note(missing)
+            why, more = self.catalog.why_missing(missing[0]), more_note(missing, ";")
             raise UnknownIdError(
-                f"item {missing[0]!r} is not among the model's {self.n_items:,} items{more}; "
-                "pass on_unknown='skip' (--skip-unknown) to leave unknown items out", missing)
+                f"item {missing[0]!r} is not among the model's {self.n_items:,} items{why}{more}; "
+                "pass on_unknown='skip' to leave unknown items out", missing)
         return [index for index in found if index is not None]
 
     def candidates(self, allowed: Iterable[ItemId] | None = None,
@@ -212,12 +214,15 @@ class Recommender:
     def recommend_resolved(
         self, histories: Sequence[Sequence[CatalogItem]], k: int = 10, exclude_seen: bool = True,
         candidates: torch.Tensor | None = None,
+        viewed: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[Recommendations]:
         """`recommend_many` for histories already resolved by `resolve`; each answer is the
         same as for that history alone, so callers may batch unrelated requests together.
-        A history gets fewer than `k` items when fewer are left to offer."""
+        A history gets fewer than `k` items when fewer are left to offer. `viewed`: as for
+        `top_k`."""
         flat, offsets = flatten([[self._index_of[entry.item] for entry in h] for h in histories])
-        items, scores = self.top_k(flat, offsets, k, exclude_seen, candidates, self.batch_size)
+        items, scores = self.top_k(flat, offsets, k, exclude_seen, candidates, self.batch_size,
+                                   viewed=viewed)
         results = []
         for row, history in enumerate(histories):
             n = int(np.isfinite(scores[row]).sum())
@@ -228,13 +233,17 @@ class Recommender:
     @torch.inference_mode()
     def top_k(self, flat: np.ndarray, offsets: np.ndarray, k: int, exclude_seen: bool = True,
               candidates: torch.Tensor | None = None, batch_size: int = 512,
-              progress: Callable[[int], Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+              progress: Callable[[int], Any] | None = None,
+              viewed: tuple[np.ndarray, np.ndarray] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
         """The best `k` items (vocabulary indices [B, k]) and their scores ([B, k], best first)
         for B histories of vocabulary indices, `flat[offsets[b]:offsets[b + 1]]`, oldest first.
         A score is -inf where fewer than `k` items are left to offer. `candidates` (bool
         [vocab_size]) limits what may be recommended. Histories are scored in batches of
         similar length, each only as wide as its longest needs, so many users score fast;
-        `progress(n)` hears of each batch of `n` histories."""
+        `progress(n)` hears of each batch of `n` histories. `viewed` (flat, offsets, one row per
+        history) names further items that `exclude_seen` leaves out: those a user saw in
+        events the rating filter dropped (`UserHistories.seen_subset`)."""
         _check_k(k)
         lengths = np.diff(offsets)
         order = np.argsort(np.minimum(lengths, self.model.config.max_len - 1), kind="stable")
@@ -250,6 +259,8 @@ class Recommender:
                 seen = flat[concatenated_ranges(offsets[rows], lengths[rows])]
                 row_of = np.repeat(np.arange(len(rows)), lengths[rows])
                 scores[torch.from_numpy(row_of), torch.from_numpy(seen)] = float("-inf")
+                if viewed is not None:
+                    exclude_rows(scores, *viewed, rows)
             top = scores.topk(width, dim=1)  # [b, width]
             top_items[rows], top_scores[rows] = top.indices.numpy(), top.values.numpy()
             if progress is not None:
@@ -279,15 +290,21 @@ class Recommender:
         items, cosines = self.nearest([self._index_of[entry.item]], k)  # [1, k] each
         return Recommendations(self._ranked(items[0].tolist(), cosines[0].tolist()), (entry,))
 
-    def nearest(self, indices: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, indices: Sequence[int], k: int, candidates: torch.Tensor | None = None,
+                excluded: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """For each item (vocabulary index), the `k` other items whose embeddings are closest
-        by cosine: indices [Q, k] and cosines [Q, k], as `top_k` gives them."""
+        by cosine: indices [Q, k] and cosines [Q, k], as `top_k` gives them (-inf where
+        fewer are on offer). `candidates` (bool [vocab_size]) limits what may be offered;
+        the items `excluded` (vocabulary indices) never are."""
         _check_k(k)
         width = min(k, self.n_items - 1)
         query = torch.as_tensor(list(indices), dtype=torch.long)  # [Q]
         cosine = self._unit_embeddings[query] @ self._unit_embeddings.T  # [Q, V]
         cosine[:, [PAD, cosine.shape[1] - 1]] = float("-inf")  # padding, [MASK]
         cosine[torch.arange(len(query)), query] = float("-inf")  # the item itself
+        if candidates is not None:
+            cosine.masked_fill_(~candidates, float("-inf"))
+        cosine[:, list(excluded)] = float("-inf")
         top = cosine.topk(width, dim=1)
         return top.indices.numpy(), top.values.numpy()
 
@@ -346,6 +363,16 @@ class Recommender:
     def _contribution(self, index: int, score_drop: float) -> Contribution:
         item = self._ids[index - 1]
         return Contribution(item, self.catalog.title(item), score_drop)
+
+
+def exclude_rows(scores: torch.Tensor, flat: np.ndarray, offsets: np.ndarray,
+                 rows: np.ndarray) -> None:
+    """Set to -inf, in row b of `scores` ([B, V]), the items `flat[offsets[r]:offsets[r + 1]]`
+    of history `r = rows[b]`."""
+    lengths = offsets[rows + 1] - offsets[rows]
+    items = flat[concatenated_ranges(offsets[rows], lengths)]
+    row_of = np.repeat(np.arange(len(rows)), lengths)
+    scores[torch.from_numpy(row_of), torch.from_numpy(items)] = float("-inf")
 
 
 def _check_k(k: int) -> None:

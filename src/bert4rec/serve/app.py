@@ -147,6 +147,8 @@ def _routes() -> APIRouter:
             if resolved is None:  # unknown, skipped
                 return S.RecommendResponse(user=body.user, history=[], items=[],
                                            filter_viewed=body.filter_viewed)
+            if body.filter_viewed:
+                args = (*args[:3], _unseen(rec, state.users, body.user, allowed))
             result = await batch.recommend_resolved(resolved, *args)
             history = result.history[-(rec.model.config.max_len - 1) :]
         return S.RecommendResponse(
@@ -208,6 +210,22 @@ def _user_history(state: State, rec: Recommender, user: int | str, on_unknown: O
         return None
     flat, _ = state.users.subset(positions)
     return rec.entries(flat.tolist())
+
+
+def _unseen(rec: Recommender, users: UserHistories, user: int | str,
+            allowed: torch.Tensor | None) -> torch.Tensor | None:
+    """`allowed` less the items a known user saw only in events the rating filter dropped
+    (None when there are none and nothing else was limited)."""
+    seen = users.seen_subset(users.positions([user], "skip")[0])
+    if seen is None or len(seen[0]) == 0:
+        return allowed
+    if allowed is None:
+        mask = torch.zeros(rec.model.config.vocab_size, dtype=torch.bool)
+        mask[1 : rec.n_items + 1] = True
+    else:
+        mask = allowed.clone()
+    mask[torch.from_numpy(seen[0])] = False
+    return mask
 
 
 def _item(entry: CatalogItem, links: ItemLinks) -> S.Item:
