@@ -101,3 +101,23 @@ def test_columns_default_to_the_training_logs_and_mix_ups_are_named(model, data,
         model.evaluate()
     with pytest.raises(ValueError, match="the built-in split's options go with data"):
         model.evaluate(test=held, protocol="sampled")
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_the_agreement_holds_on_ml_latest_small(data_dir, tmp_path):
+    """The same check on real data: 603 users, 6,298 items (a random model, so that no
+    training time is spent: agreement does not depend on the weights)."""
+    real = bert4rec.Dataset.from_source("ml-latest-small", data_dir=data_dir)
+    model = bert4rec.Model.load(random_run(real.corpus, tmp_path / "run", real.description))
+    corpus = real.corpus
+    histories = [corpus.item_ids[corpus.sequence(u)[:-1] - 1].tolist()
+                 for u in range(corpus.n_users)]
+    recs = model.recommend(histories=histories, k=20)
+    held = pl.DataFrame({"history": range(corpus.n_users),
+                         "item": corpus.item_ids[corpus.items_flat[corpus.offsets[1:] - 1] - 1]})
+    frame = bert4rec.metrics.compute(recs, held, ks=(1, 10, 20), user="history")
+    built_in = model.evaluate(real, ks=(1, 10, 20))
+    assert built_in["users"] == 603
+    for key in ("NDCG@1", "HR@1", "NDCG@10", "HR@10", "NDCG@20", "HR@20"):
+        assert frame[key] == pytest.approx(built_in[key], abs=1e-12), key
