@@ -295,16 +295,21 @@ def read_users(run_dir: str | Path, n_items: int) -> UserHistories:
 
 def why_missing_in(run_dir: str | Path, kind: str) -> Callable[[Any], str]:
     """A function saying why a user or item (`kind`) is not in the run's model, from
-    left_out.parquet and the prepare settings in config.json ("" for runs without them)."""
+    left_out.parquet and the prepare settings in config.json ("" for runs without them).
+    The files are read when it is called: only an error pays for them."""
     path = Path(run_dir) / LEFT_OUT
-    try:
-        left = pl.read_parquet(path) if path.is_file() else None
-        data = read_config(run_dir).get("data") or {}
-        settings = PrepareSettings(**{f.name: data[f.name] for f in fields(PrepareSettings)})
-    except (pl.exceptions.PolarsError, OSError, KeyError, TypeError, ValueError,
-            ModelDirError):
-        return lambda value: ""
-    return lambda value: why_missing(kind, value, left, settings)
+
+    def why(value: Any) -> str:
+        try:
+            left = pl.read_parquet(path) if path.is_file() else None
+            data = read_config(run_dir).get("data") or {}
+            settings = PrepareSettings(**{f.name: data[f.name] for f in fields(PrepareSettings)})
+        except (pl.exceptions.PolarsError, OSError, KeyError, TypeError, ValueError,
+                ModelDirError):
+            return ""
+        return why_missing(kind, value, left, settings)
+
+    return why
 
 
 def _read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
