@@ -1,6 +1,6 @@
 """Every baseline under every protocol on one source; prints a table, writes benchmarks/out/*.json.
 
-Usage: BERT4REC_DATA_DIR=/work/shared/data nice python benchmarks/baselines.py [SOURCE] [--split]
+Usage: BERT4REC_DATA_DIR=DIR nice python benchmarks/baselines.py [SOURCE] [--split]
 SOURCE defaults to ml-1m/ml-1m.txt under $BERT4REC_DATA_DIR, prepared without any filtering.
 """
 
@@ -15,12 +15,12 @@ from pathlib import Path
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 from bert4rec.evaluation.baselines import BASELINES, fit_baseline
-from bert4rec.evaluation.protocols import evaluate
+from bert4rec.evaluation.protocols import Protocol, evaluate
 
 PROTOCOLS = {
-    "full": {"protocol": "full"},
-    "sampled-popular": {"protocol": "sampled", "negatives": "popular"},
-    "sampled-uniform": {"protocol": "sampled", "negatives": "uniform"},
+    "full": Protocol("full"),
+    "sampled-popular": Protocol("sampled", negatives="popular"),
+    "sampled-uniform": Protocol("sampled", negatives="uniform"),
 }
 
 
@@ -37,9 +37,9 @@ def main() -> None:
     print(f"{'baseline':<9} {'protocol':<16} {'NDCG@10':>8} {'HR@10':>8} {'MRR':>8} {'seconds':>8}")
     for name in BASELINES:
         scorer = fit_baseline(name, corpus)
-        for label, options in PROTOCOLS.items():
+        for label, protocol in PROTOCOLS.items():
             start = time.perf_counter()
-            report = evaluate(scorer, corpus, args.split, **options)
+            report = evaluate(scorer, corpus, args.split, protocol)
             seconds = time.perf_counter() - start
             m = report.metrics
             print(

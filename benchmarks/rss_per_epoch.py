@@ -38,8 +38,9 @@ def child(args: argparse.Namespace) -> None:
     if os.environ.get("BERT4REC_MALLOC") != "system":
         restart_under_jemalloc(TRAINING_CONF)
     import torch
+    from overrides import parse_overrides
 
-    from bert4rec.config import parse_overrides, preset
+    from bert4rec.config import preset
     from bert4rec.data.cache import load_corpus
     from bert4rec.training.loop import fit
 

@@ -183,7 +183,7 @@ def untrained_model(args: argparse.Namespace, corpus):
 def stage_rank(args: argparse.Namespace) -> dict:
     """One full-ranking evaluation of `args.split` over `args.users` users (0: every user)."""
     from bert4rec.config import preset
-    from bert4rec.training.loop import full_ranking
+    from bert4rec.evaluation.validation import full_ranking
     from bert4rec.training.runtime import pick_device
 
     corpus = load(args)
@@ -191,8 +191,8 @@ def stage_rank(args: argparse.Namespace) -> dict:
     model = untrained_model(args, corpus).to(device)
     loop = preset(args.preset).loop
     started, cpu = time.perf_counter(), time.process_time()
-    report = full_ranking(model, corpus, args.split, device, loop.eval_batch_size, args.users,
-                          loop.seed)
+    report = full_ranking(model, corpus, args.split, device, batch_size=loop.eval_batch_size,
+                          users=args.users, users_seed=loop.seed)
     seconds = time.perf_counter() - started
     return {"preset": args.preset, "split": args.split, "users": report["users"],
             "seconds": round(seconds, 1), "cpu_s": round(time.process_time() - cpu, 1),

@@ -7,7 +7,7 @@ figure is test, full ranking, seen items excluded. On ml-latest-small the run's 
 founding document's Harry Potter query is scored too: how many of the four later Harry Potter
 films, and how many Adventure or Fantasy films, are in its top 10. Not a test.
 
-    BERT4REC_DATA_DIR=/work/shared/data nice python benchmarks/small_data.py \\
+    BERT4REC_DATA_DIR=DIR nice python benchmarks/small_data.py \\
         [--data ml-latest-small ml-100k ml-1m] [--seeds 0 1 2] [--threads 2]
 
 Prints a table and writes benchmarks/out/small_data.json.
@@ -26,10 +26,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from overrides import parse_overrides
 
 from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.cli.use import FOUNDING_QUERY
-from bert4rec.config import auto_preset, parse_overrides, preset
+from bert4rec.config import auto_preset, preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 from bert4rec.evaluation.baselines import fit_baseline

@@ -20,12 +20,13 @@ import shutil
 from pathlib import Path
 
 import torch
+from overrides import parse_overrides
 
 from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
-from bert4rec.config import parse_overrides, preset
+from bert4rec.config import preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
-from bert4rec.evaluation.protocols import evaluate, model_scorer
+from bert4rec.evaluation.protocols import Protocol, evaluate, model_scorer
 from bert4rec.training.loop import fit
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -75,7 +76,7 @@ def main() -> None:
     rows: list[dict] = []
 
     def record(model, epoch: dict) -> None:
-        test = evaluate(model_scorer(model, args.device), corpus, "test", ks=(10,), batch_size=512)
+        test = evaluate(model_scorer(model, args.device), corpus, "test", Protocol(ks=(10,)))
         model.train()
         rows.append({"epoch": epoch["epoch"], "train_seconds": round(epoch["seconds"], 1),
                      "loss": epoch["loss"], "valid_NDCG@10": epoch["NDCG@10"],

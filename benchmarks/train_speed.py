@@ -22,11 +22,23 @@ import torch
 from bert4rec.config import preset
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
-from bert4rec.model import flops_per_sequence
+from bert4rec.model import BERT4RecConfig
 from bert4rec.training.loop import TrainingRun
 from bert4rec.training.runtime import Runtime, pick_device
 
 OUT = Path(__file__).resolve().parent / "out"
+
+
+def flops_per_sequence(config: BERT4RecConfig, n_targets: float) -> float:
+    """Approximate forward-pass FLOPs for one sequence of length max_len (2 per multiply-add).
+
+    Counts the matrix multiplies: the blocks' projections and feed-forward, attention scores
+    and mixing, and the transform head plus output projection at `n_targets` positions.
+    """
+    t, h, v = config.max_len, config.hidden, config.vocab_size
+    per_block = 2 * t * (3 * h * h + h * h + 2 * config.ff_mult * h * h) + 2 * 2 * t * t * h
+    head = 2 * n_targets * (h * h + h * v)
+    return float(config.layers * per_block + head)
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:

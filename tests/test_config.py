@@ -15,7 +15,6 @@ from bert4rec.config import (
     Settings,
     allowed_values,
     field_defaults,
-    parse_overrides,
     preset,
 )
 from bert4rec.errors import SettingsError
@@ -83,7 +82,6 @@ def test_unknown_settings_sections_and_presets_are_named():
     ("optim.warmup_fraction", 1.5, r"optim\.warmup_fraction must be in \[0, 1\], got 1\.5"),
     ("optim.clip_norm", -1.0, r"optim\.clip_norm must be >= 0, got -1\.0"),
     ("optim.negatives", 0, r"optim\.negatives must be >= 1, got 0"),
-    ("optim.ema_decay", 1.0, r"optim\.ema_decay must be in \[0, 1\), got 1\.0"),
     ("optim.schedule", "cosine", r"optim\.schedule must be one of \(.*'step'.*\), got 'cosine'"),
     ("loop.epochs", 0, r"loop\.epochs must be >= 1, got 0"),
     ("loop.batch_size", -8, r"loop\.batch_size must be >= 1, got -8"),
@@ -144,17 +142,12 @@ def test_documented_allowed_values_equal_the_code():
         key: allowed_values(f) for key, f in settings_fields()}
 
 
-def test_parse_overrides_types_values_by_field():
-    assert parse_overrides(["model.hidden=128", "optim.lr=3e-3", "optim.loss=uniform"]) == {
-        "model.hidden": 128, "optim.lr": 0.003, "optim.loss": "uniform"}
-    assert [parse_overrides([f"loop.refit={t}"])["loop.refit"] for t in ("True", "no")] == [
-        True, False]
-
-
-@pytest.mark.parametrize(("bad", "message"), [
-    ("model.hiden=1", "known field"), ("hidden=1", "known field"), ("model.hidden", "known field"),
-    ("model.hidden=1.5", "expected int"), ("loop.refit=maybe", "expected bool"),
-])
-def test_parse_overrides_names_bad_pairs(bad, message):
-    with pytest.raises(SettingsError, match=message):
-        parse_overrides([bad])
+def test_a_retired_setting_loads_when_off_and_is_refused_when_on():
+    stored = preset("fast").to_dict()
+    stored["optim"]["ema_decay"] = 0.0  # as config.json files written before 2026-12-04 hold it
+    assert Settings.from_dict(stored) == preset("fast")
+    stored["optim"]["ema_decay"] = 0.9
+    with pytest.raises(SettingsError, match=r"optim\.ema_decay was retired .*\(0\.9\)"):
+        Settings.from_dict(stored)
+    with pytest.raises(SettingsError, match=r"unknown setting 'optim\.ema_decay'"):
+        preset("fast").override({"optim.ema_decay": 0.0})

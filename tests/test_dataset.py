@@ -1,13 +1,19 @@
 """bert4rec.Dataset: DataFrames (pandas or polars; whole-number, text or datetime columns) and
 log files become the same corpus as the command line's; bad columns are named."""
 
+import argparse
 import datetime as dt
+import inspect
+from dataclasses import asdict
 
 import numpy as np
 import polars as pl
 import pytest
 
 import bert4rec
+from bert4rec.cli.data import add_source_options, columns_from_args, settings_from_args
+from bert4rec.data.corpus import PrepareSettings
+from bert4rec.data.interactions import LogColumns
 from bert4rec.errors import DataError
 
 EVENTS = pl.DataFrame({
@@ -72,6 +78,27 @@ def test_ratings_below_min_rating_and_short_users_are_left_out():
     data = bert4rec.Dataset.from_frame(EVENTS, user="uid", item="sku", timestamp="ts",
                                        rating="stars", min_rating=4.5, min_user_interactions=2)
     assert sequences(data) == {1: [20, 30], 2: [20, 30]}
+
+
+def test_a_column_named_rating_is_the_rating_by_default_as_on_the_command_line():
+    rated = EVENTS.rename({"stars": "rating"})
+    data = bert4rec.Dataset.from_frame(rated, user="uid", item="sku", timestamp="ts",
+                                       min_user_interactions=0)  # min_rating 4 by default
+    assert sequences(data) == {1: [20, 10, 30, 40], 2: [20, 30]}  # the 3.0 is left out
+
+
+def test_the_data_settings_have_one_set_of_defaults():
+    parser = argparse.ArgumentParser()
+    add_source_options(parser)
+    args = parser.parse_args(["SOURCE"])
+    assert settings_from_args(args) == PrepareSettings()
+    assert columns_from_args(args) == LogColumns()
+    for method in (bert4rec.Dataset.from_frame, bert4rec.Dataset.from_source):
+        given = inspect.signature(method).parameters
+        assert {name: given[name].default for name in asdict(PrepareSettings())} == asdict(
+            PrepareSettings()), method.__name__
+        assert {name: given[name].default for name in asdict(LogColumns())} == asdict(
+            LogColumns()), method.__name__
 
 
 def test_an_item_table_brings_titles_and_genres(pd):

@@ -108,7 +108,7 @@ def test_a_failed_start_leaves_out_as_it_was(tmp_path, capsys, monkeypatch, out_
         raise RuntimeError("validation broke")
 
     # fails after config.json is written
-    monkeypatch.setattr("bert4rec.training.loop.full_ranking", explode)
+    monkeypatch.setattr("bert4rec.training.loop.validate", explode)
     assert main(["train", str(log), "--out", str(out), *TINY]) == 1
     assert "unexpected RuntimeError: validation broke" in error_line(capsys)
     if out_exists:

@@ -41,7 +41,7 @@ def trained_hit_rate(pairs, **changes) -> float:
     run = TrainingRun(corpus, settings, Runtime(torch.device("cpu")), show_progress=False)
     for _ in range(EPOCHS):
         run.run_epoch()
-    return partner_hit_rate(model_scorer(run.scored, "cpu")(histories), histories, targets)
+    return partner_hit_rate(model_scorer(run.model, "cpu")(histories), histories, targets)
 
 
 @pytest.mark.slow

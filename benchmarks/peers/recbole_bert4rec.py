@@ -33,7 +33,6 @@ from bert4rec.config import (
     ModelSettings,
     OptimSettings,
     Settings,
-    parse_overrides,
     preset,
 )
 from bert4rec.data.cache import load_corpus
@@ -42,6 +41,9 @@ from bert4rec.training.loop import TrainingRun, fit
 from bert4rec.training.runtime import Runtime
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # benchmarks/, for its shared helpers
+from overrides import parse_overrides  # noqa: E402
+
 OUT = HERE.parent / "out"
 VENV = OUT / "recbole-venv"
 RECBOLE_REQUIREMENTS = ["torch==2.13.0", "recbole==1.2.1", "numpy<2", "scipy<1.14", "pandas<2.3"]

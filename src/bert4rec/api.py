@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import torch
 from tqdm.auto import tqdm
 
 from bert4rec import rundir
@@ -38,15 +37,22 @@ from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus, prepare
 from bert4rec.data.frames import handed_out, interactions_from_frames, is_pandas
 from bert4rec.data.interactions import LogColumns
-from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown
+from bert4rec.data.users import OnUnknown, UserHistories
 from bert4rec.errors import DataError, ModelDirError, NotFittedError, SettingsError
 from bert4rec.evaluation.metrics import DEFAULT_KS
-from bert4rec.evaluation.protocols import evaluate, model_scorer
+from bert4rec.evaluation.protocols import EVAL_DEVICE, Protocol, evaluate, model_scorer
 from bert4rec.files import temp_dir
 from bert4rec.inference.catalog import ItemId
 from bert4rec.inference.held_out import evaluate_frame, histories_from
-from bert4rec.inference.recommender import Recommender, flatten
+from bert4rec.inference.recommender import Recommender
+from bert4rec.inference.requests import FILTER_VIEWED, RecommendRequest
 from bert4rec.training.loop import fit
+from bert4rec.training.runtime import pick_device
+
+PREPARE = PrepareSettings()
+"""The data settings' defaults (`data.corpus.PrepareSettings`), as the command line has them."""
+COLUMNS = LogColumns()
+"""The log's column names by default (`data.interactions.LogColumns`), as on the command line."""
 
 
 @dataclass(frozen=True)
@@ -62,22 +68,23 @@ class Dataset:
         cls,
         events: Any,
         *,
-        user: str = C.USER,
-        item: str = C.ITEM,
-        timestamp: str | None = C.TIMESTAMP,
-        rating: str | None = None,
+        user: str = COLUMNS.user,
+        item: str = COLUMNS.item,
+        timestamp: str | None = COLUMNS.timestamp,
+        rating: str | None = COLUMNS.rating,
         items: Any = None,
         title: str = C.TITLE,
         genres: str = C.GENRES,
-        min_rating: float | None = 4.0,
-        min_user_interactions: int = 5,
-        min_item_interactions: int = 0,
+        min_rating: float | None = PREPARE.min_rating,
+        min_user_interactions: int = PREPARE.min_user_interactions,
+        min_item_interactions: int = PREPARE.min_item_interactions,
     ) -> Dataset:
         """Interactions from a pandas or polars DataFrame with one row per event.
 
         `user` and `item` name the id columns (whole numbers or text), `timestamp` the time
         (numbers, dates or datetimes; None: the rows are already in time order) and `rating`
-        an optional rating column, kept when at least `min_rating` (None keeps all). `items`
+        the rating column, kept when at least `min_rating` (None keeps all; a frame without
+        a column of the default name "rating" has no ratings, as a log file). `items`
         is an optional item table (such as MovieLens's movies) with the same `item` column and
         a `title` and/or `genres` column ("A|B" text or lists), shown with recommendations;
         its other columns are kept too (in the run directory's items.parquet).
@@ -99,13 +106,13 @@ class Dataset:
         source: str | Path,
         *,
         data_dir: str | Path | None = None,
-        user: str = C.USER,
-        item: str = C.ITEM,
-        timestamp: str = C.TIMESTAMP,
-        rating: str | None = C.RATING,
-        min_rating: float | None = 4.0,
-        min_user_interactions: int = 5,
-        min_item_interactions: int = 0,
+        user: str = COLUMNS.user,
+        item: str = COLUMNS.item,
+        timestamp: str = COLUMNS.timestamp,
+        rating: str | None = COLUMNS.rating,
+        min_rating: float | None = PREPARE.min_rating,
+        min_user_interactions: int = PREPARE.min_user_interactions,
+        min_item_interactions: int = PREPARE.min_item_interactions,
     ) -> Dataset:
         """Interactions from what `bert4rec train SOURCE` reads: a MovieLens release name
         ("ml-1m", looked up in `data_dir`, $BERT4REC_DATA_DIR, then the user cache), a
@@ -151,8 +158,6 @@ class Dataset:
                 f"{self.n_interactions:,} interactions)")
 
 
-HISTORY_KEY = "history"
-"""The first column of `recommend(histories=...)`: each history's position in the list."""
 QUERY_KEY = "query"
 """The first column of `similar_items`: the item asked about."""
 SETTING_NAMES = {f.name: f"{section}.{f.name}" for section, kind in SECTIONS.items()
@@ -257,7 +262,7 @@ class Model:
         *,
         histories: Sequence[Sequence[ItemId]] | None = None,
         k: int = 10,
-        filter_viewed: bool = True,
+        filter_viewed: bool = FILTER_VIEWED,
         items: Iterable[ItemId] | None = None,
         exclude: Iterable[ItemId] | None = None,
         on_unknown: OnUnknown = "raise",
@@ -277,29 +282,17 @@ class Model:
         `items` allows only these item ids, `exclude` never offers these. An unknown user,
         item or title raises an error naming it and why, or with `on_unknown="skip"` is left
         out (an unknown user gets no rows). `progress` shows a bar over the users.
+        `Recommender.answer` answers: the command line and the HTTP API ask it the same way.
         """
         recommender = self._fitted()[1]
-        check_on_unknown(on_unknown)
-        if (users is None) == (histories is None):
-            raise ValueError("recommend takes users=[...] or histories=[[...], ...], not both "
-                             "and not neither")
-        allowed = recommender.candidates(items, exclude, on_unknown)
-        viewed = None
-        if users is not None:
-            positions, keys = self._histories().positions(_as_list(users), on_unknown)
-            flat, offsets = self._histories().subset(positions)
-            viewed = self._histories().seen_subset(positions)
-            key = C.USER
-        else:
-            indices = [[recommender.index_of(entry.item)
-                        for entry in recommender.resolve(history, on_unknown)]
-                       for history in _histories_list(histories)]
-            flat, offsets = flatten(indices)
-            key, keys = HISTORY_KEY, list(range(len(indices)))
-        with tqdm(total=len(keys), desc="recommend", unit="user", disable=not progress) as bar:
-            top = recommender.top_k(flat, offsets, k, filter_viewed, allowed, progress=bar.update,
-                                    viewed=viewed)
-        return self._out(recommender.to_frame(key, keys, *top))
+        request = RecommendRequest(
+            users=None if users is None else _as_list(users),
+            histories=None if histories is None else list(histories), k=k,
+            filter_viewed=filter_viewed, items=items, exclude=exclude, on_unknown=on_unknown)
+        known = self._histories() if request.users is not None else None
+        with tqdm(total=len(request), desc="recommend", unit="user", disable=not progress) as bar:
+            ranking = recommender.answer(request, known, progress=bar.update)
+        return self._out(recommender.frame(ranking))
 
     def similar_items(self, query: Iterable[ItemId] | ItemId, k: int = 10, *,
                       items: Iterable[ItemId] | None = None,
@@ -312,39 +305,44 @@ class Model:
         `filter_viewed` leaves every item of `query` out of every list (a watch history as
         `query`: items like it that are not in it). Unknown items raise, or are skipped with
         `on_unknown="skip"`."""
-        return self._out(_similar(self._fitted()[1], _as_list(query), k, items, exclude,
-                                  filter_viewed, on_unknown))
+        return self._out(_similar(self._fitted()[1], _as_list(query), k, items=items,
+                                  exclude=exclude, filter_viewed=filter_viewed,
+                                  on_unknown=on_unknown))
 
-    def evaluate(self, data: Dataset | None = None, split: str = "test", *, test: Any = None,
-                 history: Any = None, ks: Sequence[int] = DEFAULT_KS, user: str | None = None,
-                 item: str | None = None, timestamp: str | None = None,
-                 **options: Any) -> dict[str, Any]:
+    def evaluate(self, data: Dataset | None = None, split: str = "test", protocol: str = "full",
+                 *, test: Any = None, history: Any = None, ks: Sequence[int] = DEFAULT_KS,
+                 user: str | None = None, item: str | None = None, timestamp: str | None = None,
+                 device: str = EVAL_DEVICE, **options: Any) -> dict[str, Any]:
         """Rank each user's held-out item of `data` (the data the model was trained on, or
-        data over the same items) and return the labelled metrics: `protocol` "full" (default)
-        or "sampled", `exclude_seen`, `ks`, ... as `evaluation.protocols.evaluate` takes them.
+        data over the same items) and return the labelled metrics, as `bert4rec evaluate`
+        does: `protocol` "full" (default) or "sampled", `ks`, and the other fields of
+        `evaluation.protocols.Protocol` by name (`filter_viewed`, `n_negatives`, ...).
+        `device` is where the model scores (by default CUDA, then MPS, then the CPU).
 
         Or score a held-out frame of your own, `test` (one row per held-out event, such as
         the test part of `bert4rec.split.by_time`): each of its users gets the top max(`ks`)
-        items after their history, seen items left out, measured by `bert4rec.metrics` (NDCG,
-        HR, Recall, MRR, Coverage and Popularity at each k). The history is what the model
-        keeps of each user (the data it was fitted on), or `history`, an events frame (or a
-        `Dataset`) over the model's items. Columns are named as in the data the model was
-        fitted on, unless `user=`, `item=` and `timestamp=` say otherwise."""
+        items after their history, viewed items left out, measured by `bert4rec.metrics`
+        (NDCG, HR, Recall, MRR, Coverage and Popularity at each k). The history is what the
+        model keeps of each user (the data it was fitted on), or `history`, an events frame
+        (or a `Dataset`) over the model's items. Columns are named as in the data the model
+        was fitted on, unless `user=`, `item=` and `timestamp=` say otherwise."""
         if test is not None:
-            if data is not None or options:
+            if data is not None or options or protocol != "full":
                 raise ValueError("evaluate(test=...) takes history=, ks=, user=, item= and "
                                  "timestamp=; the built-in split's options go with data")
             return self._evaluate_frame(test, history, ks, user, item, timestamp)
         if data is None:
             raise ValueError("evaluate takes data (the built-in split) or test=frame")
-        recommender = self._fitted()[1]
+        run_dir, recommender = self._fitted()
         if not np.array_equal(data.corpus.item_ids, np.asarray(recommender.item_ids)):
             raise DataError(
                 f"the data has {data.n_items:,} items and the model {recommender.n_items:,}, "
                 "or other ids: evaluate on the data the model was trained on (the same items)"
             )
-        scorer = model_scorer(recommender.model, torch.device("cpu"))
-        return evaluate(scorer, data.corpus, split, ks=tuple(ks), **options).to_dict()
+        where = pick_device(device)
+        scorer = model_scorer(rundir.load_model(run_dir, where)[0], where)
+        return evaluate(scorer, data.corpus, split,
+                        Protocol(protocol, ks=tuple(ks), **options)).to_dict()
 
     def _evaluate_frame(self, test: Any, history: Any, ks: Sequence[int], user: str | None,
                         item: str | None, timestamp: str | None) -> dict[str, Any]:
@@ -357,11 +355,7 @@ class Model:
         if history is not None:
             histories, _ = histories_from(history, ids, user=user, item=item,
                                           timestamp=timestamp or columns.get("timestamp"))
-
-        def top_k(flat: np.ndarray, offsets: np.ndarray, k: int, viewed: Any) -> Any:
-            return recommender.top_k(flat, offsets, k, True, None, viewed=viewed)
-
-        return evaluate_frame(top_k, histories, ids, test, ks=ks, user=user, item=item)
+        return evaluate_frame(recommender, histories, test, ks=ks, user=user, item=item)
 
     def __repr__(self) -> str:
         if self._recommender is None:
@@ -409,7 +403,7 @@ def _check_out(path: Path, verb: str) -> None:
                             f"folder); {verb} another one")
 
 
-def _similar(recommender: Recommender, query: list[ItemId], k: int,
+def _similar(recommender: Recommender, query: list[ItemId], k: int, *,
              items: Iterable[ItemId] | None, exclude: Iterable[ItemId] | None,
              filter_viewed: bool, on_unknown: OnUnknown) -> pl.DataFrame:
     """`similar_items` as a polars frame."""
@@ -434,12 +428,3 @@ def _as_list(values: Iterable[Any] | Any) -> list[Any]:
     if isinstance(values, str | bytes | int | np.integer):
         return [values]
     return list(values)
-
-
-def _histories_list(histories: Sequence[Sequence[ItemId]]) -> list[Sequence[ItemId]]:
-    """Histories as a list of lists; one flat list of ids is refused (say [[...]])."""
-    histories = list(histories)
-    if any(isinstance(h, str | bytes | int | np.integer) for h in histories):
-        raise ValueError("histories is a list of histories, each a list of item ids or "
-                         "titles: write histories=[[1, 2, 3]] for one")
-    return histories

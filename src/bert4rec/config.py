@@ -64,6 +64,10 @@ SHARE = Interval(0, 1)
 BELOW_ONE = Interval(0, 1, high_open=True)
 DEVICES = Pattern(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N or mps")
 
+EVAL_BATCH_SIZE = 512
+"""Users scored per batch by `evaluate` and `loop.eval_batch_size`'s default: one number for
+validation, test and `bert4rec evaluate` (metrics do not depend on it)."""
+
 VALID_USERS = 10_000
 """`loop.valid_users`' default: every user is validated up to this many, a fixed sample of this
 many above. One full-ranking validation of `seed` (the costliest preset) over 10,000 users of a
@@ -236,12 +240,6 @@ class OptimSettings:
         "the item embeddings' learning rate as a multiple of lr (0 keeps them where they start)",
         allowed=NOT_NEGATIVE,
     )
-    ema_decay: float = _f(
-        0.0,
-        "validate and keep an exponential moving average of the weights, updated every step "
-        "with this decay (0: the raw weights)",
-        allowed=BELOW_ONE,
-    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -258,7 +256,7 @@ class LoopSettings:
         128, "training sequences per step (per process under DDP)", allowed=AT_LEAST_ONE
     )
     eval_batch_size: int = _f(
-        512,
+        EVAL_BATCH_SIZE,
         "users per batch when scoring the valid and test splits (fewer above 262k items, so "
         "that a batch holds at most 2^27 scores)",
         allowed=AT_LEAST_ONE,
@@ -305,6 +303,12 @@ SECTIONS: dict[str, type] = {
     "loop": LoopSettings,
 }
 
+RETIRED: dict[str, Any] = {"optim.ema_decay": 0.0}
+"""Settings that left with their experiment (removed on 2026-12-04: a moving average of the
+weights did not beat the raw weights on any data set), by the value at which they did nothing.
+A stored config.json or checkpoint that holds that value still loads, without it; any other
+value is refused, since these weights were made by code that no longer exists."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -335,7 +339,7 @@ class Settings:
             raise SettingsError(f"unknown settings sections {unknown}; known: {sorted(SECTIONS)}")
         parts = {}
         for name, section in SECTIONS.items():
-            given = dict(values.get(name, {}))
+            given = _without_retired(name, dict(values.get(name, {})))
             known = {f.name for f in fields(section)}
             extra = sorted(set(given) - known)
             if extra:
@@ -354,6 +358,21 @@ class Settings:
         return Settings.from_dict(values)
 
 
+def _without_retired(section: str, given: dict[str, Any]) -> dict[str, Any]:
+    """`given` (one section's stored values) less the RETIRED settings at their no-op value;
+    a retired setting at any other value raises `SettingsError` naming it."""
+    for key, inert in RETIRED.items():
+        name = key.removeprefix(f"{section}.")
+        if name == key or name not in given:
+            continue
+        if given[name] != inert:
+            raise SettingsError(f"{key} was retired on 2026-12-04 and these settings use it "
+                                f"({given[name]!r}); only {inert!r} (off) still loads: retrain "
+                                "without it")
+        del given[name]
+    return given
+
+
 def parse_bool(text: str) -> bool:
     """`true`/`false` (also yes/no, on/off, 1/0, any case) -> bool; anything else: ValueError."""
     words = {"true": True, "yes": True, "on": True, "1": True,
@@ -366,23 +385,6 @@ def parse_bool(text: str) -> bool:
 
 FIELD_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": parse_bool}
 """Settings fields' annotations (strings under postponed evaluation) -> the type to parse into."""
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`["model.hidden=128", "optim.lr=3e-3"]` -> `{"model.hidden": 128, "optim.lr": 0.003}`,
-    each value converted to its field's type; for scripts that take `--set` assignments."""
-    changes: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        section, _, name = key.partition(".")
-        known = {f.name: f for f in fields(SECTIONS[section])} if section in SECTIONS else {}
-        if not sep or name not in known:
-            raise SettingsError(f"expected SECTION.FIELD=VALUE with a known field, got {pair!r}")
-        try:
-            changes[key] = FIELD_TYPES[known[name].type](text)
-        except ValueError:
-            raise SettingsError(f"{key}: expected {known[name].type}, got {text!r}") from None
-    return changes
 
 
 def field_defaults(section: type) -> dict[str, Any]:
@@ -453,7 +455,7 @@ embeddings that start at the training items' co-occurrence (within 3 positions) 
 tenth of the rate, so that the transformer learns to read them instead of memorising each
 user; 50-item windows, up
 to 8 per sequence, in batches of 32; 20% of positions masked and half the samples predicting
-the next item of a random prefix (docs/training-recipe.md, "Session 6")."""
+the next item of a random prefix (docs/training-recipe.md)."""
 
 LARGE = replace(
     FAST,

@@ -1,7 +1,7 @@
 """The BERT4Rec network (Sun et al., CIKM 2019): a bidirectional transformer over item sequences.
 
 Pure torch: LongTensors of vocabulary indices in, logits over the vocabulary out. Vocabulary
-layout (see docs/architecture.md): 0 is padding, 1..n_items are items, vocab_size - 1 is [MASK].
+layout: `data.vocab.Vocabulary` (padding 0, the items, then [MASK]).
 Inputs are left-padded, so the most recent item (or the [MASK] to predict) is at position T - 1.
 Defined bottom-up: embeddings, attention, block, encoder, BERT4Rec.
 """
@@ -16,13 +16,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from bert4rec.config import Interval, ModelSettings
-from bert4rec.data.vocab import PAD
+from bert4rec.data.vocab import PAD, Vocabulary
 from bert4rec.errors import SettingsError
 
 ITEM_START_STD = 0.1
 """Standard deviation of item embeddings started from co-occurrence (`start_items_at`): five
 times the random start's 0.02, so that a frozen table can move logits past the popularity
-bias (on ml-latest-small 0.1 beat 0.02, 0.3 and 1.0; docs/training-recipe.md, "Session 6")."""
+bias (on ml-latest-small 0.1 beat 0.02, 0.3 and 1.0; docs/training-recipe.md)."""
 
 INIT_BLOCK_ROWS = 1 << 20
 """Embedding tables are started this many rows at a time: torch's `trunc_normal_` draws by
@@ -40,7 +40,8 @@ class BERT4RecConfig(ModelSettings):
     """
 
     vocab_size: int = field(metadata={"allowed": Interval(3)})
-    """n_items + 2: padding (0), the items, [MASK] (vocab_size - 1); at least one item."""
+    """Entries of the vocabulary (`Vocabulary.size`: padding, the items, [MASK]); at least one
+    item."""
 
     @classmethod
     def from_shape(cls, shape: ModelSettings, vocab_size: int) -> BERT4RecConfig:
@@ -49,9 +50,14 @@ class BERT4RecConfig(ModelSettings):
                    **{f.name: getattr(shape, f.name) for f in fields(ModelSettings)})
 
     @property
+    def vocab(self) -> Vocabulary:
+        """The vocabulary's layout."""
+        return Vocabulary.of_size(self.vocab_size)
+
+    @property
     def mask_token(self) -> int:
         """The [MASK] index: the last entry of the vocabulary."""
-        return self.vocab_size - 1
+        return self.vocab.mask
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values, `vocab_size` first."""
@@ -172,7 +178,7 @@ class BERT4Rec(nn.Module):
             nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.LayerNorm(config.hidden)
         )
         self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
-        self.register_buffer("not_items", torch.tensor([PAD, config.mask_token]), persistent=False)
+        self.register_buffer("not_items", torch.tensor(config.vocab.not_items), persistent=False)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -250,16 +256,4 @@ class BERT4Rec(nn.Module):
     def num_parameters(self) -> int:
         """Count of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-def flops_per_sequence(config: BERT4RecConfig, n_targets: float) -> float:
-    """Approximate forward-pass FLOPs for one sequence of length max_len (2 per multiply-add).
-
-    Counts the matrix multiplies: the blocks' projections and feed-forward, attention scores
-    and mixing, and the transform head plus output projection at `n_targets` positions.
-    """
-    t, h, v = config.max_len, config.hidden, config.vocab_size
-    per_block = 2 * t * (3 * h * h + h * h + 2 * config.ff_mult * h * h) + 2 * 2 * t * t * h
-    head = 2 * n_targets * (h * h + h * v)
-    return float(config.layers * per_block + head)
 

@@ -61,7 +61,7 @@ SELECTED = Path("checkpoints") / "selected.safetensors"
 WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(USERS), Path(LEFT_OUT),
            Path(METRICS), Path(PROVENANCE), CHECKPOINT, SELECTED)
 """Every file a run writes through `atomic_write` (whose temporary names are `.NAME.*`)."""
-CHECKPOINT_KEYS = ("model", "optimizer", "progress", "rng", "settings", "average")
+CHECKPOINT_KEYS = ("model", "optimizer", "progress", "rng", "settings")
 MODEL_METADATA = "bert4rec_model"
 """safetensors metadata key: the model config the weights were trained with (heads included,
 which no weight shape reveals)."""

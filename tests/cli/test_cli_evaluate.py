@@ -43,7 +43,7 @@ def test_baseline_json_has_protocol_split_seen_policy_users_and_metrics(capsys, 
         "scorer",
         "protocol",
         "split",
-        "seen_items",
+        "filter_viewed",
         "users",
         "candidates",
         "NDCG@1",
@@ -57,7 +57,7 @@ def test_baseline_json_has_protocol_split_seen_policy_users_and_metrics(capsys, 
         "MRR",
     ]
     assert record["scorer"] == "popular" and record["protocol"] == "full"
-    assert record["split"] == "test" and record["seen_items"] == "excluded"
+    assert record["split"] == "test" and record["filter_viewed"] is True
     assert record["users"] == 3 and record["MRR"] == 1.0
 
 
@@ -67,7 +67,7 @@ COMMON = ["--min-user-interactions", "0", "--no-cache", "--json"]
 def test_baseline_keep_seen_option_keeps_history_items_as_candidates(capsys, log_file):
     kept = run_json(capsys, "baseline", "popular", str(log_file), *COMMON, "--keep-seen",
                     "--ks", "3")
-    assert kept["seen_items"] == "kept"
+    assert kept["filter_viewed"] is False
     assert kept["HR@3"] == pytest.approx(2 / 3)
     assert kept["MRR"] == pytest.approx((1 + 1 / 3 + 1 / 5) / 3)
 
@@ -120,7 +120,8 @@ def test_baseline_table_is_labelled(capsys, log_file):
         == 0
     )
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "popular: full ranking over 5 items, test split, 3 users, seen items excluded"
+    assert out[0] == ("popular: full ranking over 5 items, test split, 3 users, viewed items "
+                      "filtered")
     assert out[1].split() == ["k", "NDCG@k", "HR@k"]
     assert [line.split()[0] for line in out[2:]] == ["1", "10", "MRR"]
 
@@ -192,7 +193,7 @@ def test_evaluate_run_dir_matches_evaluate_on_the_same_model(capsys, log_file, t
                       "valid", "--cache-dir", str(tmp_path / "cache"))
     expected = evaluate(model_scorer(model, "cpu"), tiny_corpus(SEQUENCES), "valid")
     assert record == {"scorer": "run", **expected.to_dict()}
-    assert record["protocol"] == "full" and record["seen_items"] == "excluded"
+    assert record["protocol"] == "full" and record["filter_viewed"] is True
 
 
 def test_evaluate_run_dir_refuses_a_corpus_of_another_vocabulary(capsys, log_file, tmp_path):

@@ -10,12 +10,20 @@ from bert4rec.data.batches import (
     ClozeCollate,
     WindowDataset,
     cloze_mask,
+    cut_windows,
     prediction_inputs,
-    training_windows,
+    window_bounds,
 )
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 
 MASK = 999  # vocabulary of 1000: items 1..998
+
+
+def training_windows(flat, offsets, max_len, windows_per_sequence=1, shift=None):
+    """Every training window [N, max_len], left-padded: what `WindowDataset` cuts a batch at a
+    time, all at once."""
+    ends, sizes = window_bounds(offsets, max_len, windows_per_sequence, shift)
+    return cut_windows(np.asarray(flat), ends, sizes, max_len)
 
 
 def test_windows_keep_the_most_recent_items_left_padded():

@@ -10,14 +10,14 @@ from tiny_corpus import tiny_corpus
 
 from bert4rec.evaluation.baselines import ItemKNN, Markov, Popularity, fit_baseline
 from bert4rec.evaluation.metrics import target_ranks
-from bert4rec.evaluation.protocols import evaluate
+from bert4rec.evaluation.protocols import Protocol, evaluate
 
 # Training part (all but the last two): [1,2,3], [2,3,1], [1,2,5], and user 3's whole [2,3].
 # Item counts: 1:3, 2:4, 3:3, 4:0, 5:1. Transitions: 1->2 x2, 2->3 x3, 2->5, 3->1.
 SEQUENCES = [[1, 2, 3, 1, 2], [2, 3, 1, 4, 3], [1, 2, 5, 3, 4], [2, 3]]
 
 
-def ranks(scorer, corpus, split, exclude_seen):
+def ranks(scorer, corpus, split, filter_viewed):
     """Target ranks per user, computed independently of evaluate() with a per-user loop."""
     data = corpus.split(split)
     out = []
@@ -26,7 +26,7 @@ def ranks(scorer, corpus, split, exclude_seen):
         scores = scorer(torch.from_numpy(history)[None, :])
         excluded = torch.zeros_like(scores, dtype=torch.bool)
         excluded[0, [0, corpus.vocab_size - 1]] = True
-        if exclude_seen:
+        if filter_viewed:
             excluded[0, torch.from_numpy(history)] = True
         out += target_ranks(scores, torch.tensor(data.targets[row : row + 1]), excluded).tolist()
     return out
@@ -37,9 +37,9 @@ def test_popularity_scores_are_training_counts_and_rank_ties_by_index():
     scorer = Popularity.fit(corpus)
     assert scorer(torch.zeros(2, 3, dtype=torch.long)).tolist() == [[0, 3, 4, 3, 0, 1, 0]] * 2
     # order 2, 1, 3 (ties 1 with 3: smaller index first), 5, 4; test targets 2, 3, 4
-    assert ranks(scorer, corpus, "test", exclude_seen=False) == [1, 3, 5]
-    assert ranks(scorer, corpus, "test", exclude_seen=True) == [1, 1, 1]
-    report = evaluate(scorer, corpus, "test", exclude_seen=False, ks=(1, 3))
+    assert ranks(scorer, corpus, "test", filter_viewed=False) == [1, 3, 5]
+    assert ranks(scorer, corpus, "test", filter_viewed=True) == [1, 1, 1]
+    report = evaluate(scorer, corpus, "test", Protocol(filter_viewed=False, ks=(1, 3)))
     assert report.metrics["HR@3"] == pytest.approx(2 / 3)
     assert report.metrics["MRR"] == pytest.approx((1 + 1 / 3 + 1 / 5) / 3)
 
@@ -53,9 +53,9 @@ def test_markov_scores_follow_the_last_item_with_popularity_tie_break():
     # empty history: pure popularity
     assert scorer(torch.tensor([[0, 0]])).tolist() == [pytest.approx([0, 0.6, 0.8, 0.6, 0, 0.2, 0])]
     # valid: last items 3, 1, 5 -> targets 1 (3->1), 4 (after 2, 1, 3, 5), 3 (popularity)
-    assert ranks(scorer, corpus, "valid", exclude_seen=False) == [1, 5, 3]
-    assert ranks(scorer, corpus, "valid", exclude_seen=True) == [1, 2, 1]
-    report = evaluate(scorer, corpus, "valid", ks=(1,))
+    assert ranks(scorer, corpus, "valid", filter_viewed=False) == [1, 5, 3]
+    assert ranks(scorer, corpus, "valid", filter_viewed=True) == [1, 2, 1]
+    report = evaluate(scorer, corpus, "valid", Protocol(ks=(1,)))
     assert report.metrics == pytest.approx({"NDCG@1": 2 / 3, "HR@1": 2 / 3, "MRR": 2.5 / 3})
 
 
@@ -85,9 +85,10 @@ def test_evaluate_agrees_with_a_per_user_loop_on_random_scores_with_ties():
     def scorer(histories):  # deterministic in the history, many ties
         return table[histories.sum(dim=1) % 1000]
 
-    for exclude_seen in (True, False):
-        expected = ranks(scorer, corpus, "test", exclude_seen)
-        report = evaluate(scorer, corpus, "test", exclude_seen=exclude_seen, batch_size=7)
+    for filter_viewed in (True, False):
+        expected = ranks(scorer, corpus, "test", filter_viewed)
+        report = evaluate(scorer, corpus, "test", Protocol(filter_viewed=filter_viewed),
+                          batch_size=7)
         assert report.metrics["MRR"] == pytest.approx(np.mean([1 / r for r in expected]))
         assert report.metrics["HR@5"] == pytest.approx(np.mean([r <= 5 for r in expected]))
 
@@ -138,7 +139,7 @@ def test_ml1m_popularity_full_ranking_equals_an_independent_count(ml1m, data_dir
     """Popularity on ml-1m.txt, full ranking over 3416 items, test split, seen items excluded."""
     sequences = ml1m_sequences(data_dir)
     assert (ml1m.n_users, ml1m.n_items) == (len(sequences), 3416)
-    report = evaluate(Popularity.fit(ml1m), ml1m, "test", protocol="full", ks=(10,))
+    report = evaluate(Popularity.fit(ml1m), ml1m, "test", Protocol("full", ks=(10,)))
     expected = independent_test_metrics(sequences, lambda history, counts: counts)
     assert report.users == 6040
     assert report.metrics == pytest.approx(expected, abs=1e-9)
@@ -160,7 +161,7 @@ def test_ml1m_markov_full_ranking_equals_an_independent_count(ml1m, data_dir):
             scores[item] += count
         return scores
 
-    report = evaluate(Markov.fit(ml1m), ml1m, "test", ks=(10,))
+    report = evaluate(Markov.fit(ml1m), ml1m, "test", Protocol(ks=(10,)))
     assert report.metrics == pytest.approx(independent_test_metrics(sequences, markov),
                                            abs=1e-9)
 
@@ -176,8 +177,8 @@ def test_ml1m_popularity_sampled_matches_the_bert4rec_paper(ml1m):
     of the paper's. A metric averaged over n users with values in [0, 1] and mean m has a
     standard error of at most sqrt(m / n) (0.0047 for HR@10 = .1358 over 6040 users); the
     negatives are a random draw, so the paper's own figures carry that much noise."""
-    report = evaluate(Popularity.fit(ml1m), ml1m, "test", protocol="sampled",
-                      negatives="popular", n_negatives=100, seed=0, ks=(1, 5, 10))
+    report = evaluate(Popularity.fit(ml1m), ml1m, "test",
+                      Protocol("sampled", "popular", n_negatives=100, seed=0, ks=(1, 5, 10)))
     for key, published in PAPER_POP_ML1M.items():
         tolerance = 3 * np.sqrt(published / report.users)
         assert abs(report.metrics[key] - published) < tolerance, key

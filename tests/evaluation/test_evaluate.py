@@ -1,4 +1,4 @@
-"""evaluate(): masking, exclude_seen, both protocols, seeded sampling, the report."""
+"""evaluate(): masking, filter_viewed, both protocols, seeded sampling, the report."""
 
 import json
 
@@ -9,6 +9,7 @@ from tiny_corpus import tiny_corpus
 
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.evaluation.protocols import (
+    Protocol,
     evaluate,
     model_scorer,
     sample_negatives,
@@ -42,16 +43,16 @@ def test_full_protocol_masks_padding_mask_and_seen_items_but_never_the_target():
     corpus = tiny_corpus(SEQUENCES)
     # test: user 0 history [1,2,3,4] target 2 (seen, still ranked): candidates 2, 5 -> rank 1.
     # user 1 history [2,3,5,1] target 1 (seen): candidates 1, 4 -> rank 1.
-    report = evaluate(descending, corpus, "test", ks=(1,))
+    report = evaluate(descending, corpus, "test", Protocol(ks=(1,)))
     assert report.metrics == {"NDCG@1": 1.0, "HR@1": 1.0, "MRR": 1.0}
 
 
 def test_full_protocol_keeping_seen_items_ranks_them_and_says_so():
     corpus = tiny_corpus(SEQUENCES)
     # keeping seen items: user 0: item 1 beats 2 -> rank 2; user 1: target 1 is best -> rank 1
-    kept = evaluate(descending, corpus, "test", exclude_seen=False, ks=(1,))
+    kept = evaluate(descending, corpus, "test", Protocol(filter_viewed=False, ks=(1,)))
     assert kept.metrics["MRR"] == pytest.approx((1 / 2 + 1) / 2)
-    assert kept.to_dict()["seen_items"] == "kept"
+    assert kept.to_dict()["filter_viewed"] is False
 
 
 def test_valid_split_uses_the_second_last_item_and_shorter_history():
@@ -59,7 +60,7 @@ def test_valid_split_uses_the_second_last_item_and_shorter_history():
     # valid: user 0 history [1,2,3] target 4: candidates 4, 5 -> rank 1;
     # user 1 history [2,3,5] target 1 -> rank 1. Keeping seen: user 0 -> 1,2,3 beat 4 -> rank 4.
     assert evaluate(descending, corpus, "valid").metrics["MRR"] == 1.0
-    kept = evaluate(descending, corpus, "valid", exclude_seen=False)
+    kept = evaluate(descending, corpus, "valid", Protocol(filter_viewed=False))
     assert kept.metrics["MRR"] == pytest.approx((1 / 4 + 1) / 2)
     assert kept.metrics["HR@1"] == pytest.approx(0.5)
 
@@ -89,7 +90,8 @@ def test_scorer_gets_left_padded_histories_with_the_valid_item_in_test():
 
 def test_constant_scorer_is_not_flattered_by_ties():
     corpus = tiny_corpus(SEQUENCES)
-    flat = evaluate(lambda h: torch.zeros(len(h), 7), corpus, "test", exclude_seen=False)
+    flat = evaluate(lambda h: torch.zeros(len(h), 7), corpus, "test",
+                    Protocol(filter_viewed=False))
     # ties rank by index: user 0 target 2 -> rank 2 (item 1 first); user 1 target 1 -> rank 1
     assert flat.metrics["MRR"] == pytest.approx((1 / 2 + 1) / 2)
 
@@ -101,10 +103,19 @@ def test_scorer_with_wrong_shape_is_rejected_with_the_expected_shape():
 
 
 @pytest.mark.parametrize(("options", "message"), [
+    ({"name": "sample"}, r"protocol must be one of \('full', 'sampled'\), got 'sample'"),
+    ({"name": "sampled", "negatives": "pop"}, "negatives must be one of .*, got 'pop'"),
+    ({"n_negatives": 0}, "n_negatives must be >= 1, got 0"),
+    ({"ks": (10, 0)}, r"ks must be cut-offs >= 1, got \(10, 0\)"),
+])
+def test_a_bad_protocol_is_refused_when_made_naming_the_value(options, message):
+    with pytest.raises(ValueError, match=message):
+        Protocol(**options)
+
+
+@pytest.mark.parametrize(("options", "message"), [
     ({"split": "train"}, "split must be 'valid' or 'test', got 'train'"),
-    ({"protocol": "sample"}, r"protocol must be one of \('full', 'sampled'\), got 'sample'"),
-    ({"protocol": "sampled", "negatives": "pop"}, "negatives must be one of .*, got 'pop'"),
-    ({"n_negatives": 0}, "n_negatives and batch_size must be >= 1, got 0 and 256"),
+    ({"batch_size": 0}, "batch_size must be >= 1 and users >= 0 .*, got 0 and 0"),
 ])
 def test_a_bad_option_is_rejected_naming_it(options, message):
     with pytest.raises(ValueError, match=message):
@@ -167,7 +178,10 @@ def test_sampled_protocol_reproducible_from_seed_and_independent_of_batch_size()
     scorer = lambda h: torch.from_numpy(  # noqa: E731 - a fixed random scorer
         np.random.default_rng(7).random(corpus.vocab_size)
     ).expand(len(h), -1)
-    run = lambda **kw: evaluate(scorer, corpus, protocol="sampled", n_negatives=20, **kw)  # noqa: E731
+    def run(seed, batch_size):
+        return evaluate(scorer, corpus, "test", Protocol("sampled", n_negatives=20, seed=seed),
+                        batch_size=batch_size)
+
     first = run(seed=5, batch_size=64)
     assert run(seed=5, batch_size=7).metrics == first.metrics
     assert run(seed=6, batch_size=64).metrics != first.metrics
@@ -198,10 +212,10 @@ def test_sampled_with_every_eligible_item_equals_full_ranking():
     ).expand(len(h), -1)
     # every user has 8 items, 4 in history + target: exactly 3 items left to sample
     full = evaluate(scorer, corpus)
-    sampled = evaluate(scorer, corpus, protocol="sampled", negatives="uniform", n_negatives=3)
+    sampled = evaluate(scorer, corpus, "test", Protocol("sampled", "uniform", n_negatives=3))
     assert sampled.metrics == full.metrics
     with pytest.raises(ValueError, match="fewer than 4 items left to sample"):
-        evaluate(scorer, corpus, protocol="sampled", negatives="uniform", n_negatives=4)
+        evaluate(scorer, corpus, "test", Protocol("sampled", "uniform", n_negatives=4))
 
 
 def test_sampled_keeping_seen_items_draws_them_too_and_says_so():
@@ -211,28 +225,28 @@ def test_sampled_keeping_seen_items_draws_them_too_and_says_so():
     ).expand(len(h), -1)
     # seen items kept: every item but the target (8 - 1 = 7) can be drawn, so drawing all 7
     # ranks like the full protocol with seen items kept, and differently from excluding them
-    full_kept = evaluate(scorer, corpus, exclude_seen=False)
-    kept = evaluate(scorer, corpus, protocol="sampled", negatives="uniform", n_negatives=7,
-                    exclude_seen=False)
+    full_kept = evaluate(scorer, corpus, "test", Protocol(filter_viewed=False))
+    kept = evaluate(scorer, corpus, "test",
+                    Protocol("sampled", "uniform", n_negatives=7, filter_viewed=False))
     assert kept.metrics == full_kept.metrics != evaluate(scorer, corpus).metrics
-    assert kept.to_dict()["seen_items"] == "kept"
+    assert kept.to_dict()["filter_viewed"] is False
     data = corpus.split("test")
     rows = np.arange(len(data))
     weights = torch.ones(corpus.vocab_size, dtype=torch.float64)
     weights[[0, corpus.vocab_size - 1]] = 0  # padding and [MASK]
-    drawn = sample_negatives(data, rows, weights, 3, (0, 0), exclude_seen=False)
+    drawn = sample_negatives(data, rows, weights, 3, (0, 0), filter_viewed=False)
     history = torch.zeros_like(drawn).scatter_(1, torch.from_numpy(data.padded(rows)), True)
     assert (drawn & history)[:, 1:].any()  # some history item was drawn as a negative
 
 
 def test_report_labels_protocol_and_serialises_flat():
     corpus = tiny_corpus(SEQUENCES)
-    report = evaluate(descending, corpus, "valid", ks=(5, 10))
+    report = evaluate(descending, corpus, "valid", Protocol(ks=(5, 10)))
     record = json.loads(json.dumps(report.to_dict()))
     assert list(record) == [
         "protocol",
         "split",
-        "seen_items",
+        "filter_viewed",
         "users",
         "candidates",
         "NDCG@5",
@@ -241,10 +255,11 @@ def test_report_labels_protocol_and_serialises_flat():
         "HR@10",
         "MRR",
     ]
-    assert record["protocol"] == "full" and record["seen_items"] == "excluded"
+    assert record["protocol"] == "full" and record["filter_viewed"] is True
     assert record["users"] == 2 and record["candidates"] == 5
-    assert report.label() == "full ranking over 5 items, valid split, 2 users, seen items excluded"
-    sampled = evaluate(descending, corpus, protocol="sampled", n_negatives=1, seed=3)
+    assert report.label() == ("full ranking over 5 items, valid split, 2 users, viewed items "
+                              "filtered")
+    sampled = evaluate(descending, corpus, "test", Protocol("sampled", n_negatives=1, seed=3))
     assert sampled.label().startswith("sampled (1 popular negatives, seed 3), test split")
 
 
@@ -253,8 +268,10 @@ def test_test_split_excludes_the_validation_item_from_the_candidates():
     # user 1: test target 3 below its history 1, 2. User 2 (target 6) is never top.
     corpus = tiny_corpus([[3, 1, 2], [1, 2, 3], [4, 5, 6]])
     scorer = lambda h: -torch.arange(8.0).expand(len(h), -1)  # noqa: E731
-    assert evaluate(scorer, corpus, "test", ks=(1,)).metrics["HR@1"] == pytest.approx(2 / 3)
-    assert evaluate(scorer, corpus, "test", exclude_seen=False, ks=(1,)).metrics["HR@1"] == 0.0
+    assert evaluate(scorer, corpus, "test", Protocol(ks=(1,))).metrics["HR@1"] == pytest.approx(
+        2 / 3)
+    kept = Protocol(filter_viewed=False, ks=(1,))
+    assert evaluate(scorer, corpus, "test", kept).metrics["HR@1"] == 0.0
 
 
 @pytest.mark.parametrize("width", [3, 40])
@@ -301,7 +318,7 @@ def test_a_sample_as_large_as_the_split_is_the_full_evaluation():
     full = evaluate(scorer, corpus, "valid")
     assert "split_users" not in full.to_dict()
     assert evaluate(scorer, corpus, "valid", users=60, users_seed=4).to_dict() == full.to_dict()
-    with pytest.raises(ValueError, match="users must be >= 0"):
+    with pytest.raises(ValueError, match="users >= 0"):
         evaluate(scorer, corpus, "valid", users=-1)
 
 

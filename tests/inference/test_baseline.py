@@ -50,7 +50,7 @@ def test_unknown_users_and_items_raise_or_are_skipped(data):
     with pytest.raises(UnknownIdError, match=r"user 'z' is not among the 4 users.*"
                        "on_unknown='skip'"):
         popular.recommend(users=["z"])
-    with pytest.raises(UnknownIdError, match="item 77 is not among the 6 items"):
+    with pytest.raises(UnknownIdError, match="item 77 is not among the baseline's 6 items"):
         popular.recommend(users=["a"], items=[77])
     assert popular.recommend(users=["z", "a"], on_unknown="skip")["user"].unique().to_list() \
         == ["a"]
@@ -74,3 +74,23 @@ def test_settings_are_checked_at_once():
         bert4rec.Baseline("popular", window=3)
     with pytest.raises(NotFittedError, match="call fit"):
         bert4rec.Baseline("markov").recommend(users=["a"])
+
+
+def test_a_baseline_recommends_through_the_models_path(data, monkeypatch):
+    """`apply_filters` decides what a baseline may offer too: a change there alone reaches
+    `Baseline.recommend` and `Baseline.evaluate(test=...)` (inference/recommender.py)."""
+    from bert4rec.inference import recommender as recommender_module
+
+    popular = bert4rec.Baseline("popular").fit(data)
+    assert popular.recommend(users=["c"], k=1)["item"].to_list() == [2]
+    plain, calls = recommender_module.apply_filters, []
+
+    def also_banned(scores, query, rows):
+        calls.append(len(rows))
+        plain(scores, query, rows)
+        scores[:, 2] = float("-inf")  # item 2's vocabulary index
+
+    monkeypatch.setattr(recommender_module, "apply_filters", also_banned)
+    assert popular.recommend(users=["c"], k=1)["item"].to_list() == [4]
+    test = pl.DataFrame({"uid": ["c"], "sku": [2]})
+    assert popular.evaluate(test=test, ks=[1])["HR@1"] == 0.0 and calls == [1, 1]

@@ -82,7 +82,7 @@ def test_the_report_says_what_it_scored(model, data):
     assert report["users"] == 3 and report["users_without_history"] == 1
     assert report["events"] == 4 and report["unknown_items"] == 1
     assert list(report)[:7] == ["protocol", "users", "users_without_history", "events",
-                                "unknown_items", "candidates", "seen_items"]
+                                "unknown_items", "candidates", "filter_viewed"]
     assert report["protocol"] == "held-out frame" and report["candidates"] == data.n_items
     with pytest.raises(DataError, match="none of its 3 users has a history"):
         model.evaluate(test=pl.DataFrame({"user": some, "item": [known] * 3}))

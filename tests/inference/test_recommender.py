@@ -48,8 +48,8 @@ def test_to_frame_has_fixed_columns(rec):
     assert frame.schema["genres"] == pl.List(pl.String) and frame.height == 3
 
 
-def test_exclude_seen_false_can_return_history(rec):
-    everything = rec.recommend([1, 260], k=100, exclude_seen=False)
+def test_filter_viewed_false_can_return_history(rec):
+    everything = rec.recommend([1, 260], k=100, filter_viewed=False)
     assert len(everything) == len(FILMS) and {1, 260} <= {r.item for r in everything}
 
 
@@ -64,15 +64,15 @@ LONG = [f[0] for f in FILMS] * 2  # 28 entries, max_len 8 sees the last 7
 
 def test_batch_equals_one_by_one(rec):
     histories = [HARRY, [1], LONG, []]
-    batch = rec.recommend_many(histories, k=4, exclude_seen=False)
+    batch = rec.recommend_many(histories, k=4, filter_viewed=False)
     for history, result in zip(histories, batch, strict=True):
-        single = rec.recommend(history, k=4, exclude_seen=False)
+        single = rec.recommend(history, k=4, filter_viewed=False)
         assert [r.item for r in result] == [r.item for r in single]
         assert [r.score for r in result] == pytest.approx([r.score for r in single], abs=1e-5)
 
 
 def test_long_histories_keep_the_most_recent_items(rec):
-    top = rec.recommend(LONG, k=1, exclude_seen=False)[0]
+    top = rec.recommend(LONG, k=1, filter_viewed=False)[0]
     recent = full_scores(rec, list(range(1, len(FILMS) + 1))[-7:])
     assert top.score == pytest.approx(recent[1:-1].max().item(), abs=1e-5)
 

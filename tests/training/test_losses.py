@@ -26,7 +26,8 @@ def test_sampled_with_every_item_and_uniform_q_equals_full_softmax():
     items = torch.arange(weight.shape[0])
     log_q = torch.full((), -math.log(len(items)))
     sampled = sampled_cross_entropy(
-        hidden, weight, bias, targets, items, log_q, log_q.expand_as(targets)
+        hidden, weight, bias, targets, items, log_q_negatives=log_q,
+        log_q_targets=log_q.expand_as(targets)
     )
     full = F.cross_entropy(hidden @ weight.T + bias, targets)  # softmax over every item
     assert sampled.item() == pytest.approx(full.item(), rel=1e-5)
@@ -36,7 +37,8 @@ def test_accidental_hits_are_removed():
     hidden, weight, bias, targets = toy(n=1)
     only_target = targets.clone()
     zero = torch.zeros(())
-    loss = sampled_cross_entropy(hidden, weight, bias, targets, only_target, zero, zero[None])
+    loss = sampled_cross_entropy(hidden, weight, bias, targets, only_target,
+                                 log_q_negatives=zero, log_q_targets=zero[None])
     assert loss.item() == pytest.approx(0.0, abs=1e-6)
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields, replace
 
 from bert4rec.data import download, movielens
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
 from bert4rec.data.interactions import LogColumns
+
+COLUMN_FLAGS = {"user": "--user-col", "item": "--item-col", "timestamp": "--time-col",
+                "rating": "--rating-col"}
+"""The flag that names each `LogColumns` field."""
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
@@ -21,38 +26,40 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="where MovieLens releases are looked for")
     parser.add_argument("--cache-dir", help="where prepared corpora are cached")
     parser.add_argument("--no-cache", action="store_true", help="prepare afresh, do not cache")
-    parser.add_argument(
-        "--min-rating",
-        type=float,
-        default=4.0,
-        help="keep ratings >= this (default 4; ignored without ratings)",
-    )
-    parser.add_argument("--all-ratings", action="store_true", help="keep every rating")
-    parser.add_argument("--min-item-interactions", type=int, default=0)
-    parser.add_argument("--min-user-interactions", type=int, default=5)
-    parser.add_argument("--user-col", default="user", help="user column of a log file")
-    parser.add_argument("--item-col", default="item", help="item column of a log file")
-    parser.add_argument("--time-col", default="timestamp", help="timestamp column of a log file")
-    parser.add_argument("--rating-col", default="rating", help="rating column of a log file")
+    defaults = PrepareSettings()
+    for f in fields(PrepareSettings):  # one flag per data setting, its default and help
+        default = getattr(defaults, f.name)
+        parser.add_argument("--" + f.name.replace("_", "-"), type=type(default),
+                            default=default, help=f"{f.metadata['help']} (default {default})")
+    parser.add_argument("--all-ratings", action="store_true",
+                        help="keep every rating (--min-rating None)")
+    columns = LogColumns()
+    for name, flag in COLUMN_FLAGS.items():
+        default = getattr(columns, name)
+        parser.add_argument(flag, default=default,
+                            help=f"{name} column of a log file (default {default})")
 
 
 def settings_from_args(args: argparse.Namespace) -> PrepareSettings:
-    return PrepareSettings(
-        min_rating=None if args.all_ratings else args.min_rating,
-        min_item_interactions=args.min_item_interactions,
-        min_user_interactions=args.min_user_interactions,
-    )
+    """The data settings the source options name (`--all-ratings`: no rating filter)."""
+    settings = PrepareSettings(**{f.name: getattr(args, f.name) for f in fields(PrepareSettings)})
+    return replace(settings, min_rating=None) if args.all_ratings else settings
+
+
+def columns_from_args(args: argparse.Namespace) -> LogColumns:
+    """The log columns the source options name."""
+    return LogColumns(**{name: getattr(args, flag[2:].replace("-", "_"))
+                         for name, flag in COLUMN_FLAGS.items()})
 
 
 def corpus_from_args(args: argparse.Namespace):
     """Load the corpus named by the source options (through the cache)."""
-    columns = LogColumns(args.user_col, args.item_col, args.time_col, args.rating_col)
     return load_corpus(
         args.source,
         settings_from_args(args),
         data_dir=args.data_dir,
         cache_dir=args.cache_dir,
-        columns=columns,
+        columns=columns_from_args(args),
         use_cache=not args.no_cache,
     )
 

@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import torch
 
 from bert4rec import rundir
 from bert4rec.cli.data import add_source_options, corpus_from_args
+from bert4rec.config import EVAL_BATCH_SIZE
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
 from bert4rec.data.interactions import TABLE_SUFFIXES, LogColumns, read_table
 from bert4rec.errors import DataError, ModelDirError
 from bert4rec.evaluation import baselines
 from bert4rec.evaluation.metrics import DEFAULT_KS
-from bert4rec.evaluation.protocols import EvalReport, evaluate, model_scorer
+from bert4rec.evaluation.protocols import EVAL_DEVICE, EvalReport, Protocol, evaluate, model_scorer
+from bert4rec.training.runtime import pick_device
 
 
 def _first_line(doc: str | None) -> str:
@@ -82,7 +83,8 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-seen",
         action="store_true",
-        help="keep items of the user's history as candidates (default: excluded)",
+        help="keep the items of the user's history as candidates (filter_viewed false; by "
+        "default they are filtered)",
     )
     parser.add_argument(
         "--ks",
@@ -91,29 +93,25 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
         metavar="K,K,...",
         help="cut-offs for NDCG@k and HR@k (default 1,5,10,20)",
     )
-    parser.add_argument("--batch-size", type=_positive, default=256, help="users per scoring batch")
+    parser.add_argument("--batch-size", type=_positive, default=EVAL_BATCH_SIZE,
+                        help=f"users per scoring batch (default {EVAL_BATCH_SIZE})")
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object (protocol, split, seen items, users, metrics)",
+        help="print one JSON object (protocol, split, filter_viewed, users, metrics)",
     )
+
+
+def protocol_from_args(args: argparse.Namespace) -> Protocol:
+    """The `Protocol` the options of `args` name."""
+    return Protocol(args.protocol, args.negatives, args.n_negatives,
+                    filter_viewed=not args.keep_seen, ks=args.ks, seed=args.seed)
 
 
 def run_evaluation(scorer, corpus, args: argparse.Namespace) -> EvalReport:
     """Call evaluate() with the protocol options of `args`."""
-    return evaluate(
-        scorer,
-        corpus,
-        args.split,
-        protocol=args.protocol,
-        negatives=args.negatives,
-        n_negatives=args.n_negatives,
-        exclude_seen=not args.keep_seen,
-        ks=args.ks,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        progress=not args.json,
-    )
+    return evaluate(scorer, corpus, args.split, protocol_from_args(args),
+                    batch_size=args.batch_size, progress=not args.json)
 
 
 def print_report(report: EvalReport, name: str, as_json: bool) -> None:
@@ -161,7 +159,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.test:
         return run_evaluate_test(args)
     run_dir = Path(args.run_dir)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(args.device)
     model, config = rundir.load_model(run_dir, device)
     corpus = corpus_for_run(run_dir, config, args)
     if corpus.vocab_size != model.config.vocab_size:
@@ -239,7 +237,7 @@ def print_frame_report(report: dict[str, Any], name: str, test: Path, as_json: b
     print(f"{name}: {test.name}, {report['users']:,} users ({report['users_without_history']:,} "
           f"without a history left out), {report['events']:,} held-out events "
           f"({report['unknown_items']:,} of items the model does not know), full ranking over "
-          f"{report['candidates']:,} items, seen items {report['seen_items']}")
+          f"{report['candidates']:,} items, viewed items filtered")
     ks = sorted({int(key.split("@")[1]) for key in report if key.startswith("NDCG@")})
     names = ["NDCG", "HR", "Recall", "Coverage", "Popularity"]
     names = [n for n in names if f"{n}@{ks[0]}" in report]
@@ -261,7 +259,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--data-dir", help="where MovieLens releases are looked for")
     run.add_argument("--cache-dir", help="where prepared corpora are cached")
     run.add_argument("--no-cache", action="store_true", help="prepare afresh, do not cache")
-    run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    run.add_argument("--device", default=EVAL_DEVICE,
+                     help=f"auto, cpu, cuda, cuda:N or mps (default {EVAL_DEVICE}: CUDA, then "
+                     "MPS, then the CPU)")
     add_eval_options(run)
     add_test_options(run, columns=True)
     run.set_defaults(handler=run_evaluate)

@@ -13,7 +13,12 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from bert4rec import rundir
-from bert4rec.cli.data import add_source_options, corpus_from_args, settings_from_args
+from bert4rec.cli.data import (
+    add_source_options,
+    columns_from_args,
+    corpus_from_args,
+    settings_from_args,
+)
 from bert4rec.config import (
     AUTO,
     AUTO_CHOICES,
@@ -27,8 +32,8 @@ from bert4rec.config import (
 )
 from bert4rec.data import columns as C
 from bert4rec.data.frames import read_item_file
-from bert4rec.data.interactions import LogColumns
-from bert4rec.training.loop import fit, validation_label
+from bert4rec.evaluation.validation import validation_label
+from bert4rec.training.loop import fit
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +74,7 @@ def data_description(args: argparse.Namespace) -> dict:
     described = {
         "source": str(source.resolve()) if source.exists() else args.source,
         **asdict(settings_from_args(args)),
-        "columns": asdict(LogColumns(args.user_col, args.item_col, args.time_col, args.rating_col)),
+        "columns": asdict(columns_from_args(args)),
     }
     if args.items is not None:
         described["items"] = {"file": str(args.items.resolve()), "title": args.title_col,
@@ -101,7 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     print(f"run directory: {result.run_dir}")
     print(f"best epoch {result.best_epoch} of {len(result.history)}, chosen on "
-          f"{validation_label(settings, corpus)}")
+          f"{validation_label(settings.loop, corpus)}")
     keys = ("NDCG@10", "HR@10", "MRR")
     print("valid: " + ", ".join(f"{k} {result.valid[k]:.4f}" for k in keys))
     if result.selected_test is not None:

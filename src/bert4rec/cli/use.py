@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 from pathlib import Path
@@ -12,16 +11,14 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from bert4rec import rundir
-from bert4rec.api import HISTORY_KEY
 from bert4rec.cli.formatting import as_dict, as_json, format_table
 from bert4rec.cli.idlists import read_id_list, typed
 from bert4rec.cli.output import check_output, write_table
 from bert4rec.cli.terminal import printable
 from bert4rec.data import columns as C
-from bert4rec.data.users import OnUnknown
 from bert4rec.errors import TitleNotFoundError
-from bert4rec.inference.catalog import CatalogItem
-from bert4rec.inference.recommender import Recommendations, Recommender, flatten
+from bert4rec.inference.recommender import Recommendations, Recommender
+from bert4rec.inference.requests import BATCH_SIZE, RecommendRequest
 
 FOUNDING_QUERY = [
     "Harry Potter and the Sorcerer's Stone (a.k.a. Harry Potter and the Philosopher's Stone)"
@@ -34,63 +31,58 @@ FOUNDING_QUERY = [
 
 def run_recommend(args: argparse.Namespace) -> int:
     """Recommend for a history of titles, for `--user`s or for every user; print the result,
-    or write it as one long table to `--output`."""
+    or write it as one long table to `--output`. The arguments become one `RecommendRequest`,
+    answered by `Recommender.answer` as the Python and HTTP APIs are."""
     check_recommend_args(args)
     output = check_output(args.output) if args.output else None
     rec = Recommender.load(args.run_dir)
-    on_unknown = "skip" if args.skip_unknown else "raise"
-    candidates = rec.candidates(*id_lists(rec, args), on_unknown="skip")
-    viewed = None
+    allowed, denied = id_lists(rec, args)
+    users = None
     if args.history:
-        key, keys = HISTORY_KEY, [0]
-        histories = [resolve_titles(rec, args.run_dir, args.history, on_unknown)]
-        flat, offsets = flatten([[rec.index_of(e.item) for e in h] for h in histories])
+        who = {"histories": [args.history]}
     else:
         users = rundir.read_users(args.run_dir, rec.n_items)
         integer = users.ids.dtype.kind in "iu"
-        wanted = users.ids if args.all_users else [typed(u, integer) for u in args.users]
-        positions, keys = users.positions(wanted, on_unknown)
-        flat, offsets = users.subset(positions)
-        key, viewed = C.USER, users.seen_subset(positions)
+        who = {"users": users.ids if args.all_users else [typed(u, integer) for u in args.users]}
+    request = RecommendRequest(**who, k=args.k, filter_viewed=not args.keep_seen, items=allowed,
+                               exclude=denied, on_unknown="skip" if args.skip_unknown else "raise")
+    with tqdm(total=len(request), desc="recommend", unit="user",
+              disable=None if output is not None else True) as bar:
+        try:
+            ranking = rec.answer(request, users, batch_size=args.batch_size,
+                                 progress=bar.update)
+        except TitleNotFoundError as err:
+            raise user_hint(err, rec, args.run_dir) from err
     if output is not None:
-        with tqdm(total=len(keys), desc="recommend", unit="user", disable=None) as bar:
-            top = rec.top_k(flat, offsets, args.k, not args.keep_seen, candidates,
-                            batch_size=args.batch_size, progress=bar.update, viewed=viewed)
-        write_table(rec.to_frame(key, keys, *top), output)
-        print(f"wrote recommendations for {len(keys):,} {key}s to {output}", file=sys.stderr)
+        write_table(rec.frame(ranking), output)
+        print(f"wrote recommendations for {len(ranking.query):,} {ranking.query.key}s to "
+              f"{output}", file=sys.stderr)
         return 0
-    if not args.history:  # users: their histories as catalogue entries
-        histories = [rec.entries(flat[a:b].tolist()) for a, b in itertools.pairwise(offsets)]
-    results = rec.recommend_resolved(histories, k=args.k, exclude_seen=not args.keep_seen,
-                                     candidates=candidates, viewed=viewed)
+    results = rec.results(ranking)
     if args.explain:
         results = [rec.explain(result) for result in results]
     if args.history:
         print(as_json(results[0]) if args.json else format_table(results[0], args.explain))
     elif args.json:
-        print(users_json(keys, results))
+        print(users_json(ranking.query.keys, results))
     else:
-        print(users_table(keys, results, args.explain))
+        print(users_table(ranking.query.keys, results, args.explain))
     return 0
 
 
-def resolve_titles(rec: Recommender, run_dir: str, history: list[str], on_unknown: OnUnknown
-                   ) -> list[CatalogItem]:
-    """`rec.resolve(history)`; a title that matches nothing but is a user id of the training
-    log fails with the hint to write `--user` (`recommend RUN 42` means a title)."""
-    try:
-        return rec.resolve(history, on_unknown)
-    except TitleNotFoundError as err:
-        path = Path(run_dir) / rundir.USERS
-        if not path.is_file():
-            raise
-        users = rundir.read_users(run_dir, rec.n_items)
-        integer = users.ids.dtype.kind in "iu"
-        if len(users.positions([typed(err.query, integer)], "skip")[1]) == 0:
-            raise
-        raise TitleNotFoundError(f"{err}; {err.query!r} is a user of the training log: write "
-                                 f"--user {err.query} to recommend for that user", err.query,
-                                 err.candidates) from err
+def user_hint(err: TitleNotFoundError, rec: Recommender, run_dir: str) -> TitleNotFoundError:
+    """`err`, or when the title that matched nothing is a user id of the training log, `err`
+    with the hint to write `--user` (`recommend RUN 42` means a title)."""
+    path = Path(run_dir) / rundir.USERS
+    if not path.is_file():
+        return err
+    users = rundir.read_users(run_dir, rec.n_items)
+    integer = users.ids.dtype.kind in "iu"
+    if len(users.positions([typed(err.query, integer)], "skip")[1]) == 0:
+        return err
+    return TitleNotFoundError(f"{err}; {err.query!r} is a user of the training log: write "
+                              f"--user {err.query} to recommend for that user", err.query,
+                              err.candidates)
 
 
 def check_recommend_args(args: argparse.Namespace) -> None:
@@ -195,7 +187,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            "genres) to FILE (.parquet, .csv or .tsv) instead of printing")
     recommend.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     recommend.add_argument("--keep-seen", action="store_true",
-                           help="allow items already in the history")
+                           help="allow items already in the history (filter_viewed false; "
+                           "by default they are filtered)")
     recommend.add_argument("--items-from", metavar="FILE",
                            help="recommend only the item ids listed in FILE (one per line)")
     recommend.add_argument("--exclude-from", metavar="FILE",
@@ -203,8 +196,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recommend.add_argument("--skip-unknown", action="store_true",
                            help="leave out unknown users, titles and item ids instead of "
                            "failing on the first")
-    recommend.add_argument("--batch-size", type=int, default=512, metavar="N",
-                           help="histories per forward pass with --output (default 512)")
+    recommend.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N",
+                           help=f"histories per forward pass (default {BATCH_SIZE})")
     recommend.add_argument("--explain", action="store_true",
                            help="show the history titles each recommendation owes most to")
     recommend.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -62,16 +62,6 @@ def cut_windows(flat: np.ndarray, ends: np.ndarray, sizes: np.ndarray,
     return left_pad_ranges(flat, ends - sizes, ends, max_len)
 
 
-def training_windows(
-    flat: np.ndarray, offsets: np.ndarray, max_len: int, windows_per_sequence: int = 1,
-    shift: np.ndarray | None = None,
-) -> np.ndarray:
-    """Every training window [N, max_len] int64, left-padded, cut from ragged sequences
-    (`window_bounds` says which)."""
-    ends, sizes = window_bounds(offsets, max_len, windows_per_sequence, shift)
-    return cut_windows(np.asarray(flat), ends, sizes, max_len)
-
-
 class WindowDataset(Dataset):
     """The training windows of a `Split` (flat items + offsets), cut a batch at a time.
 

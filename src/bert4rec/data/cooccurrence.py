@@ -5,7 +5,7 @@ one user's sequence: the counts behind the `markov` and `itemknn` baselines. `pa
 counts them a chunk at a time into a symmetric matrix; `ppmi_embeddings` factorises the
 positive pointwise mutual information of those pairs (Levy & Goldberg, NIPS 2014) with a
 truncated SVD: items that are rated close together get nearby vectors. BERT4Rec can start
-its item embeddings there instead of at random (docs/training-recipe.md, "Session 6").
+its item embeddings there instead of at random (docs/training-recipe.md).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from bert4rec.data.corpus import Split
+from bert4rec.data.vocab import Vocabulary
 
 PAIR_CHUNK = 4_000_000
 """Flat positions whose pairs are counted at once: bounds the memory of `pair_counts` (about
@@ -102,7 +103,7 @@ def ppmi_embeddings(split: Split, vocab_size: int, dim: int, window: int = 5) ->
             torch.from_numpy(pmi[keep].astype(np.float32)), (vocab_size, vocab_size),
             check_invariants=True,
         )
-    rank = min(dim, vocab_size - 2)
+    rank = min(dim, Vocabulary.of_size(vocab_size).n_items)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         u, s, _ = torch.svd_lowrank(matrix, q=min(rank + 16, vocab_size), niter=6)  # [V, q], [q]

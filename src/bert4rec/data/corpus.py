@@ -1,8 +1,8 @@
 """`SequenceCorpus`: filtered, time-ordered per-user item sequences over a dense item vocabulary.
 
-Vocabulary: 0 is padding, 1..n_items are the items in ascending original id, n_items + 1 is
-the [MASK] token. Sequences are stored flat (one array of vocab indices plus offsets), which
-keeps 20M interactions in a few hundred megabytes and makes every batch a slice.
+The item vocabulary is laid out as `data.vocab.Vocabulary` says (padding, the items in
+ascending original id, [MASK]). Sequences are stored flat (one array of vocab indices plus
+offsets), which keeps 20M interactions in a few hundred megabytes and makes every batch a slice.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import polars as pl
 from bert4rec.data.columns import GENRES, INDEX, ITEM, RATING, TIMESTAMP, TITLE, USER
 from bert4rec.data.interactions import Interactions
 from bert4rec.data.leftout import LeftOut, left_out
-from bert4rec.data.vocab import PAD
+from bert4rec.data.vocab import PAD, Vocabulary
 from bert4rec.errors import DataError
 from bert4rec.files import temp_dir
 
@@ -32,14 +32,19 @@ SPLITS = ("train", "valid", "test", "train+valid")
 
 @dataclass(frozen=True)
 class PrepareSettings:
-    """How raw interactions become sequences (founding document: ratings >= 4, >= 5 per user)."""
+    """How raw interactions become sequences (founding document: ratings >= 4, >= 5 per user).
 
-    min_rating: float | None = 4.0
-    """Keep interactions rated at least this; None keeps all. Ignored for logs without ratings."""
-    min_item_interactions: int = 0
-    """Drop items with fewer interactions than this (applied before the user filter)."""
-    min_user_interactions: int = 5
-    """Drop users with fewer interactions than this (after the item filter)."""
+    Defined here once: each field carries its help text, from which the command line builds
+    its flags (`cli/data.py`), and `Dataset.from_frame` and `from_source` take these defaults.
+    """
+
+    min_rating: float | None = field(default=4.0, metadata={
+        "help": "keep interactions rated at least this (None keeps all; ignored for logs "
+        "without ratings)"})
+    min_item_interactions: int = field(default=0, metadata={
+        "help": "drop items with fewer interactions than this (before the user filter)"})
+    min_user_interactions: int = field(default=5, metadata={
+        "help": "drop users with fewer interactions than this (after the item filter)"})
 
     def __post_init__(self) -> None:
         for name in ("min_item_interactions", "min_user_interactions"):
@@ -124,12 +129,16 @@ class SequenceCorpus:
         return len(self.items_flat)
 
     @property
+    def vocab(self) -> Vocabulary:
+        return Vocabulary(self.n_items)
+
+    @property
     def mask_token(self) -> int:
-        return self.n_items + 1
+        return self.vocab.mask
 
     @property
     def vocab_size(self) -> int:
-        return self.n_items + 2
+        return self.vocab.size
 
     @property
     def lengths(self) -> np.ndarray:

@@ -79,7 +79,7 @@ def events_from_frame(frame: Any, columns: LogColumns, name: str = "DataFrame") 
     return normalise_events(table, columns, Origin(name, lines=False, column_hint=EVENTS_HINT))
 
 
-def items_from_frame(frame: Any, item: str, title: str = TITLE, genres: str = GENRES,
+def items_from_frame(frame: Any, item: str, title: str = TITLE, genres: str = GENRES, *,
                      name: str = "items", hint: str = ITEMS_HINT, lines: bool = False
                      ) -> pl.DataFrame:
     """The item table (item, title, genres, then any further columns, kept as they are) of a

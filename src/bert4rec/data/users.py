@@ -19,6 +19,7 @@ import polars as pl
 
 from bert4rec.data.columns import USER
 from bert4rec.data.corpus import SequenceCorpus, concatenated_ranges
+from bert4rec.data.vocab import Vocabulary
 from bert4rec.errors import DataError, UnknownIdError
 
 HISTORY = "history"
@@ -62,7 +63,8 @@ class UserHistories:
     def item_counts(self, n_items: int) -> np.ndarray:
         """How often each item (vocabulary index 1..n_items, as [n_items]) occurs in the
         histories: its popularity in the data the model was trained on."""
-        return np.bincount(self.flat, minlength=n_items + 1)[1 : n_items + 1]
+        vocab = Vocabulary(n_items)
+        return np.bincount(self.flat, minlength=vocab.mask)[vocab.item_columns]
 
     def subset(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(flat, offsets) of the users at `positions`, in that order."""

@@ -3,13 +3,13 @@
 A *scorer* is any callable taking `histories: LongTensor [B, T]`, left-padded with 0 (the most
 recent item at column T - 1), and returning scores `[B, vocab_size]` (float32 or float64). The
 model and every baseline are scorers. The evaluator, not the scorer, removes padding (0), [MASK]
-(vocab_size - 1) and, with `exclude_seen`, every item of the user's history from the candidates;
+and, with `filter_viewed`, every item of the user's history from the candidates;
 the target is always a candidate. `model_scorer` makes a trained BERT4Rec a scorer.
 
-Protocols:
+Protocols (a `Protocol` names one):
 - `full`: the target is ranked against every item (the honest one; Krichene & Rendle, KDD 2020).
 - `sampled`: the target is ranked against `n_negatives` items drawn without replacement, never
-  the target and, with `exclude_seen`, never a history item, either by popularity in the
+  the target and, with `filter_viewed`, never a history item, either by popularity in the
   training part (the BERT4Rec paper's protocol, seen items excluded) or uniformly. Draws depend
   only on `seed` and the data, not `batch_size`.
 
@@ -28,15 +28,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bert4rec.config import EVAL_BATCH_SIZE
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.data.corpus import SequenceCorpus, Split
-from bert4rec.data.vocab import PAD
+from bert4rec.data.vocab import Vocabulary
 from bert4rec.errors import DataError
 from bert4rec.evaluation.metrics import DEFAULT_KS, ranking_metrics, target_ranks
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 PROTOCOLS = ("full", "sampled")
 NEGATIVES = ("popular", "uniform")
+EVAL_DEVICE = "auto"
+"""Where `bert4rec evaluate` and `Model.evaluate` score a trained model unless told:
+`training.runtime.pick_device`'s rule (CUDA, then Apple MPS, then the CPU)."""
 SAMPLE_CHUNK = 256
 """Users per negative-sampling draw: fixed so that draws do not depend on `batch_size`."""
 SCORES_PER_BATCH = 1 << 27
@@ -47,51 +51,79 @@ size."""
 
 
 @dataclass(frozen=True)
+class Protocol:
+    """How a held-out item is ranked: against every item (`name` "full") or against
+    `n_negatives` items drawn by `negatives` ("popular" or "uniform") with `seed` ("sampled");
+    with the user's viewed items left out of the candidates (`filter_viewed`) or kept; and
+    the cut-offs `ks` of NDCG@k and HR@k. Checked when built."""
+
+    name: Literal["full", "sampled"] = "full"
+    negatives: Literal["popular", "uniform"] = "popular"
+    n_negatives: int = 100
+    filter_viewed: bool = True
+    ks: tuple[int, ...] = DEFAULT_KS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.name not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.name!r}")
+        if self.negatives not in NEGATIVES:
+            raise ValueError(f"negatives must be one of {NEGATIVES}, got {self.negatives!r}")
+        if self.n_negatives < 1:
+            raise ValueError(f"n_negatives must be >= 1, got {self.n_negatives}")
+        if not self.ks or any(k < 1 for k in self.ks):
+            raise ValueError(f"ks must be cut-offs >= 1, got {self.ks!r}")
+
+    @property
+    def sampled(self) -> bool:
+        return self.name == "sampled"
+
+
+FULL = Protocol()
+"""Full ranking, viewed items filtered: how training selects its epoch and scores test."""
+
+
+@dataclass(frozen=True)
 class EvalReport:
     """The result of one evaluation: what was measured, how, on how many users, and the metrics."""
 
-    protocol: Literal["full", "sampled"]
+    protocol: Protocol
     split: str
-    exclude_seen: bool
     users: int
     candidates: int
     """Items ranked per user: the catalogue size (full) or n_negatives + 1 (sampled)."""
     metrics: dict[str, float] = field(default_factory=dict)
-    negatives: Literal["popular", "uniform"] | None = None
-    n_negatives: int | None = None
-    seed: int | None = None
     split_users: int | None = None
     """Users in the split when only a seeded sample of them (`users`) was scored, else None."""
     users_seed: int | None = None
 
-    @property
-    def seen_items(self) -> str:
-        return "excluded" if self.exclude_seen else "kept"
-
     def label(self) -> str:
         """One line naming the protocol, e.g. 'sampled (100 popular negatives, seed 0), ...'."""
-        if self.protocol == "full":
-            how = f"full ranking over {self.candidates} items"
+        p = self.protocol
+        if p.sampled:
+            how = f"sampled ({p.n_negatives} {p.negatives} negatives, seed {p.seed})"
         else:
-            how = f"sampled ({self.n_negatives} {self.negatives} negatives, seed {self.seed})"
+            how = f"full ranking over {self.candidates} items"
         who = f"{self.users} users"
         if self.split_users is not None:
             who = f"{self.users} of {self.split_users} users (sample, seed {self.users_seed})"
-        return f"{how}, {self.split} split, {who}, seen items {self.seen_items}"
+        viewed = "filtered" if p.filter_viewed else "kept"
+        return f"{how}, {self.split} split, {who}, viewed items {viewed}"
 
-    def to_dict(self) -> dict[str, str | int | float | None]:
-        """Flat JSON-ready dict: protocol, split, seen-items policy, users, then each metric."""
-        head: dict[str, str | int | float | None] = {
-            "protocol": self.protocol,
+    def to_dict(self) -> dict[str, str | int | float | bool | None]:
+        """Flat JSON-ready dict: protocol, split, filter_viewed, users, then each metric."""
+        p = self.protocol
+        head: dict[str, str | int | float | bool | None] = {
+            "protocol": p.name,
             "split": self.split,
-            "seen_items": self.seen_items,
+            "filter_viewed": p.filter_viewed,
             "users": self.users,
             "candidates": self.candidates,
         }
         if self.split_users is not None:
             head.update(split_users=self.split_users, users_seed=self.users_seed)
-        if self.protocol == "sampled":
-            head.update(negatives=self.negatives, n_negatives=self.n_negatives, seed=self.seed)
+        if p.sampled:
+            head.update(negatives=p.negatives, n_negatives=p.n_negatives, seed=p.seed)
         return {**head, **self.metrics}
 
 
@@ -112,42 +144,45 @@ def model_scorer(model: torch.nn.Module, device: torch.device | str) -> Scorer:
     return score
 
 
-def train_item_counts(corpus: SequenceCorpus, split: str = "train") -> np.ndarray:
-    """How often each vocab index occurs in a training split (by default sequences minus their
-    last two items)."""
-    return np.bincount(corpus.split(split).flat, minlength=corpus.vocab_size).astype(np.int64)
+def item_counts(data: Split, vocab: Vocabulary) -> np.ndarray:
+    """How often each vocab index occurs in the histories of `data` ([vocab.size] int64)."""
+    return np.bincount(data.flat, minlength=vocab.size).astype(np.int64)
+
+
+def train_item_counts(corpus: SequenceCorpus) -> np.ndarray:
+    """`item_counts` of the training split (every sequence less its last two items)."""
+    return item_counts(corpus.split("train"), corpus.vocab)
 
 
 def evaluate(
     scorer: Scorer,
     corpus: SequenceCorpus,
     split: str = "test",
+    protocol: Protocol = FULL,
     *,
-    protocol: str = "full",
-    negatives: str = "popular",
-    n_negatives: int = 100,
-    exclude_seen: bool = True,
-    ks: tuple[int, ...] = DEFAULT_KS,
-    batch_size: int = 256,
-    seed: int = 0,
+    batch_size: int = EVAL_BATCH_SIZE,
     progress: bool = False,
     users: int = 0,
     users_seed: int = 0,
 ) -> EvalReport:
-    """Rank each user's held-out item with `scorer` and average HR@k, NDCG@k and MRR.
+    """Rank each user's held-out item with `scorer` under `protocol` and average HR@k, NDCG@k
+    and MRR.
 
     `split` is "valid" (model selection) or "test"; for test the history includes the
     validation item. See the module docstring for the protocols. `users` > 0 scores only a
     sample of that many users (`user_sample(..., users_seed)`) when the split has more.
-    `batch_size` users are scored at a time, fewer where that would pass SCORES_PER_BATCH.
+    `batch_size` users are scored at a time, fewer where that would pass SCORES_PER_BATCH;
+    the metrics do not depend on it.
     """
-    _check_options(split, protocol, negatives, n_negatives, batch_size)
+    if split not in ("valid", "test"):
+        raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+    if batch_size < 1 or users < 0:
+        raise ValueError(f"batch_size must be >= 1 and users >= 0 (0: every user), got "
+                         f"{batch_size} and {users}")
     batch_size = min(batch_size, max(1, SCORES_PER_BATCH // corpus.vocab_size))
-    if users < 0:
-        raise ValueError(f"users must be >= 0 (0: every user), got {users}")
     data = corpus.split(split)
     scored = user_sample(len(data), users, users_seed)  # [N] rows of the split, ascending
-    weights = _sampling_weights(corpus, negatives) if protocol == "sampled" else None
+    weights = _sampling_weights(corpus, protocol.negatives) if protocol.sampled else None
     ranks = []
     with (
         torch.inference_mode(),
@@ -158,26 +193,21 @@ def evaluate(
             rows = scored[start : start + SAMPLE_CHUNK]
             allowed = None
             if weights is not None:
-                allowed = sample_negatives(data, rows, weights, n_negatives, (seed, chunk),
-                                           exclude_seen)
+                allowed = sample_negatives(data, rows, weights, protocol.n_negatives,
+                                           (protocol.seed, chunk), protocol.filter_viewed)
             for batch, part in _batches(rows, batch_size, allowed):
-                ranks.append(
-                    _rank_batch(scorer, data, batch, corpus.vocab_size, exclude_seen, part)
-                )
+                ranks.append(_rank_batch(scorer, data, batch, corpus.vocab,
+                                         protocol.filter_viewed, part))
                 bar.update(len(batch))
-    sampled = protocol == "sampled"
+    sample = len(scored) < len(data)
     return EvalReport(
         protocol=protocol,
         split=split,
-        exclude_seen=exclude_seen,
         users=len(scored),
-        candidates=n_negatives + 1 if sampled else corpus.n_items,
-        metrics=ranking_metrics(torch.cat(ranks), ks),
-        negatives=negatives if sampled else None,
-        n_negatives=n_negatives if sampled else None,
-        seed=seed if sampled else None,
-        split_users=len(data) if len(scored) < len(data) else None,
-        users_seed=users_seed if len(scored) < len(data) else None,
+        candidates=protocol.n_negatives + 1 if protocol.sampled else corpus.n_items,
+        metrics=ranking_metrics(torch.cat(ranks), protocol.ks),
+        split_users=len(data) if sample else None,
+        users_seed=users_seed if sample else None,
     )
 
 
@@ -189,21 +219,6 @@ def user_sample(n_users: int, size: int, seed: int) -> np.ndarray:
         return np.arange(n_users)
     rng = np.random.default_rng([seed, 0, 2])  # not the sampler's or windows' stream
     return np.sort(rng.choice(n_users, size=size, replace=False))
-
-
-def _check_options(
-    split: str, protocol: str, negatives: str, n_negatives: int, batch_size: int
-) -> None:
-    if split not in ("valid", "test"):
-        raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if negatives not in NEGATIVES:
-        raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
-    if n_negatives < 1 or batch_size < 1:
-        raise ValueError(
-            f"n_negatives and batch_size must be >= 1, got {n_negatives} and {batch_size}"
-        )
 
 
 def _batches(
@@ -218,17 +233,17 @@ def _rank_batch(
     scorer: Scorer,
     data: Split,
     rows: np.ndarray,
-    vocab_size: int,
-    exclude_seen: bool,
+    vocab: Vocabulary,
+    filter_viewed: bool,
     allowed: torch.Tensor | None,
 ) -> torch.Tensor:
     """Ranks of the targets of `rows`: score, mask non-candidates, compare with the target."""
     histories = _padded_histories(data, rows)  # [B, T], left-padded
     scores = scorer(histories)
-    if scores.shape != (len(rows), vocab_size) or not scores.is_floating_point():
+    if scores.shape != (len(rows), vocab.size) or not scores.is_floating_point():
         raise ValueError(
             f"scorer returned {scores.dtype} {tuple(scores.shape)}; expected floating scores of "
-            f"shape [{len(rows)}, {vocab_size}] (one per vocab index, padding and [MASK] included)"
+            f"shape [{len(rows)}, {vocab.size}] (one per vocab index, padding and [MASK] included)"
         )
     device = scores.device
     targets = torch.from_numpy(data.targets[rows]).to(device)
@@ -236,8 +251,8 @@ def _rank_batch(
         excluded = ~allowed.to(device)
     else:
         excluded = torch.zeros(scores.shape, dtype=torch.bool, device=device)
-        excluded[:, [PAD, vocab_size - 1]] = True
-        if exclude_seen:
+        excluded[:, list(vocab.not_items)] = True
+        if filter_viewed:
             excluded.scatter_(1, histories.to(device), True)  # padding is already excluded
     return target_ranks(scores, targets, excluded).cpu()
 
@@ -257,16 +272,16 @@ def _sampling_weights(corpus: SequenceCorpus, negatives: str) -> torch.Tensor:
         weights = torch.from_numpy(train_item_counts(corpus)).to(torch.float64)
     else:
         weights = torch.ones(corpus.vocab_size, dtype=torch.float64)
-    weights[[PAD, corpus.vocab_size - 1]] = 0.0
+    weights[list(corpus.vocab.not_items)] = 0.0
     return weights
 
 
 def sample_negatives(
     data: Split, rows: np.ndarray, weights: torch.Tensor, n: int, seed: tuple[int, int],
-    exclude_seen: bool = True,
+    filter_viewed: bool = True,
 ) -> torch.Tensor:
     """A [len(rows), vocab_size] bool mask of `n` negatives per user, drawn without replacement
-    with probability proportional to `weights`, never the target and, with `exclude_seen`,
+    with probability proportional to `weights`, never the target and, with `filter_viewed`,
     never a history item.
 
     Gumbel-top-k: the n largest of log(w) + Gumbel noise are a draw without replacement
@@ -275,7 +290,7 @@ def sample_negatives(
     histories = torch.from_numpy(data.padded(rows))  # [C, T]
     targets = torch.from_numpy(data.targets[rows])  # [C]
     log_w = torch.log(weights).to(torch.float32).expand(len(rows), -1).clone()  # [C, V]
-    if exclude_seen:
+    if filter_viewed:
         log_w.scatter_(1, histories, float("-inf"))
     log_w.scatter_(1, targets[:, None], float("-inf"))
     eligible = torch.isfinite(log_w).sum(dim=1)

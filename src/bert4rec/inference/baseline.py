@@ -14,37 +14,27 @@ equal terms; it recommends after a user's whole history, as a `Model` does.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 import torch
 
 from bert4rec.data import columns as C
-from bert4rec.data.corpus import flatten, left_pad
+from bert4rec.data.corpus import SequenceCorpus, left_pad
 from bert4rec.data.frames import handed_out
-from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown
-from bert4rec.data.vocab import PAD
-from bert4rec.errors import (
-    DataError,
-    NotFittedError,
-    SettingsError,
-    TitleNotFoundError,
-    UnknownIdError,
-)
+from bert4rec.data.users import OnUnknown, UserHistories
+from bert4rec.errors import DataError, NotFittedError, SettingsError
 from bert4rec.evaluation.baselines import BASELINES, train_item_counts
 from bert4rec.evaluation.metrics import DEFAULT_KS
-from bert4rec.evaluation.protocols import evaluate
-from bert4rec.inference.catalog import Catalog, ItemId
+from bert4rec.evaluation.protocols import Protocol, evaluate
+from bert4rec.inference.catalog import ItemId
 from bert4rec.inference.held_out import evaluate_frame, histories_from
-from bert4rec.inference.recommender import exclude_rows
+from bert4rec.inference.recommender import Ranker
+from bert4rec.inference.requests import FILTER_VIEWED, RecommendRequest
 
 if TYPE_CHECKING:
     from bert4rec.api import Dataset
-
-BATCH = 512
-"""Histories scored at a time when recommending."""
 
 
 class Baseline:
@@ -68,15 +58,12 @@ class Baseline:
     def fit(self, data: Dataset) -> Baseline:
         """Count what the baseline needs in `data` (a `bert4rec.Dataset`) and return it."""
         corpus = data.corpus
-        table = corpus.item_table
+        scorer = BASELINES[self.name](corpus, **self.options)
         self._fitted = {
             "corpus": corpus,
-            "scorer": BASELINES[self.name](corpus, **self.options),
+            "scorer": scorer,
+            "ranker": BaselineRanker(scorer, corpus),
             "users": UserHistories.from_corpus(corpus),
-            "ids": table[C.ITEM],
-            "shown": table.select(C.INDEX, C.ITEM, *[c for c in (C.TITLE, C.GENRES)
-                                                    if table[c].null_count() < table.height]),
-            "catalog": Catalog(table, popularity=train_item_counts(corpus)[1:-1].tolist()),
             "pandas": data.description.get("frames") == "pandas",
             "columns": data.description.get("columns") or {},
         }
@@ -91,7 +78,7 @@ class Baseline:
     def items(self) -> Any:
         """Every item it can recommend: item, and title and genres where known."""
         state = self._state()
-        return handed_out(state["shown"].drop(C.INDEX), state["pandas"])
+        return handed_out(state["ranker"].items, state["pandas"])
 
     def recommend(
         self,
@@ -99,45 +86,27 @@ class Baseline:
         *,
         histories: Sequence[Sequence[ItemId]] | None = None,
         k: int = 10,
-        filter_viewed: bool = True,
+        filter_viewed: bool = FILTER_VIEWED,
         items: Iterable[ItemId] | None = None,
         exclude: Iterable[ItemId] | None = None,
         on_unknown: OnUnknown = "raise",
     ) -> Any:
-        """As `Model.recommend`: one long frame of `user` (or `history`), `rank`, `item`,
-        `score` (the baseline's count: watches, transitions or co-occurrences, plus a
-        popularity tie-break below 1), then `title` and `genres` where known."""
+        """As `Model.recommend`, through the same path (`Ranker.answer`): one long frame of
+        `user` (or `history`), `rank`, `item`, `score` (the baseline's count: watches,
+        transitions or co-occurrences, plus a popularity tie-break below 1), then `title` and
+        `genres` where known."""
         state = self._state()
-        check_on_unknown(on_unknown)
-        if (users is None) == (histories is None):
-            raise ValueError("recommend takes users=[...] or histories=[[...], ...], not both "
-                             "and not neither")
-        allowed = self._candidates(items, exclude, on_unknown)
-        viewed = None
-        if users is not None:
-            positions, keys = state["users"].positions(_as_list(users), on_unknown)
-            flat, offsets = state["users"].subset(positions)
-            viewed, key = state["users"].seen_subset(positions), C.USER
-        else:
-            catalog, index = state["catalog"], self._index()
-            indices = []
-            for history in histories:
-                found = []
-                for ref in history:
-                    try:
-                        found.append(index[catalog.resolve(ref)])
-                    except TitleNotFoundError:  # an ambiguous title raises: it names items
-                        if on_unknown == "raise":
-                            raise
-                indices.append(found)
-            flat, offsets = flatten(indices)
-            key, keys = "history", list(range(len(indices)))
-        top = self._top_k(flat, offsets, k, filter_viewed, allowed, viewed)
-        return handed_out(self._frame(key, keys, *top), state["pandas"])
+        request = RecommendRequest(
+            users=None if users is None else _as_list(users),
+            histories=None if histories is None else list(histories), k=k,
+            filter_viewed=filter_viewed, items=None if items is None else list(items),
+            exclude=None if exclude is None else list(exclude), on_unknown=on_unknown)
+        ranking = state["ranker"].answer(request, state["users"])
+        return handed_out(state["ranker"].frame(ranking), state["pandas"])
 
-    def evaluate(self, data: Dataset | None = None, split: str = "test", *, test: Any = None,
-                 history: Any = None, ks: Sequence[int] = DEFAULT_KS, user: str | None = None,
-                 item: str | None = None, timestamp: str | None = None,
+    def evaluate(self, data: Dataset | None = None, split: str = "test", protocol: str = "full",
+                 *, test: Any = None, history: Any = None, ks: Sequence[int] = DEFAULT_KS,
+                 user: str | None = None, item: str | None = None, timestamp: str | None = None,
                  **options: Any) -> dict[str, Any]:
         """As `Model.evaluate`: the built-in leave-one-out split of `data` (the data it was
         fitted on, or data over the same items) with any protocol option, or a held-out
@@ -150,9 +119,9 @@ class Baseline:
             if not np.array_equal(data.corpus.item_ids, corpus.item_ids):
                 raise DataError("the data has other items than the baseline was fitted on: "
                                 "evaluate on the data it was fitted on")
-            return evaluate(state["scorer"], data.corpus, split, ks=tuple(ks),
-                            **options).to_dict()
-        if data is not None or options:
+            return evaluate(state["scorer"], data.corpus, split,
+                            Protocol(protocol, ks=tuple(ks), **options)).to_dict()
+        if data is not None or options or protocol != "full":
             raise ValueError("evaluate(test=...) takes history=, ks=, user=, item= and "
                              "timestamp=; the built-in split's options go with data")
         columns = state["columns"]
@@ -160,12 +129,9 @@ class Baseline:
         timestamp = timestamp or columns.get("timestamp")
         histories = state["users"]
         if history is not None:
-            histories, _ = histories_from(history, state["ids"], user=user, item=item,
-                                          timestamp=timestamp)
-        top_k = lambda flat, offsets, k, viewed: self._top_k(  # noqa: E731
-            flat, offsets, k, True, None, viewed)
-        return evaluate_frame(top_k, histories, state["ids"], test, ks=ks, user=user,
-                              item=item)
+            histories, _ = histories_from(history, state["ranker"].items[C.ITEM], user=user,
+                                          item=item, timestamp=timestamp)
+        return evaluate_frame(state["ranker"], histories, test, ks=ks, user=user, item=item)
 
     def __repr__(self) -> str:
         fitted = "fitted" if self._fitted is not None else "not fitted"
@@ -176,71 +142,30 @@ class Baseline:
             raise NotFittedError(f"this {self.name} baseline is not fitted yet: call fit(data)")
         return self._fitted
 
-    def _index(self) -> dict[ItemId, int]:
-        ids = self._state()["ids"].to_list()
-        return {item: position + 1 for position, item in enumerate(ids)}
 
-    def _candidates(self, allowed: Iterable[ItemId] | None, excluded: Iterable[ItemId] | None,
-                    on_unknown: OnUnknown) -> torch.Tensor | None:
-        """As `Recommender.candidates`: bool [vocab_size] of what may be offered, or None."""
-        if allowed is None and excluded is None:
-            return None
-        index, n_items = self._index(), len(self._state()["ids"])
-        mask = torch.zeros(n_items + 2, dtype=torch.bool)
+class BaselineRanker(Ranker):
+    """The recommend path (`Ranker`) scored by a baseline's counts over a corpus's items:
+    the whole history is read, and ties go to the smaller index (`top_by_index`)."""
 
-        def indices(ids: Iterable[ItemId]) -> list[int]:
-            wanted = list(ids)
-            missing = [i for i in wanted if i not in index]
-            if missing and on_unknown == "raise":
-                raise UnknownIdError(f"item {missing[0]!r} is not among the {n_items:,} items "
-                                     "the baseline was fitted on; pass on_unknown='skip' to "
-                                     "leave unknown items out", missing)
-            return [index[i] for i in wanted if i in index]
+    score_dtype = np.float64  # counts plus a fractional tie-break
+    whose = "the baseline's"
 
-        if allowed is None:
-            mask[1 : n_items + 1] = True
-        else:
-            mask[indices(allowed)] = True
-        if excluded is not None:
-            mask[indices(excluded)] = False
-        return mask
+    def __init__(self, scorer: Callable[[torch.Tensor], torch.Tensor],
+                 corpus: SequenceCorpus) -> None:
+        self.scorer = scorer
+        super().__init__(corpus.vocab, corpus.item_table,
+                         train_item_counts(corpus)[corpus.vocab.item_columns].tolist())
 
-    def _top_k(self, flat: np.ndarray, offsets: np.ndarray, k: int, exclude_seen: bool,
-               candidates: torch.Tensor | None,
-               viewed: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
-        """The best `k` vocabulary indices [B, k] and scores [B, k] (-inf where fewer are on
-        offer) for B histories, as `Recommender.top_k` gives them."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive whole number of items, got {k!r}")
-        scorer, n_items = self._state()["scorer"], len(self._state()["ids"])
-        lengths = np.diff(offsets)
-        width = min(k, n_items)
-        top_items = np.zeros((len(lengths), width), dtype=np.int64)
-        top_scores = np.full((len(lengths), width), -np.inf)
-        for start in range(0, len(lengths), BATCH):
-            rows = np.arange(start, min(start + BATCH, len(lengths)))
-            padded = left_pad(flat, offsets, rows, max(1, int(lengths[rows].max(initial=1))))
-            scores = scorer(torch.from_numpy(padded)).clone()  # [b, V]
-            scores[:, [PAD, n_items + 1]] = float("-inf")
-            if candidates is not None:
-                scores.masked_fill_(~candidates, float("-inf"))
-            if exclude_seen:
-                exclude_rows(scores, flat, offsets, rows)
-                if viewed is not None:
-                    exclude_rows(scores, *viewed, rows)
-            top_items[rows], top_scores[rows] = (t.numpy() for t in top_by_index(scores, width))
-        return top_items, top_scores
+    def _scores_of(self, flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray
+                   ) -> torch.Tensor:
+        longest = int((offsets[rows + 1] - offsets[rows]).max(initial=0))
+        padded = left_pad(flat, offsets, rows, max(1, longest))  # [b, longest]
+        scores = self.scorer(torch.from_numpy(padded)).clone()  # [b, V]
+        scores[:, list(self.vocab.not_items)] = float("-inf")
+        return scores
 
-    def _frame(self, key: str, keys: Sequence[Any], items: np.ndarray, scores: np.ndarray
-               ) -> pl.DataFrame:
-        rows, cols = np.nonzero(np.isfinite(scores))
-        frame = pl.DataFrame({key: pl.Series(key, list(keys)).gather(rows) if len(keys)
-                              else pl.Series(key, []),
-                              C.RANK: pl.Series(C.RANK, cols + 1, dtype=pl.Int32),
-                              C.INDEX: items[rows, cols], C.SCORE: scores[rows, cols]})
-        shown = self._state()["shown"]
-        frame = frame.join(shown, on=C.INDEX, how="left", maintain_order="left")
-        return frame.select(key, C.RANK, C.ITEM, C.SCORE, *shown.columns[2:])
+    def _best(self, scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return top_by_index(scores, k)
 
 
 def top_by_index(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

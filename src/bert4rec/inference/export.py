@@ -61,7 +61,7 @@ class Scorer(nn.Module):
     def __init__(self, model: BERT4Rec, k: int) -> None:
         super().__init__()
         self.model = model.eval()
-        self.k = min(k, model.config.vocab_size - 2)
+        self.k = min(k, model.config.vocab.n_items)
         self.eval()
 
     def forward(self, history: torch.Tensor, exclude: torch.Tensor
@@ -121,7 +121,7 @@ def signature(scorer: Scorer, fmt: str, weights: Path) -> dict[str, Any]:
         },
         "padding_index": PAD,
         "mask_index": config.mask_token,
-        "n_items": config.vocab_size - 2,
+        "n_items": config.vocab.n_items,
         "window": window,
         "k": scorer.k,
         "item_table": ITEM_TABLE,
@@ -144,9 +144,10 @@ def example_inputs(scorer: Scorer, batch: int = 4, seed: int = 0
     """Seeded random histories (some left-padded, one empty) and the same items to exclude:
     what the export traces with and what the written file is checked on."""
     config = scorer.model.config
-    window, n_items = config.max_len - 1, config.vocab_size - 2
+    window, vocab = config.max_len - 1, config.vocab
     generator = torch.Generator().manual_seed(seed)
-    history = torch.randint(1, n_items + 1, (batch, window), generator=generator)
+    history = torch.randint(vocab.items.start, vocab.items.stop, (batch, window),
+                            generator=generator)
     lengths = torch.randint(0, window + 1, (batch,), generator=generator)
     lengths[0] = 0
     history[torch.arange(window)[None, :] < (window - lengths)[:, None]] = PAD

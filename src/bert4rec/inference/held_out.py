@@ -10,7 +10,7 @@ can rank for them), items the model does not know stay in as misses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,11 +22,8 @@ from bert4rec.data.frames import to_polars
 from bert4rec.data.users import UserHistories
 from bert4rec.errors import DataError
 from bert4rec.evaluation.frame_metrics import compute
-
-TopK = Callable[[np.ndarray, np.ndarray, int, tuple[np.ndarray, np.ndarray] | None],
-                tuple[np.ndarray, np.ndarray]]
-"""(flat, offsets, k, viewed) -> the best k vocabulary indices [B, k] and their scores [B, k]
-(-inf where fewer are on offer), seen and `viewed` items left out: `Recommender.top_k`."""
+from bert4rec.inference.recommender import Ranker
+from bert4rec.inference.requests import RecommendRequest
 
 
 def histories_from(events: Any, item_ids: pl.Series, *, user: str = C.USER, item: str = C.ITEM,
@@ -55,25 +52,27 @@ def histories_from(events: Any, item_ids: pl.Series, *, user: str = C.USER, item
         rows.height - known.height
 
 
-def evaluate_frame(top_k: TopK, histories: UserHistories, item_ids: pl.Series, test: Any, *,
-                   ks: Sequence[int], user: str = C.USER, item: str = C.ITEM) -> dict[str, Any]:
-    """Rank the top max(`ks`) items for every user of `test` that has a history (seen items
-    left out) and measure them against `test` (`frame_metrics.compute`; popularity by the
-    histories). The report says what was scored: users, users without a history (left out),
-    held-out events and how many of them name items the model does not know."""
+def evaluate_frame(ranker: Ranker, histories: UserHistories, test: Any, *, ks: Sequence[int],
+                   user: str = C.USER, item: str = C.ITEM) -> dict[str, Any]:
+    """Rank the top max(`ks`) items for every user of `test` that has a history (viewed items
+    left out) through `ranker`'s recommend path (`Ranker.answer`) and measure them against
+    `test` (`frame_metrics.compute`; popularity by the histories). The report says what was
+    scored: users, users without a history (left out), held-out events and how many of them
+    name items the model does not know."""
+    item_ids = ranker.items[C.ITEM]
     table = to_polars(test, "test")
     _need(table, "test", [user, item])
     held = table.select(pl.col(user).alias(C.USER), pl.col(item).alias(C.ITEM))
     held = _ids_as(held, C.ITEM, item_ids.dtype, "test", item)
     wanted = held[C.USER].unique(maintain_order=True)
-    positions, found = histories.positions(wanted.to_list(), "skip")
+    ks = sorted(set(ks))
+    request = RecommendRequest(users=wanted.to_list(), k=ks[-1], on_unknown="skip")
+    ranking = ranker.answer(request, histories)
+    found, items, scores = ranking.query.keys, ranking.items, ranking.scores
     if not found:
         raise DataError(f"test: none of its {len(wanted):,} users has a history to recommend "
                         f"after (the model knows {len(histories):,} users); check the "
                         f"{user!r} column, or pass history=")
-    ks = sorted(set(ks))
-    flat, offsets = histories.subset(positions)
-    items, scores = top_k(flat, offsets, ks[-1], histories.seen_subset(positions))
     rows, cols = np.nonzero(np.isfinite(scores))
     found = pl.Series(found, dtype=held[C.USER].dtype)
     recs = pl.DataFrame({C.USER: found.gather(rows), C.ITEM: item_ids.gather(items[rows, cols] - 1),
@@ -88,7 +87,7 @@ def evaluate_frame(top_k: TopK, histories: UserHistories, item_ids: pl.Series, t
         "events": held.height,
         "unknown_items": int((~held[C.ITEM].is_in(item_ids.implode())).sum()),
         "candidates": len(item_ids),
-        "seen_items": "excluded",
+        "filter_viewed": True,
         **metrics,
     }
 

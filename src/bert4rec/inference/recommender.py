@@ -3,13 +3,20 @@
     rec = Recommender.load("runs/ml-latest-small")
     rec.recommend(["The Matrix", "Alien (1979)"], k=10).to_frame()
 
-Histories are original item ids or titles (resolved by `Catalog`, which raises with candidates
-rather than guess). Scores are the model's logits for the next item; higher is better.
-Explanations are leave-one-out score drops (docs/explanations.md).
+`Recommender.answer(request)` is the one recommend path: the Python API, the command line and
+the HTTP API each turn their input into a `RecommendRequest` (inference/requests.py) and format
+the `Ranking` it returns; `recommend` and `recommend_many` here go through it too. The path
+lives in `Ranker`, which says nothing of how histories are scored: `Recommender` scores them
+with the model, a baseline (inference/baseline.py) with its counts, through the same code.
+What may be offered is decided in one function, `apply_filters`. Histories are original item
+ids or titles (resolved by `Catalog`, which raises with candidates rather than guess). Scores
+are the model's logits for the next item; higher is better. Explanations are leave-one-out
+score drops (docs/explanations.md).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,10 +29,20 @@ import torch
 from bert4rec.data import columns as C
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.data.corpus import concatenated_ranges, flatten, left_pad
-from bert4rec.data.users import OnUnknown, check_on_unknown, more_note
-from bert4rec.data.vocab import PAD
+from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown, more_note
+from bert4rec.data.vocab import Vocabulary
 from bert4rec.errors import ModelDirError, TitleNotFoundError, UnknownIdError
 from bert4rec.inference.catalog import Catalog, CatalogItem, ItemId
+from bert4rec.inference.requests import (
+    BATCH_SIZE,
+    FILTER_VIEWED,
+    HISTORY_KEY,
+    USER_KEY,
+    Query,
+    Ranking,
+    RecommendRequest,
+    check_k,
+)
 from bert4rec.model import BERT4Rec
 from bert4rec.rundir import load_model, read_items, why_missing_in
 
@@ -86,39 +103,38 @@ class Recommendations:
         )
 
 
-class Recommender:
-    """A trained BERT4Rec plus its item table, for inference only."""
+class Ranker:
+    """The recommend path, whatever scores the histories: a `RecommendRequest` resolved
+    against the item table and the users' histories (`query`), ranked a batch at a time
+    (`rank`: `_scores_of`, then `apply_filters`, then `_best`) and formatted (`results`,
+    `frame`). A subclass says how a batch of histories is scored."""
 
-    def __init__(self, model: BERT4Rec, items: pl.DataFrame, batch_size: int = 256) -> None:
-        """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`."""
+    score_dtype: type = np.float32
+    """The type of the scores `rank` hands back."""
+    history_limit: int | None = None
+    """The most recent items of a history the scorer reads (None: all); histories are
+    batched by length up to it."""
+    whose: str = "the model's"
+    """Whose items an error names ("item 5 is not among the model's 40 items")."""
+
+    def __init__(self, vocab: Vocabulary, items: pl.DataFrame, popularity: Sequence[float]
+                 ) -> None:
+        """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`;
+        `popularity` orders the catalogue's title candidates (vocabulary order)."""
         items = items.sort(C.INDEX)
-        n_items = model.config.vocab_size - 2
-        if items[C.INDEX].to_list() != list(range(1, n_items + 1)):
+        self.vocab = vocab
+        n_items = vocab.n_items
+        if items[C.INDEX].to_list() != list(vocab.items):
             raise ModelDirError(
                 f"item table has {len(items)} rows but the model has {n_items} items; the "
                 f"{C.INDEX!r} column must hold 1..{n_items} exactly once each"
             )
-        self.model = model.eval()
-        self.batch_size = batch_size
         self._ids: list[ItemId] = items[C.ITEM].to_list()
         known = [c for c in (C.TITLE, C.GENRES)
                  if c in items.columns and items[c].null_count() < len(items)]
         self._shown = items.select(C.INDEX, C.ITEM, *known)  # what `to_frame` adds to an index
         self._index_of = {item: i + 1 for i, item in enumerate(self._ids)}
-        with torch.no_grad():
-            weights = model.encoder.embeddings.item.weight.detach().float()  # [V, H]
-            self._unit_embeddings = torch.nn.functional.normalize(weights, dim=1)  # [V, H]
-            prior = self._scores([[]])[0, 1 : n_items + 1]  # [n_items] score of an empty history
-        self.catalog = Catalog(items, popularity=prior.tolist())
-
-    @classmethod
-    def load(cls, run_dir: str | Path) -> Recommender:
-        """Read a run directory (config.json, model.safetensors, items.parquet) written by fit."""
-        items = read_items(run_dir)
-        model, _ = load_model(run_dir)
-        recommender = cls(model, items)
-        recommender.catalog.why_missing = why_missing_in(run_dir, "item")
-        return recommender
+        self.catalog = Catalog(items, popularity=list(popularity))
 
     @property
     def n_items(self) -> int:
@@ -163,7 +179,7 @@ class Recommender:
         if missing and on_unknown == "raise":
             why, more = self.catalog.why_missing(missing[0]), more_note(missing, ";")
             raise UnknownIdError(
-                f"item {missing[0]!r} is not among the model's {self.n_items:,} items{why}{more}; "
+                f"item {missing[0]!r} is not among {self.whose} {self.n_items:,} items{why}{more}; "
                 "pass on_unknown='skip' to leave unknown items out", missing)
         return [index for index in found if index is not None]
 
@@ -174,98 +190,97 @@ class Recommender:
         ids (every item if None) less the `excluded` ones; None when neither is given."""
         if allowed is None and excluded is None:
             return None
-        mask = torch.zeros(self.model.config.vocab_size, dtype=torch.bool)
+        mask = torch.zeros(self.vocab.size, dtype=torch.bool)
         if allowed is None:
-            mask[1 : self.n_items + 1] = True
+            mask[self.vocab.item_columns] = True
         else:
             mask[self.indices(allowed, on_unknown)] = True
         if excluded is not None:
             mask[self.indices(excluded, on_unknown)] = False
         return mask
 
-    def recommend(
-        self,
-        history: Sequence[ItemId],
-        k: int = 10,
-        exclude_seen: bool = True,
-        explain: bool = False,
-        candidates: torch.Tensor | None = None,
-    ) -> Recommendations:
-        """The top `k` next items for one history of ids or titles (oldest first).
+    def answer(self, request: RecommendRequest, users: UserHistories | None = None, *,
+               batch_size: int = BATCH_SIZE, progress: Callable[[int], Any] | None = None
+               ) -> Ranking:
+        """The one recommend path: `request` resolved (`query`; `users` holds the histories of
+        the users a request may name) and ranked (`rank`). Every face calls it, the server in
+        its two halves so that concurrent requests share one `rank`."""
+        return self.rank(self.query(request, users), batch_size=batch_size, progress=progress)
 
-        `exclude_seen` leaves out items already in the history; `candidates` (from
-        `candidates()`) limits what may be offered; `explain` adds, for each recommendation,
-        the history items whose removal lowers its score most.
-        """
-        result = self.recommend_many([history], k=k, exclude_seen=exclude_seen,
-                                     candidates=candidates)[0]
-        return self.explain(result) if explain else result
+    def query(self, request: RecommendRequest, users: UserHistories | None = None) -> Query:
+        """`request` in vocabulary indices: its allow and deny lists as candidates, then its
+        users' whole histories (looked up in `users`, with the further items each one saw)
+        or its histories' ids and titles. An unknown user, id or title raises naming it, or is
+        left out (`request.on_unknown`)."""
+        on_unknown = request.on_unknown
+        candidates = self.candidates(request.items, request.exclude, on_unknown)
+        if request.users is not None:
+            if users is None:
+                raise ModelDirError("recommending by user id needs the users' histories "
+                                    "(users.parquet); recommend for histories instead")
+            positions, keys = users.positions(request.users, on_unknown)
+            flat, offsets = users.subset(positions)
+            key, viewed = USER_KEY, users.seen_subset(positions)
+        else:
+            flat, offsets = flatten([[self._index_of[entry.item]
+                                      for entry in self.resolve(history, on_unknown)]
+                                     for history in request.histories])
+            key, keys, viewed = HISTORY_KEY, list(range(len(request.histories))), None
+        return Query(key, keys, flat, offsets, request.k, request.filter_viewed, candidates,
+                     viewed)
 
-    def recommend_many(
-        self, histories: Sequence[Sequence[ItemId]], k: int = 10, exclude_seen: bool = True,
-        candidates: torch.Tensor | None = None,
-    ) -> list[Recommendations]:
-        """`recommend` for many histories, one forward pass per `batch_size` of them."""
-        return self.recommend_resolved(
-            [self.resolve(history) for history in histories], k=k, exclude_seen=exclude_seen,
-            candidates=candidates,
-        )
-
-    def recommend_resolved(
-        self, histories: Sequence[Sequence[CatalogItem]], k: int = 10, exclude_seen: bool = True,
-        candidates: torch.Tensor | None = None,
-        viewed: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> list[Recommendations]:
-        """`recommend_many` for histories already resolved by `resolve`; each answer is the
-        same as for that history alone, so callers may batch unrelated requests together.
-        A history gets fewer than `k` items when fewer are left to offer. `viewed`: as for
-        `top_k`."""
-        flat, offsets = flatten([[self._index_of[entry.item] for entry in h] for h in histories])
-        items, scores = self.top_k(flat, offsets, k, exclude_seen, candidates, self.batch_size,
-                                   viewed=viewed)
-        results = []
-        for row, history in enumerate(histories):
-            n = int(np.isfinite(scores[row]).sum())
-            ranked = self._ranked(items[row, :n].tolist(), scores[row, :n].tolist())
-            results.append(Recommendations(ranked, tuple(history)))
-        return results
-
-    @torch.inference_mode()
-    def top_k(self, flat: np.ndarray, offsets: np.ndarray, k: int, exclude_seen: bool = True,
-              candidates: torch.Tensor | None = None, batch_size: int = 512,
-              progress: Callable[[int], Any] | None = None,
-              viewed: tuple[np.ndarray, np.ndarray] | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """The best `k` items (vocabulary indices [B, k]) and their scores ([B, k], best first)
-        for B histories of vocabulary indices, `flat[offsets[b]:offsets[b + 1]]`, oldest first.
-        A score is -inf where fewer than `k` items are left to offer. `candidates` (bool
-        [vocab_size]) limits what may be recommended. Histories are scored in batches of
-        similar length, each only as wide as its longest needs, so many users score fast;
-        `progress(n)` hears of each batch of `n` histories. `viewed` (flat, offsets, one row per
-        history) names further items that `exclude_seen` leaves out: those a user saw in
-        events the rating filter dropped (`UserHistories.seen_subset`)."""
-        _check_k(k)
-        lengths = np.diff(offsets)
-        order = np.argsort(np.minimum(lengths, self.model.config.max_len - 1), kind="stable")
-        width = min(k, self.n_items)
+    def rank(self, query: Query, *, batch_size: int = BATCH_SIZE,
+             progress: Callable[[int], Any] | None = None) -> Ranking:
+        """The best `query.k` items of each of the query's histories (vocabulary indices [B, k],
+        best first) and their scores ([B, k]; -inf where fewer than `k` are left to offer).
+        Histories are scored in batches of similar length, each only as wide as its longest
+        needs, so many users score fast; `apply_filters` decides what may be offered;
+        `progress(n)` hears of each batch of `n` histories."""
+        check_k(query.k)
+        lengths = np.diff(query.offsets)
+        read = lengths if self.history_limit is None else np.minimum(lengths, self.history_limit)
+        order = np.argsort(read, kind="stable")
+        width = min(query.k, self.n_items)
         top_items = np.zeros((len(lengths), width), dtype=np.int64)
-        top_scores = np.full((len(lengths), width), -np.inf, dtype=np.float32)
+        top_scores = np.full((len(lengths), width), -np.inf, dtype=self.score_dtype)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            scores = self._scores_of(flat, offsets, rows)  # [b, V]
-            if candidates is not None:
-                scores.masked_fill_(~candidates, float("-inf"))
-            if exclude_seen:
-                seen = flat[concatenated_ranges(offsets[rows], lengths[rows])]
-                row_of = np.repeat(np.arange(len(rows)), lengths[rows])
-                scores[torch.from_numpy(row_of), torch.from_numpy(seen)] = float("-inf")
-                if viewed is not None:
-                    exclude_rows(scores, *viewed, rows)
-            top = scores.topk(width, dim=1)  # [b, width]
-            top_items[rows], top_scores[rows] = top.indices.numpy(), top.values.numpy()
+            with torch.inference_mode():
+                scores = self._scores_of(query.flat, query.offsets, rows)  # [b, V]
+                apply_filters(scores, query, rows)
+                items, values = self._best(scores, width)  # [b, width] each
+            top_items[rows], top_scores[rows] = items.numpy(), values.numpy()
             if progress is not None:
                 progress(len(rows))
-        return top_items, top_scores
+        return Ranking(query, top_items, top_scores)
+
+    def results(self, ranking: Ranking) -> list[Recommendations]:
+        """A ranking as one `Recommendations` per history (its items with titles, genres and
+        scores, and the history as catalogue entries); fewer than `k` items where fewer were
+        on offer."""
+        flat, results = ranking.query.flat, []
+        for row, (start, end) in enumerate(itertools.pairwise(ranking.query.offsets)):
+            n = int(np.isfinite(ranking.scores[row]).sum())
+            ranked = self._ranked(ranking.items[row, :n].tolist(), ranking.scores[row, :n].tolist())
+            results.append(Recommendations(ranked, tuple(self.entries(flat[start:end].tolist()))))
+        return results
+
+    def frame(self, ranking: Ranking) -> pl.DataFrame:
+        """A ranking as one long frame (`to_frame`): user or history, rank, item, score, ..."""
+        return self.to_frame(ranking.query.key, ranking.query.keys, ranking.items,
+                             ranking.scores)
+
+    def top_k(self, flat: np.ndarray, offsets: np.ndarray, k: int,
+              filter_viewed: bool = FILTER_VIEWED, candidates: torch.Tensor | None = None, *,
+              batch_size: int = BATCH_SIZE, progress: Callable[[int], Any] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """`rank` for B histories of vocabulary indices, `flat[offsets[b]:offsets[b + 1]]`,
+        oldest first: the best `k` items ([B, k]) and their scores ([B, k]). `candidates`
+        (bool [vocab_size]) limits what may be recommended."""
+        query = Query(HISTORY_KEY, list(range(len(offsets) - 1)), flat, offsets, k,
+                      filter_viewed, candidates)
+        ranking = self.rank(query, batch_size=batch_size, progress=progress)
+        return ranking.items, ranking.scores
 
     def to_frame(self, key: str, keys: Sequence[Any] | np.ndarray, items: np.ndarray,
                  scores: np.ndarray) -> pl.DataFrame:
@@ -284,6 +299,73 @@ class Recommender:
         frame = frame.join(self._shown, on=C.INDEX, how="left", maintain_order="left")
         return frame.select(key, C.RANK, C.ITEM, C.SCORE, *self._shown.columns[2:])
 
+    def entries(self, indices: Iterable[int]) -> list[CatalogItem]:
+        """The catalogue entries of vocabulary indices, in order."""
+        return [self.catalog.entry(self._ids[index - 1]) for index in indices]
+
+    def _ranked(self, indices: list[int], scores: list[float]) -> tuple[Recommendation, ...]:
+        return tuple(Recommendation(rank, entry.item, entry.title, entry.genres, score)
+                     for rank, (entry, score)
+                     in enumerate(zip(self.entries(indices), scores, strict=True), start=1))
+
+    def _scores_of(self, flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray
+                   ) -> torch.Tensor:
+        """Next-item scores [b, V] for the histories `rows` of (flat, offsets); padding and
+        [MASK] at -inf. What a subclass provides."""
+        raise NotImplementedError
+
+    def _best(self, scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `k` best columns of each row of `scores` [b, V] and their scores, best first."""
+        top = scores.topk(k, dim=1)
+        return top.indices, top.values
+
+
+class Recommender(Ranker):
+    """A trained BERT4Rec plus its item table, for inference only."""
+
+    def __init__(self, model: BERT4Rec, items: pl.DataFrame) -> None:
+        """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`."""
+        self.model = model.eval()
+        self.history_limit = model.config.max_len - 1
+        vocab = model.config.vocab
+        with torch.no_grad():
+            weights = model.encoder.embeddings.item.weight.detach().float()  # [V, H]
+            self._unit_embeddings = torch.nn.functional.normalize(weights, dim=1)  # [V, H]
+            prior = self._scores([[]])[0, vocab.item_columns]  # [n_items], empty history
+        super().__init__(vocab, items, prior.tolist())
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Recommender:
+        """Read a run directory (config.json, model.safetensors, items.parquet) written by fit."""
+        items = read_items(run_dir)
+        model, _ = load_model(run_dir)
+        recommender = cls(model, items)
+        recommender.catalog.why_missing = why_missing_in(run_dir, "item")
+        return recommender
+
+    def recommend(
+        self, history: Sequence[ItemId], k: int = 10, *, filter_viewed: bool = FILTER_VIEWED,
+        items: Sequence[ItemId] | None = None, exclude: Sequence[ItemId] | None = None,
+        explain: bool = False,
+    ) -> Recommendations:
+        """The top `k` next items for one history of ids or titles (oldest first), through
+        `answer`: `filter_viewed` leaves out items already in the history, `items` allows only
+        these item ids, `exclude` never offers these; `explain` adds, for each recommendation,
+        the history items whose removal lowers its score most."""
+        return self.recommend_many([history], k, filter_viewed=filter_viewed, items=items,
+                                   exclude=exclude, explain=explain)[0]
+
+    def recommend_many(
+        self, histories: Sequence[Sequence[ItemId]], k: int = 10, *,
+        filter_viewed: bool = FILTER_VIEWED, items: Sequence[ItemId] | None = None,
+        exclude: Sequence[ItemId] | None = None, explain: bool = False,
+    ) -> list[Recommendations]:
+        """`recommend` for many histories, one forward pass per BATCH_SIZE of them."""
+        request = RecommendRequest(histories=histories, k=k, filter_viewed=filter_viewed,
+                                   items=items, exclude=exclude)
+        results = self.results(self.answer(request))
+        return [self.explain(result) for result in results] if explain else results
+
     def similar_items(self, item: ItemId, k: int = 10) -> Recommendations:
         """The `k` items whose embeddings are closest (cosine) to `item` (an id or a title)."""
         entry = self.catalog.entry(self.catalog.resolve(item))
@@ -296,11 +378,11 @@ class Recommender:
         by cosine: indices [Q, k] and cosines [Q, k], as `top_k` gives them (-inf where
         fewer are on offer). `candidates` (bool [vocab_size]) limits what may be offered;
         the items `excluded` (vocabulary indices) never are."""
-        _check_k(k)
+        check_k(k)
         width = min(k, self.n_items - 1)
         query = torch.as_tensor(list(indices), dtype=torch.long)  # [Q]
         cosine = self._unit_embeddings[query] @ self._unit_embeddings.T  # [Q, V]
-        cosine[:, [PAD, cosine.shape[1] - 1]] = float("-inf")  # padding, [MASK]
+        cosine[:, list(self.vocab.not_items)] = float("-inf")
         cosine[torch.arange(len(query)), query] = float("-inf")  # the item itself
         if candidates is not None:
             cosine.masked_fill_(~candidates, float("-inf"))
@@ -326,15 +408,6 @@ class Recommender:
         inputs = prediction_inputs(recent, width, config.mask_token)  # [B, width]
         with torch.inference_mode():  # no autograd bookkeeping; callers edit the scores inside
             return self.model(inputs).float()  # [B, V]; padding and [MASK] at -inf already
-
-    def entries(self, indices: Iterable[int]) -> list[CatalogItem]:
-        """The catalogue entries of vocabulary indices, in order."""
-        return [self.catalog.entry(self._ids[index - 1]) for index in indices]
-
-    def _ranked(self, indices: list[int], scores: list[float]) -> tuple[Recommendation, ...]:
-        return tuple(Recommendation(rank, entry.item, entry.title, entry.genres, score)
-                     for rank, (entry, score)
-                     in enumerate(zip(self.entries(indices), scores, strict=True), start=1))
 
     def explain(self, result: Recommendations) -> Recommendations:
         """`result` with each recommendation's `because` filled in. Leave-one-out: re-score the
@@ -365,16 +438,25 @@ class Recommender:
         return Contribution(item, self.catalog.title(item), score_drop)
 
 
-def exclude_rows(scores: torch.Tensor, flat: np.ndarray, offsets: np.ndarray,
-                 rows: np.ndarray) -> None:
-    """Set to -inf, in row b of `scores` ([B, V]), the items `flat[offsets[r]:offsets[r + 1]]`
-    of history `r = rows[b]`."""
+def apply_filters(scores: torch.Tensor, query: Query, rows: np.ndarray) -> None:
+    """Set to -inf, in place, the scores [b, V] of what may not be offered: every entry
+    outside `query.candidates` (bool [V]; None: every item may be) and, with
+    `query.filter_viewed`, each history's own items and the further items its user saw
+    (`query.viewed`). Row i of `scores` belongs to the query's history `rows[i]`. Padding and
+    [MASK] are -inf already (the scorer's). Every face's filters are these, here only."""
+    if query.candidates is not None:
+        scores.masked_fill_(~query.candidates, float("-inf"))
+    if query.filter_viewed:
+        _leave_out(scores, query.flat, query.offsets, rows)
+        if query.viewed is not None:
+            _leave_out(scores, *query.viewed, rows)
+
+
+def _leave_out(scores: torch.Tensor, flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray
+               ) -> None:
+    """Set to -inf, in row i of `scores`, the items `flat[offsets[r]:offsets[r + 1]]` of
+    row `r = rows[i]`."""
     lengths = offsets[rows + 1] - offsets[rows]
     items = flat[concatenated_ranges(offsets[rows], lengths)]
     row_of = np.repeat(np.arange(len(rows)), lengths)
     scores[torch.from_numpy(row_of), torch.from_numpy(items)] = float("-inf")
-
-
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive whole number of items, got {k!r}")

@@ -10,7 +10,6 @@ fastapi-offline package, not a CDN, so it works on a machine without internet.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,13 +21,13 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from starlette.datastructures import State
 
 from bert4rec import __version__, rundir
-from bert4rec.data.users import OnUnknown, UserHistories
+from bert4rec.data.users import UserHistories
 from bert4rec.errors import ModelDirError, TitleError, TitleNotFoundError, UnknownIdError
 from bert4rec.inference.catalog import CatalogItem
 from bert4rec.inference.recommender import Recommendations, Recommender
+from bert4rec.inference.requests import RecommendRequest
 from bert4rec.serve import schemas as S
 from bert4rec.serve.batcher import MicroBatcher
 from bert4rec.serve.headers import SecurityHeaders
@@ -131,30 +130,26 @@ def _routes() -> APIRouter:
     ) -> S.RecommendResponse:
         """The top `k` next items for a known user or a history of item ids or titles (oldest
         first), from the allowed `items` (all by default) less the `exclude`d ones."""
-        rec, state = batch.rec, request.app.state
-        allowed = None
-        if body.items is not None or body.exclude is not None:  # up to 2 x 10,000 lookups
-            allowed = await asyncio.to_thread(rec.candidates, body.items, body.exclude,
-                                              body.on_unknown)
-        args = (body.k, body.filter_viewed, body.explain, allowed)
-        if body.user is None:
-            result = await batch.recommend(body.history or [], *args, on_unknown=body.on_unknown)
-            history = result.history
-        else:
-            # a pool thread: a long history takes milliseconds to look up, off the event loop
-            resolved = await asyncio.to_thread(_user_history, state, rec, body.user,
-                                               body.on_unknown)
-            if resolved is None:  # unknown, skipped
-                return S.RecommendResponse(user=body.user, history=[], items=[],
-                                           filter_viewed=body.filter_viewed)
-            if body.filter_viewed:
-                args = (*args[:3], _unseen(rec, state.users, body.user, allowed))
-            result = await batch.recommend_resolved(resolved, *args)
-            history = result.history[-(rec.model.config.max_len - 1) :]
+        state = request.app.state
+        if body.user is not None and state.users is None:
+            raise UnknownIdError(f"this model cannot recommend by user id: {state.no_users}",
+                                 [body.user])
+        ask = RecommendRequest(
+            users=None if body.user is None else [body.user],
+            histories=None if body.user is not None else [body.history],
+            k=body.k, filter_viewed=body.filter_viewed, items=body.items, exclude=body.exclude,
+            on_unknown=body.on_unknown)
+        results = await batch.recommend(ask, state.users, body.explain)
+        if not results:  # an unknown user, skipped
+            return S.RecommendResponse(user=body.user, history=[], items=[],
+                                       filter_viewed=body.filter_viewed)
+        history = results[0].history
+        if body.user is not None:  # what the model read of a user's whole history
+            history = history[-(batch.rec.model.config.max_len - 1) :]
         return S.RecommendResponse(
             user=body.user,
             history=[_item(entry, state.links) for entry in history],
-            items=_ranked(result, state.links),
+            items=_ranked(results[0], state.links),
             filter_viewed=body.filter_viewed,
         )
 
@@ -196,36 +191,6 @@ def _item_id(rec: Recommender, raw: str) -> int | str:
     if number not in rec.catalog:
         raise HTTPException(404, detail=f"item id {number} is not in the catalogue")
     return number
-
-
-def _user_history(state: State, rec: Recommender, user: int | str, on_unknown: OnUnknown
-                  ) -> list[CatalogItem] | None:
-    """The user's whole history as catalogue items; None for an unknown user skipped.
-    Raises `UnknownIdError` (422) for an unknown user, or when the run has no users.parquet."""
-    if state.users is None:
-        raise UnknownIdError(f"this model cannot recommend by user id: {state.no_users}",
-                             [user])
-    positions, _ = state.users.positions([user], on_unknown)
-    if not len(positions):
-        return None
-    flat, _ = state.users.subset(positions)
-    return rec.entries(flat.tolist())
-
-
-def _unseen(rec: Recommender, users: UserHistories, user: int | str,
-            allowed: torch.Tensor | None) -> torch.Tensor | None:
-    """`allowed` less the items a known user saw only in events the rating filter dropped
-    (None when there are none and nothing else was limited)."""
-    seen = users.seen_subset(users.positions([user], "skip")[0])
-    if seen is None or len(seen[0]) == 0:
-        return allowed
-    if allowed is None:
-        mask = torch.zeros(rec.model.config.vocab_size, dtype=torch.bool)
-        mask[1 : rec.n_items + 1] = True
-    else:
-        mask = allowed.clone()
-    mask[torch.from_numpy(seen[0])] = False
-    return mask
 
 
 def _item(entry: CatalogItem, links: ItemLinks) -> S.Item:

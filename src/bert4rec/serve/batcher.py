@@ -1,16 +1,17 @@
 """Dynamic micro-batching: concurrent `/recommend` requests share one forward pass.
 
-Each request's history is resolved to catalogue items before it is queued, and outside the
-worker: item ids in place (dictionary lookups), titles in a thread of the event loop's pool,
-since matching a title can take milliseconds. A bad title fails only its own request, and no
-request's titles hold up the others. Handlers then put a job on a queue and await its future.
-One worker thread takes the first job, gathers whatever else arrives within `window_s` (or
-until `max_batch` jobs), scores them with `Recommender.recommend_resolved` — one forward pass
-per (k, exclude_seen, allowed items) group: requests without allow or deny lists share one, and
-so do requests whose lists allow the same items — and hands each answer back to the event
-loop. Under light load
-a request waits at most `window_s`; under heavy load the queue fills while the model runs, so
-batches grow by themselves.
+Each request is resolved to a `Query` (`Recommender.query`: vocabulary indices and the
+allowed items) before it is queued, and outside the worker: a history of known item ids in
+place (dictionary lookups), anything else (titles, users, allow and deny lists) in a thread of
+the event loop's pool, since matching a title can take milliseconds. A bad request fails only
+itself, and no request's titles hold up the others. Handlers then put a job on a queue and
+await its future. One worker thread takes the first job, gathers whatever else arrives within
+`window_s` (or until `max_batch` jobs), ranks them with `Recommender.rank` (the second half of
+`Recommender.answer`, the one recommend path) — one forward pass per (k, filter_viewed,
+allowed items) group: requests without allow or deny lists share one, and so do requests
+whose lists allow the same items — and hands each answer back to the event loop. Under light
+load a request waits at most `window_s`; under heavy load the queue fills while the model runs,
+so batches grow by themselves.
 """
 
 from __future__ import annotations
@@ -21,31 +22,28 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
-
-from bert4rec.data.users import OnUnknown
-from bert4rec.inference.catalog import CatalogItem, ItemId
+from bert4rec.data.users import UserHistories
+from bert4rec.inference.catalog import Catalog
 from bert4rec.inference.recommender import Recommendations, Recommender
+from bert4rec.inference.requests import Query, RecommendRequest
 
 log = logging.getLogger(__name__)
+
+Group = tuple[int, bool, bytes | None]
+"""Jobs of one group share a forward pass: the same k, filter_viewed and allowed items."""
 
 
 @dataclass(eq=False)
 class _Job:
-    """One request, its history resolved, waiting for its answer (or exception) on `future`."""
+    """One request, resolved, waiting for its answers (or exception) on `future`."""
 
-    resolved: list[CatalogItem]
-    k: int
-    exclude_seen: bool
+    query: Query
     explain: bool
-    candidates: torch.Tensor | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
-    group: tuple[int, bool, bytes | None]
-    """Jobs of one group share a forward pass: the same k, flag and allowed items."""
+    group: Group
 
 
 _STOP = None  # queue sentinel: the worker finishes its batch and exits
@@ -62,31 +60,23 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._run, name="bert4rec-batcher", daemon=True)
         self._thread.start()
 
-    async def recommend(
-        self, history: Sequence[ItemId], k: int, exclude_seen: bool, explain: bool,
-        candidates: torch.Tensor | None = None, on_unknown: OnUnknown = "raise",
-    ) -> Recommendations:
-        """`Recommender.recommend`, batched with whatever other requests arrive meanwhile;
-        `on_unknown="skip"` leaves out history entries that match no item."""
-        catalog = self.rec.catalog
-        if all(not isinstance(ref, bool) and ref in catalog for ref in history):
-            resolved = self.rec.resolve(history)  # ids only: lookups, no matching
+    async def recommend(self, request: RecommendRequest, users: UserHistories | None = None,
+                        explain: bool = False) -> list[Recommendations]:
+        """`Recommender.answer(request, users)` as one `Recommendations` per history answered
+        (none for an unknown user skipped), batched with whatever other requests arrive
+        meanwhile; `explain` adds each recommendation's explanation."""
+        if _ids_only(request, self.rec.catalog):
+            query = self.rec.query(request)  # lookups, no matching
         else:
-            resolved = await asyncio.to_thread(self.rec.resolve, history, on_unknown)
-        return await self.recommend_resolved(resolved, k, exclude_seen, explain, candidates)
-
-    async def recommend_resolved(
-        self, resolved: list[CatalogItem], k: int, exclude_seen: bool, explain: bool,
-        candidates: torch.Tensor | None = None,
-    ) -> Recommendations:
-        """`recommend` for a history already resolved (a known user's), batched likewise;
-        `candidates` (from `Recommender.candidates`) limits what may be offered."""
+            query = await asyncio.to_thread(self.rec.query, request, users)
+        if not len(query):
+            return []
         loop = asyncio.get_running_loop()
         allowed = None  # digested here, not in the one worker thread
-        if candidates is not None:
-            allowed = hashlib.blake2b(candidates.numpy().tobytes()).digest()
-        job = _Job(resolved, k, exclude_seen, explain, candidates, loop, loop.create_future(),
-                   (k, exclude_seen, allowed))
+        if query.candidates is not None:
+            allowed = hashlib.blake2b(query.candidates.numpy().tobytes()).digest()
+        job = _Job(query, explain, loop, loop.create_future(),
+                   (query.k, query.filter_viewed, allowed))
         self._queue.put(job)
         return await job.future
 
@@ -126,28 +116,38 @@ class MicroBatcher:
 
     def _serve(self, batch: list[_Job]) -> None:
         """One forward pass per group of jobs (`_Job.group`)."""
-        groups: dict[tuple[int, bool, bytes | None], list[_Job]] = {}
+        groups: dict[Group, list[_Job]] = {}
         for job in batch:
             groups.setdefault(job.group, []).append(job)
-        for (k, exclude_seen, _), jobs in groups.items():
+        for jobs in groups.values():
             try:
-                results = self.rec.recommend_resolved(
-                    [job.resolved for job in jobs], k=k, exclude_seen=exclude_seen,
-                    candidates=jobs[0].candidates,
-                )
+                ranking = self.rec.rank(Query.concat([job.query for job in jobs]))
+                results = self.rec.results(ranking)
             except Exception as err:  # fails this group only
                 for job in jobs:
                     _settle(job, error=err)
                 continue
-            for job, result in zip(jobs, results, strict=True):
+            start = 0
+            for job in jobs:
+                mine, start = results[start : start + len(job.query)], start + len(job.query)
                 try:
-                    _settle(job, result=self.rec.explain(result) if job.explain else result)
+                    _settle(job, result=[self.rec.explain(r) for r in mine] if job.explain
+                            else mine)
                 except Exception as err:
                     _settle(job, error=err)
 
 
+def _ids_only(request: RecommendRequest, catalog: Catalog) -> bool:
+    """Whether `request` is histories of known item ids and nothing else to look up: quick
+    enough to resolve on the event loop."""
+    if request.histories is None or request.items is not None or request.exclude is not None:
+        return False
+    return all(not isinstance(ref, bool) and ref in catalog
+               for history in request.histories for ref in history)
+
+
 def _settle(
-    job: _Job, result: Recommendations | None = None, error: BaseException | None = None
+    job: _Job, result: list[Recommendations] | None = None, error: BaseException | None = None
 ) -> None:
     """Complete the job's future on its own event loop (futures are not thread-safe)."""
 

@@ -1,5 +1,5 @@
 """The state of a training run between epochs: `Progress`, and `checkpoints/last.pt`, which
-carries it with the weights, optimiser, weight average and RNG states so a resumed run goes on
+carries it with the weights, optimiser and RNG states so a resumed run goes on
 exactly as an uninterrupted one would. Saved and loaded without pickling (`rundir`)."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from bert4rec import rundir
 from bert4rec.config import Settings
 from bert4rec.errors import ModelDirError
 from bert4rec.model import BERT4Rec
+from bert4rec.training.runtime import Runtime
 from bert4rec.training.sparse_items import OptimizerPair
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,7 @@ class Progress:
 
 
 def save_state(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer | OptimizerPair,
-               masking: list[torch.Tensor], settings: Settings, state: Progress,
-               average: AveragedModel | None) -> None:
+               masking: list[torch.Tensor], settings: Settings, state: Progress) -> None:
     """Everything needed to carry on exactly: weights, optimiser, progress, RNG states, settings.
     `masking` holds every rank's masking-generator state, in rank order (`masking_states`)."""
     checkpoint = {
@@ -60,7 +59,6 @@ def save_state(out_dir: Path, model: BERT4Rec, optimizer: torch.optim.Optimizer 
         "rng": {"torch": torch.get_rng_state(), "masking": masking,
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         "settings": settings.to_dict(),
-        "average": average.state_dict() if average is not None else {},
     }
     rundir.save_checkpoint(out_dir / rundir.CHECKPOINT, checkpoint)
 
@@ -78,23 +76,23 @@ def masking_states(loader: DataLoader, rank: int, world: int) -> list[torch.Tens
 
 def restore_state(out_dir: Path, model: BERT4Rec,
                   optimizer: torch.optim.Optimizer | OptimizerPair,
-                  loader: DataLoader, settings: Settings,
-                  average: AveragedModel | None, rank: int = 0, world: int = 1) -> Progress:
+                  loader: DataLoader, settings: Settings, runtime: Runtime) -> Progress:
     """Load `checkpoints/last.pt` into the model, optimiser and RNGs; the settings, and the
     number of processes that wrote it, must match."""
     checkpoint = rundir.load_checkpoint(out_dir / rundir.CHECKPOINT)
-    saved, now = dict(checkpoint["settings"]), settings.to_dict()
+    saved = Settings.from_dict(checkpoint["settings"]).to_dict()  # less retired settings
+    now = settings.to_dict()
     saved["loop"] = {**saved["loop"], "device": now["loop"]["device"]}
     if saved != now:
         changed = sorted(f"{s}.{k}" for s in now for k in now[s] if saved[s].get(k) != now[s][k])
         raise ModelDirError(f"{out_dir}: cannot resume with changed settings {changed}")
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
-    if average is not None:
-        average.load_state_dict(checkpoint["average"])
     torch.set_rng_state(checkpoint["rng"]["torch"])
     masking = checkpoint["rng"]["masking"]
-    masking = [masking] if isinstance(masking, torch.Tensor) else masking  # before session 7
+    if isinstance(masking, torch.Tensor):  # one rank's state, as written before 92f232a
+        masking = [masking]
+    rank, world = runtime.rank, runtime.world
     if len(masking) != world:
         raise ModelDirError(
             f"{out_dir}: the checkpoint was written by {len(masking)} training process(es); "

@@ -1,9 +1,9 @@
 """`fit`: train BERT4Rec on a corpus and write a run directory. One path, plain PyTorch.
 
-Building blocks first (the rate schedule, optimiser, weight average, loader), then
-`TrainingRun`, which holds one run's loader, model, optimiser, weight average and progress and
+Building blocks first (the rate schedule, the loader, the model, the optimiser), then
+`TrainingRun`, which holds one run's loader, model, optimiser and progress and
 trains it an epoch at a time, then `fit`: set up (device, DDP when launched by torchrun), select
-the epoch on validation (full ranking, seen items excluded) with early stopping, score test
+the epoch on validation (`evaluation.validation`) with early stopping, score test
 with the selected weights and, with `loop.refit`, train a second run on everything but the test
 items for that many epochs. Under DDP each process trains on its shard of the windows; only
 rank 0 evaluates, logs and writes, and it broadcasts what it measured so every process stops
@@ -26,7 +26,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -40,10 +39,15 @@ from bert4rec.data.batches import (
     padded_targets,
 )
 from bert4rec.data.cooccurrence import ppmi_embeddings
-from bert4rec.data.corpus import SequenceCorpus
-from bert4rec.data.vocab import PAD
-from bert4rec.errors import ModelDirError
-from bert4rec.evaluation.protocols import evaluate, model_scorer, train_item_counts
+from bert4rec.data.corpus import SequenceCorpus, Split
+from bert4rec.data.vocab import PAD, Vocabulary
+from bert4rec.evaluation.protocols import item_counts
+from bert4rec.evaluation.validation import (
+    score_test,
+    validate,
+    validation_label,
+    validation_sample,
+)
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.training.checkpoint import Progress, masking_states, restore_state, save_state
 from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss
@@ -68,13 +72,45 @@ def learning_rate(optim: OptimSettings, step: int, steps_per_epoch: int, total_s
     return optim.lr
 
 
-def make_optimizer(model: BERT4Rec, optim: OptimSettings,
-                   sparse: bool = False) -> torch.optim.Optimizer | OptimizerPair:
+def make_loader(data: Split, vocab: Vocabulary, settings: Settings,
+                runtime: Runtime) -> DataLoader:
+    """Shuffled, masked training batches of this process's shard of the windows of `data`.
+    The masking generator is seeded once, here: each epoch's masks follow from the last's."""
+    windows = WindowDataset(data, settings.model.max_len, settings.masking.windows_per_sequence,
+                            max_shift=settings.masking.window_shift, seed=settings.loop.seed)
+    sampler = LengthBucketSampler(windows.lengths, settings.loop.batch_size, rank=runtime.rank,
+                                  world=runtime.world, seed=settings.loop.seed)
+    collate = ClozeCollate(settings.masking, vocab.mask)
+    collate.generator.manual_seed(settings.loop.seed * 1000 + runtime.rank)
+    return DataLoader(windows, batch_sampler=sampler, collate_fn=collate)
+
+
+def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Runtime,
+                log_frequency: torch.Tensor) -> BERT4Rec:
+    """A fresh BERT4Rec of `settings.model`'s shape on the runtime's device, started where
+    training goes fastest: its output bias at the training items' `log_frequency` [V], and with
+    `optim.item_init=cooccurrence` its item embeddings at the co-occurrence of `data`'s items.
+    The item table is frozen at `optim.item_lr` 0, and has sparse gradients where the loss and
+    the device allow (`sparse_items`), set before any DDP wrapper sees it."""
+    optim = settings.optim
+    config = BERT4RecConfig.from_shape(settings.model, vocab.size)
+    model = BERT4Rec(config).to(runtime.device)
+    model.start_at_popularity(log_frequency)
+    if optim.item_init == "cooccurrence":
+        model.start_items_at(ppmi_embeddings(data, vocab.size, config.hidden, optim.item_window))
+    items = model.encoder.embeddings.item
+    items.weight.requires_grad_(optim.item_lr > 0)  # frozen: no gradient, none to clip either
+    items.sparse = sparse_items(optim.loss, vocab.n_items, runtime.device, runtime.world)
+    return model
+
+
+def build_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimizer | OptimizerPair:
     """Adam or AdamW; weight decay only on matrices (not biases or LayerNorm gains). The item
     embeddings, unless frozen, have a group of their own whose `lr_scale` (`optim.item_lr`)
-    multiplies the scheduled rate; with `sparse` item gradients that group is a `LazyAdam`'s
-    (sparse_items.py), paired with the dense optimiser."""
+    multiplies the scheduled rate; where the item table has sparse gradients (`build_model`)
+    that group is a `LazyAdam`'s (sparse_items.py), paired with the dense optimiser."""
     items = model.encoder.embeddings.item.weight
+    sparse = model.encoder.embeddings.item.sparse
     params = [p for p in model.parameters() if p.requires_grad and p is not items]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
@@ -93,96 +129,29 @@ def make_optimizer(model: BERT4Rec, optim: OptimSettings,
                                          decoupled=optim.optimizer == "adamw"))
 
 
-def weight_average(model: BERT4Rec, optim: OptimSettings) -> AveragedModel | None:
-    """The exponential moving average of `model`'s weights asked for by `optim.ema_decay`."""
-    if optim.ema_decay == 0:
-        return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(optim.ema_decay))
-
-
-def make_loader(corpus: SequenceCorpus, settings: Settings, runtime: Runtime,
-                split: str = "train") -> DataLoader:
-    """Shuffled, masked training batches of this process's shard of the windows of `split`.
-    The masking generator is seeded once, here: each epoch's masks follow from the last's."""
-    windows = WindowDataset(corpus.split(split), settings.model.max_len,
-                            settings.masking.windows_per_sequence,
-                            max_shift=settings.masking.window_shift, seed=settings.loop.seed)
-    sampler = LengthBucketSampler(windows.lengths, settings.loop.batch_size, rank=runtime.rank,
-                                  world=runtime.world, seed=settings.loop.seed)
-    collate = ClozeCollate(settings.masking, corpus.mask_token)
-    collate.generator.manual_seed(settings.loop.seed * 1000 + runtime.rank)
-    return DataLoader(windows, batch_sampler=sampler, collate_fn=collate)
-
-
-def full_ranking(model: BERT4Rec, corpus: SequenceCorpus, split: str, device: torch.device,
-                 batch_size: int, users: int = 0, users_seed: int = 0) -> dict[str, Any]:
-    """Full-ranking metrics (seen items excluded) of `model` on a split, labelled; `users` > 0
-    scores a fixed sample of that many users (drawn with `users_seed`) when there are more."""
-    report = evaluate(model_scorer(model, device), corpus, split, protocol="full",
-                      exclude_seen=True, batch_size=batch_size, users=users,
-                      users_seed=users_seed)
-    return report.to_dict()
-
-
-def validation_label(settings: Settings, corpus: SequenceCorpus) -> str:
-    """How the epoch is selected, in words: the metric and protocol, and the sample of users
-    when `loop.valid_users` validates on fewer than every user."""
-    loop = settings.loop
-    label = f"valid {loop.metric} (full ranking, seen excluded"
-    sample = validation_sample(settings, corpus)
-    if sample is not None:
-        label += (f", a fixed sample of {sample['users']:,} of {sample['split_users']:,} users, "
-                  f"seed {sample['seed']}")
-    return label + ")"
-
-
-def validation_sample(settings: Settings, corpus: SequenceCorpus) -> dict[str, int] | None:
-    """The users validation scores when it scores a sample (`loop.valid_users` below the
-    number of users in the valid split): how many, of how many, and the seed; else None."""
-    loop = settings.loop
-    split_users = int(corpus.evaluable.sum())  # the users `corpus.split("valid")` holds
-    if loop.valid_users == 0 or loop.valid_users >= split_users:
-        return None
-    return {"users": loop.valid_users, "split_users": split_users, "seed": loop.seed}
-
-
 class TrainingRun:
     """One training run on one split, started from the seed.
 
     Holds the loader of cloze batches, the model twice (`model`, the plain module that is
     saved and evaluated; `wrapped`, the DDP wrapper under torchrun that steps run through),
-    the optimiser, the weight average (or None), the progress (epoch, step, history) and, for
-    the in-batch sampled softmax, the log item frequencies. `run_epoch()` trains one more epoch.
+    the optimiser, the progress (epoch, step, history) and, for the in-batch sampled softmax,
+    the log item frequencies. `run_epoch()` trains one more epoch.
     """
 
     def __init__(self, corpus: SequenceCorpus, settings: Settings, runtime: Runtime,
                  split: str = "train", show_progress: bool = True) -> None:
         torch.manual_seed(settings.loop.seed)
         self.settings, self.runtime, self.show_progress = settings, runtime, show_progress
-        self.loader = make_loader(corpus, settings, runtime, split)
-        config = BERT4RecConfig.from_shape(settings.model, corpus.vocab_size)
-        self.model = BERT4Rec(config).to(runtime.device)
-        counts = torch.from_numpy(train_item_counts(corpus, split))
+        data, vocab = corpus.split(split), corpus.vocab  # the split, computed once per run
+        self.loader = make_loader(data, vocab, settings, runtime)
+        counts = torch.from_numpy(item_counts(data, vocab))
         log_frequency = log_item_frequency(counts).to(runtime.device)  # [V]
-        self.model.start_at_popularity(log_frequency)
-        if settings.optim.item_init == "cooccurrence":
-            self.model.start_items_at(ppmi_embeddings(corpus.split(split), corpus.vocab_size,
-                                                      config.hidden, settings.optim.item_window))
-        # item_lr 0 freezes them: no gradient, so none counts towards clipping either
-        self.model.encoder.embeddings.item.weight.requires_grad_(settings.optim.item_lr > 0)
-        self.sparse_items = sparse_items(settings.optim.loss, corpus.n_items, runtime.device,
-                                         runtime.world)
-        self.model.encoder.embeddings.item.sparse = self.sparse_items  # before DDP wraps it
+        self.model = build_model(data, vocab, settings, runtime, log_frequency)
+        self.sparse_items = self.model.encoder.embeddings.item.sparse
         self.item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
-        self.optimizer = make_optimizer(self.model, settings.optim, self.sparse_items)
-        self.average = weight_average(self.model, settings.optim)
+        self.optimizer = build_optimizer(self.model, settings.optim)
         self.wrapped = DistributedDataParallel(self.model) if runtime.world > 1 else self.model
         self.progress = Progress()
-
-    @property
-    def scored(self) -> BERT4Rec:
-        """The weights that are validated and kept: the average where there is one."""
-        return self.model if self.average is None else self.average.module
 
     @property
     def lr(self) -> float:
@@ -214,8 +183,7 @@ class TrainingRun:
 
     def step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One optimiser step on a cloze batch (`inputs`, `labels` [B, T]; labels 0 where
-        nothing is predicted) at the scheduled rate, then the weight average follows.
-        Returns the detached loss."""
+        nothing is predicted) at the scheduled rate. Returns the detached loss."""
         optim, per_epoch = self.settings.optim, len(self.loader)
         total = self.settings.loop.epochs * per_epoch
         lr = learning_rate(optim, self.progress.step, per_epoch, total)
@@ -228,8 +196,6 @@ class TrainingRun:
             clip_gradients(self.model.parameters(), optim.clip_norm)
         self.optimizer.step()
         self.progress.step += 1
-        if self.average is not None:
-            self.average.update_parameters(self.model)
         return loss.detach()
 
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -245,21 +211,19 @@ class TrainingRun:
             return sampled_cloze_loss(hidden, self.model.output_weight, self.model.output_bias,
                                       labels[targets], kind=optim.loss,
                                       n_negatives=optim.negatives,
-                                      n_items=self.model.config.vocab_size - 2,
+                                      n_items=self.model.config.vocab.n_items,
                                       item_log_q=self.item_log_q,
                                       sparse_grad=self.sparse_items)
 
     def save(self, out_dir: Path, masking: list[torch.Tensor]) -> None:
         """Write `checkpoints/last.pt`: everything a resumed run needs to go on exactly;
         `masking` is every rank's masking-generator state (`masking_states`)."""
-        save_state(out_dir, self.model, self.optimizer, masking, self.settings,
-                   self.progress, self.average)
+        save_state(out_dir, self.model, self.optimizer, masking, self.settings, self.progress)
 
     def restore(self, out_dir: Path) -> None:
         """Continue from `checkpoints/last.pt` (written with the same settings)."""
         self.progress = restore_state(out_dir, self.model, self.optimizer, self.loader,
-                                      self.settings, self.average, self.runtime.rank,
-                                      self.runtime.world)
+                                      self.settings, self.runtime)
 
 
 @dataclass
@@ -309,7 +273,7 @@ def fit(
             if resume and (out_dir / rundir.CHECKPOINT).is_file():
                 run.restore(out_dir)
             elif runtime.main:  # a run stopped before its first checkpoint starts again
-                _start_run_dir(out_dir, corpus, run.model, data, settings, replace=resume)
+                _start_run_dir(out_dir, corpus, run.model, data, settings)
             if runtime.main:
                 rundir.record_provenance(out_dir, data["corpus"]["fingerprint"])
             finished = _select(run, corpus, out_dir, stop_after_epoch, callback)
@@ -331,10 +295,10 @@ def _select(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
     clock = _Stopwatch()
     last_epoch = min(loop.epochs, stop_after_epoch or loop.epochs)
     out_of_time = False
-    sample = validation_sample(settings, corpus)
+    sample = validation_sample(loop, corpus)
     valid_name = "valid" if sample is None else f"valid ({sample['users']:,}-user sample)"
     if runtime.main:
-        logger.info("the epoch is selected on %s", validation_label(settings, corpus))
+        logger.info("the epoch is selected on %s", validation_label(loop, corpus))
     while (progress.epoch < last_epoch and not out_of_time
            and not progress.out_of_patience(loop.patience)):
         loss = run.run_epoch("epoch")
@@ -347,7 +311,7 @@ def _select(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
             if callback is not None:
                 seconds = clock.seconds()
                 with clock.paused():
-                    callback(run.scored, {**record, "seconds": seconds})
+                    callback(run.model, {**record, "seconds": seconds})
             run.save(out_dir, masking)
     if board is not None:
         board.close()
@@ -380,9 +344,7 @@ def _validate_everywhere(run: TrainingRun, corpus: SequenceCorpus,
     loop, runtime = run.settings.loop, run.runtime
     box: list[Any] = [None]
     if runtime.main:
-        report = full_ranking(run.scored, corpus, "valid", runtime.device, loop.eval_batch_size,
-                              loop.valid_users, loop.seed)
-        metrics = {k: v for k, v in report.items() if isinstance(v, float)}
+        metrics = validate(run.model, corpus, loop, runtime.device)
         box = [(metrics, loop.time_budget > 0 and clock.seconds() >= loop.time_budget)]
     if runtime.world > 1:
         dist.broadcast_object_list(box, src=0)
@@ -395,7 +357,7 @@ def _write_epoch(run: TrainingRun, record: dict[str, float], improved: bool, out
     (`valid_name` says whether validation scored a sample of users)."""
     metric = run.settings.loop.metric
     if improved:
-        rundir.save_weights(run.scored, out_dir / _selected_weights(run.settings))
+        rundir.save_weights(run.model, out_dir / _selected_weights(run.settings))
     for key, number in record.items():
         if key != "epoch":
             group = "train" if key in ("loss", "lr") else "valid"
@@ -418,11 +380,10 @@ def _finish(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
     best = next((h for h in progress.history if h["epoch"] == progress.best_epoch), {})
     test = None
     if finished and runtime.main:
-        test = full_ranking(run.model, corpus, "test", runtime.device,
-                            settings.loop.eval_batch_size)
+        test = score_test(run.model, corpus, settings.loop, runtime.device)
         metrics = {"best_epoch": progress.best_epoch, "epochs_run": progress.epoch,
-                   "selected_by": validation_label(settings, corpus)}
-        sample = validation_sample(settings, corpus)
+                   "selected_by": validation_label(settings.loop, corpus)}
+        sample = validation_sample(settings.loop, corpus)
         if sample is not None:
             metrics["valid_sample"] = sample
         metrics.update(valid=best, test=test, history=progress.history)
@@ -446,11 +407,11 @@ def _refit(corpus: SequenceCorpus, settings: Settings, runtime: Runtime, out_dir
         losses.append(run.run_epoch("refit"))
         logger.info("refit epoch %d of %d: loss %.4f", run.progress.epoch, selected.best_epoch,
                     losses[-1])
-    model = run.scored.eval()
+    model = run.model.eval()
     if not runtime.main:
         return replace(selected, model=model, test=None)
     rundir.save_weights(model, out_dir / rundir.WEIGHTS)
-    test = full_ranking(model, corpus, "test", runtime.device, settings.loop.eval_batch_size)
+    test = score_test(model, corpus, settings.loop, runtime.device)
     metrics = json.loads((out_dir / rundir.METRICS).read_text())
     metrics["test"] = test
     metrics["refit"] = {"epochs": run.progress.epoch, "seconds": time.monotonic() - started,
@@ -466,11 +427,9 @@ def _selected_weights(settings: Settings) -> Path:
 
 
 def _start_run_dir(out_dir: Path, corpus: SequenceCorpus, model: BERT4Rec,
-                   data: dict[str, Any], settings: Settings, replace: bool) -> None:
-    """Write config.json, items.parquet and users.parquet; an earlier run is only replaced if
-    `replace`."""
-    if (out_dir / rundir.CONFIG).exists() and not replace:
-        raise ModelDirError(f"{out_dir}: already holds a run; pass --resume or choose a new --out")
+                   data: dict[str, Any], settings: Settings) -> None:
+    """Write config.json, items.parquet and users.parquet (`rundir.check_start` has refused an
+    `out_dir` that holds a run, unless resuming one stopped before its first checkpoint)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_config(out_dir, model.config, data, settings.to_dict())
     rundir.atomic_write(out_dir / rundir.ITEMS, lambda t: corpus.item_table.write_parquet(t))

@@ -17,6 +17,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from bert4rec.data.vocab import Vocabulary
+
 SAMPLED_LOSSES = ("uniform", "in-batch")
 
 def sampled_cross_entropy(
@@ -25,6 +27,7 @@ def sampled_cross_entropy(
     bias: torch.Tensor,
     targets: torch.Tensor,
     negatives: torch.Tensor,
+    *,
     log_q_negatives: torch.Tensor,
     log_q_targets: torch.Tensor,
     sparse_grad: bool = False,
@@ -65,22 +68,22 @@ def sampled_cloze_loss(
     `sparse_grad`: see `sampled_cross_entropy`.
     """
     if kind == "uniform":
-        n_items = n_items if n_items is not None else weight.shape[0] - 2
-        negatives = torch.randint(
-            1, n_items + 1, (n_negatives,), device=targets.device, generator=generator
-        )
+        vocab = Vocabulary(n_items) if n_items is not None else Vocabulary.of_size(weight.shape[0])
+        n_items = vocab.n_items
+        negatives = torch.randint(vocab.items.start, vocab.items.stop, (n_negatives,),
+                                  device=targets.device, generator=generator)
         log_q = torch.full((), -math.log(n_items), device=hidden.device)
         return sampled_cross_entropy(
-            hidden, weight, bias, targets, negatives, log_q, log_q.expand_as(targets),
-            sparse_grad
+            hidden, weight, bias, targets, negatives, log_q_negatives=log_q,
+            log_q_targets=log_q.expand_as(targets), sparse_grad=sparse_grad
         )
     if kind == "in-batch":
         if item_log_q is None:
             raise ValueError("in-batch negatives need item_log_q (log item frequency)")
         negatives = torch.unique(targets)
         return sampled_cross_entropy(
-            hidden, weight, bias, targets, negatives, item_log_q[negatives], item_log_q[targets],
-            sparse_grad
+            hidden, weight, bias, targets, negatives, log_q_negatives=item_log_q[negatives],
+            log_q_targets=item_log_q[targets], sparse_grad=sparse_grad
         )
     raise ValueError(f"unknown sampled loss {kind!r}; expected one of {', '.join(SAMPLED_LOSSES)}")
 
