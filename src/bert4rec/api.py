@@ -48,6 +48,7 @@ from bert4rec.inference.recommender import Recommender
 from bert4rec.inference.requests import FILTER_VIEWED, RecommendRequest
 from bert4rec.training.loop import fit
 from bert4rec.training.runtime import pick_device
+from bert4rec.training.warm_start import WarmStart
 
 PREPARE = PrepareSettings()
 """The data settings' defaults (`data.corpus.PrepareSettings`), as the command line has them."""
@@ -186,13 +187,25 @@ class Model:
         self._users: UserHistories | None = None
         self._pandas = False  # answer in pandas: the model was fitted on a pandas frame
 
-    def fit(self, data: Dataset, out: str | Path | None = None, progress: bool = True) -> Model:
+    def fit(self, data: Dataset, out: str | Path | None = None, progress: bool = True, *,
+            final: bool = False, holdout: str = "last-two",
+            init_from: Model | str | Path | None = None) -> Model:
         """Train on `data` (validation picks the epoch, test is scored once) and return this
         model, ready to recommend. `out` is the run directory to write (it must not hold a run
         yet); without it the run goes to a temporary directory removed with the model, which
-        `save` keeps. `progress` shows a bar over the epochs."""
-        name = auto_preset(data.n_interactions) if self.preset == AUTO else self.preset
-        settings = named_preset(name).override(self.overrides)
+        `save` keeps. `progress` shows a bar over the epochs.
+
+        `final=True` then trains the model afresh on every interaction, each user's last two
+        included, for the epoch count validation chose: the newest behaviour is learnt too.
+        `metrics` keeps the selection model's validation and test figures, labelled so.
+        `holdout="none"` holds nothing out: it trains `epochs` epochs on everything (you give
+        the count) and has no figures. `init_from`, a fitted `Model` or its run directory,
+        warm-starts: items it knew keep their vectors and the encoder its weights, new items
+        start from co-occurrence with known ones, and new users need nothing; its settings
+        are the start (the model's shape stays), `Model(...)`'s overrides apply on top."""
+        start = None if init_from is None else WarmStart.load(
+            init_from._fitted()[0] if isinstance(init_from, Model) else Path(init_from))
+        settings, name = self._settings_for(data, start)
         if out is not None:
             _check_out(Path(out), "fit into")
         temporary = None if out is not None else tempfile.TemporaryDirectory(prefix="bert4rec-")
@@ -201,13 +214,36 @@ class Model:
         with tqdm(total=settings.loop.epochs, desc=f"fit ({name})", unit="epoch",
                   disable=not progress) as bar:
             def advance(_: Any, record: dict[str, float]) -> None:
-                bar.set_postfix({f"valid {metric}": f"{record[metric]:.4f}"}, refresh=False)
+                if record.get("final") and not bar.desc.startswith("final"):
+                    bar.reset(total=settings.loop.epochs if holdout == "none" else None)
+                    bar.set_description(f"final fit ({name})", refresh=False)
+                if metric in record:
+                    bar.set_postfix({f"valid {metric}": f"{record[metric]:.4f}"}, refresh=False)
+                else:
+                    bar.set_postfix({"loss": f"{record['loss']:.4f}"}, refresh=False)
                 bar.update(1)
 
             fit(data.corpus, settings, run_dir, data=data.description, progress=progress,
-                callback=advance)
+                callback=advance, final=final, holdout=holdout, start=start)
         self._open(run_dir, temporary)
         return self
+
+    def _settings_for(self, data: Dataset, start: WarmStart | None) -> tuple[Settings, str]:
+        """The settings `fit` trains with, and their name for the progress bar: the preset
+        (auto picks by size) with this model's overrides; for a warm start with the auto
+        preset, the starting run's settings with the overrides. A warm start keeps the model's
+        shape (`WarmStart.check_shape`)."""
+        stored = None
+        if start is not None:
+            stored = rundir.read_config(start.source).get("train")
+        if stored and self.preset == AUTO:
+            settings, name = Settings.from_dict(stored).override(self.overrides), "warm start"
+        else:
+            name = auto_preset(data.n_interactions) if self.preset == AUTO else self.preset
+            settings = named_preset(name).override(self.overrides)
+        if start is not None:
+            start.check_shape(settings.model)
+        return settings, name
 
     @classmethod
     def load(cls, path: str | Path) -> Model:

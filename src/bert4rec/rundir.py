@@ -57,7 +57,7 @@ PROVENANCE = "provenance.json"
 """How the run was made, one record per training session (`provenance.py`)."""
 CHECKPOINT = Path("checkpoints") / "last.pt"
 SELECTED = Path("checkpoints") / "selected.safetensors"
-"""With `loop.refit`: the weights chosen on validation, before the refit writes WEIGHTS."""
+"""For a final fit: the weights chosen on validation, before the final model writes WEIGHTS."""
 WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(USERS), Path(LEFT_OUT),
            Path(METRICS), Path(PROVENANCE), CHECKPOINT, SELECTED)
 """Every file a run writes through `atomic_write` (whose temporary names are `.NAME.*`)."""
@@ -108,11 +108,13 @@ def file_sha256(path: Path) -> str:
 
 
 def write_config(
-    run_dir: Path, model: BERT4RecConfig, data: dict[str, Any], train: dict[str, Any]
+    run_dir: Path, model: BERT4RecConfig, data: dict[str, Any], train: dict[str, Any], *,
+    fit: dict[str, Any] | None = None,
 ) -> None:
-    """The run's config.json: model shape, how to rebuild the corpus, and the training settings."""
+    """The run's config.json: model shape, how to rebuild the corpus, the training settings
+    and, where given, how `fit` trained (`final`, `holdout`, `init_from`)."""
     values = {"format_version": FORMAT_VERSION, "model": model.to_dict(), "data": data,
-              "train": train}
+              "train": train, **({"fit": fit} if fit is not None else {})}
     write_json(run_dir / CONFIG, values)
 
 

@@ -27,7 +27,7 @@ from bert4rec.errors import DataError
 from bert4rec.files import temp_dir
 
 FORMAT_VERSION = 3  # 2: the item table keeps further columns (links); 3: what was left out
-SPLITS = ("train", "valid", "test", "train+valid")
+SPLITS = ("train", "valid", "test", "train+valid", "all")
 
 
 @dataclass(frozen=True)
@@ -159,13 +159,14 @@ class SequenceCorpus:
 
         Users with fewer than 3 items cannot be evaluated: their whole sequence is training data
         and they are left out of `valid` and `test`. `train+valid` is the training part plus
-        each validation item (everything but the test item), for a refit once the epoch is chosen.
+        each validation item (everything but the test item); `all` is every sequence whole,
+        what a final fit trains on once the epoch is chosen.
         """
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
         lengths, evaluable = self.lengths, self.evaluable
-        holdout = {"train": 2, "valid": 2, "test": 1, "train+valid": 1}[name]
-        training = name.startswith("train")
+        holdout = {"train": 2, "valid": 2, "test": 1, "train+valid": 1, "all": 0}[name]
+        training = name.startswith("train") or name == "all"
         users = np.arange(self.n_users) if training else np.flatnonzero(evaluable)
         keep = lengths[users] - np.where(evaluable[users], holdout, 0)
         starts = self.offsets[users]
