@@ -183,7 +183,7 @@ def test_many_users_in_batches_of_mixed_length_answer_as_one_at_a_time(model, da
 def test_fit_final_and_with_nothing_held_out(data):
     """`fit(final=True)` keeps the selection model's figures, labelled, and answers with the
     final model; `holdout="none"` trains the epochs it is given, with no figures."""
-    final = bert4rec.Model(**TINY).fit(data, progress=True, final=True)
+    final = bert4rec.Model(**TINY).fit(data, progress=False, final=True)
     metrics = final.metrics
     assert metrics["final"]["epochs"] == metrics["best_epoch"] and metrics["test"]["HR@10"] > 0
     assert metrics["figures_of"].startswith("the selection model")

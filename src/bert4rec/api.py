@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -43,9 +44,9 @@ from bert4rec.evaluation.metrics import DEFAULT_KS
 from bert4rec.evaluation.protocols import EVAL_DEVICE, Protocol, evaluate, model_scorer
 from bert4rec.files import temp_dir
 from bert4rec.inference.catalog import ItemId
-from bert4rec.inference.held_out import evaluate_frame, histories_from
+from bert4rec.inference.held_out import evaluate_frame, histories_from, recent_from
 from bert4rec.inference.recommender import Recommender
-from bert4rec.inference.requests import FILTER_VIEWED, RecommendRequest
+from bert4rec.inference.requests import FILTER_VIEWED, RecommendRequest, unknown_events
 from bert4rec.training.loop import fit
 from bert4rec.training.runtime import pick_device
 from bert4rec.training.warm_start import WarmStart
@@ -211,10 +212,12 @@ class Model:
         temporary = None if out is not None else tempfile.TemporaryDirectory(prefix="bert4rec-")
         run_dir = Path(out) if out is not None else Path(temporary.name) / "run"
         metric = settings.loop.metric
+        phase = ["selection"]
         with tqdm(total=settings.loop.epochs, desc=f"fit ({name})", unit="epoch",
                   disable=not progress) as bar:
             def advance(_: Any, record: dict[str, float]) -> None:
-                if record.get("final") and not bar.desc.startswith("final"):
+                if record.get("final") and phase[0] != "final":
+                    phase[0] = "final"
                     bar.reset(total=settings.loop.epochs if holdout == "none" else None)
                     bar.set_description(f"final fit ({name})", refresh=False)
                 if metric in record:
@@ -303,6 +306,7 @@ class Model:
         exclude: Iterable[ItemId] | None = None,
         on_unknown: OnUnknown = "raise",
         progress: bool = False,
+        interactions: Any = None,
     ) -> Any:
         """The top `k` items for each of `users` (ids the model was trained with; each one's
         whole history is used) or for each of `histories` (item ids or titles, oldest first),
@@ -319,15 +323,29 @@ class Model:
         item or title raises an error naming it and why, or with `on_unknown="skip"` is left
         out (an unknown user gets no rows). `progress` shows a bar over the users.
         `Recommender.answer` answers: the command line and the HTTP API ask it the same way.
+
+        `interactions`, an events frame of what `users` did since training (columns named as
+        in the data the model was fitted on; oldest first by its time column, or by row),
+        extends their stored histories without retraining; a user the model never saw is
+        answered from these events alone. Events of items the model does not know are left
+        out, and a warning says how many.
         """
         recommender = self._fitted()[1]
+        recent = None
+        if interactions is not None:
+            columns = self._columns()
+            recent = recent_from(interactions, user=columns["user"], item=columns["item"],
+                                 timestamp=columns["timestamp"])
         request = RecommendRequest(
             users=None if users is None else _as_list(users),
             histories=None if histories is None else list(histories), k=k,
-            filter_viewed=filter_viewed, items=items, exclude=exclude, on_unknown=on_unknown)
+            filter_viewed=filter_viewed, items=items, exclude=exclude, on_unknown=on_unknown,
+            recent=recent)
         known = self._histories() if request.users is not None else None
         with tqdm(total=len(request), desc="recommend", unit="user", disable=not progress) as bar:
             ranking = recommender.answer(request, known, progress=bar.update)
+        if ranking.query.recent_unknown:
+            warnings.warn(unknown_events(ranking.query), UserWarning, stacklevel=2)
         return self._out(recommender.frame(ranking))
 
     def similar_items(self, query: Iterable[ItemId] | ItemId, k: int = 10, *,
@@ -384,13 +402,13 @@ class Model:
                         item: str | None, timestamp: str | None) -> dict[str, Any]:
         """`evaluate(test=...)`: the model's recommendations for `test`'s users, measured."""
         recommender = self._fitted()[1]
-        columns = (rundir.read_config(self.run_dir).get("data") or {}).get("columns") or {}
-        user, item = user or columns.get("user", C.USER), item or columns.get("item", C.ITEM)
+        columns = self._columns()
+        user, item = user or columns["user"], item or columns["item"]
         ids = recommender.items[C.ITEM]
         histories = self._histories()
         if history is not None:
             histories, _ = histories_from(history, ids, user=user, item=item,
-                                          timestamp=timestamp or columns.get("timestamp"))
+                                          timestamp=timestamp or columns["timestamp"])
         return evaluate_frame(recommender, histories, test, ks=ks, user=user, item=item)
 
     def __repr__(self) -> str:
@@ -413,6 +431,12 @@ class Model:
             raise NotFittedError("this model is not trained yet: call fit(data) or "
                                  "Model.load(path) first")
         return self.run_dir, self._recommender
+
+    def _columns(self) -> dict[str, str | None]:
+        """The user, item and timestamp columns of the data the model was fitted on."""
+        recorded = (rundir.read_config(self._fitted()[0]).get("data") or {}).get("columns") or {}
+        return {"user": recorded.get("user") or C.USER, "item": recorded.get("item") or C.ITEM,
+                "timestamp": recorded.get("timestamp", C.TIMESTAMP)}
 
     def _out(self, frame: pl.DataFrame) -> Any:
         """A result frame as pandas when the model was fitted on pandas, else as it is."""

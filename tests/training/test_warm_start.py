@@ -22,7 +22,7 @@ from bert4rec.training.losses import log_item_frequency
 from bert4rec.training.runtime import Runtime
 from bert4rec.training.warm_start import WarmStart
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 
 CYCLE = np.random.default_rng(3).permutation(30) + 100  # the known items, ids 100..129
 NEW = 50  # a new item, id below every known one: each known item's index shifts by one

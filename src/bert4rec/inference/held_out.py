@@ -52,6 +52,22 @@ def histories_from(events: Any, item_ids: pl.Series, *, user: str = C.USER, item
         rows.height - known.height
 
 
+def recent_from(events: Any, *, user: str = C.USER, item: str = C.ITEM,
+                timestamp: str | None = C.TIMESTAMP) -> dict[Any, list[Any]]:
+    """Each user's events of an events frame (pandas or polars), oldest first (by `timestamp`,
+    ties in row order; rows in time order without one), as item ids: what
+    `RecommendRequest.recent` takes."""
+    table = to_polars(events, "events")
+    if timestamp is not None and timestamp not in table.columns:
+        timestamp = None
+    _need(table, "events", [user, item])
+    order = pl.int_range(pl.len()) if timestamp is None else pl.col(timestamp)
+    rows = (table.select(pl.col(user).alias(C.USER), pl.col(item).alias(C.ITEM),
+                         order.alias("__time")).with_row_index("__row")
+            .sort("__time", "__row").group_by(C.USER, maintain_order=True).agg(C.ITEM))
+    return dict(zip(rows[C.USER].to_list(), rows[C.ITEM].to_list(), strict=True))
+
+
 def evaluate_frame(ranker: Ranker, histories: UserHistories, test: Any, *, ks: Sequence[int],
                    user: str = C.USER, item: str = C.ITEM) -> dict[str, Any]:
     """Rank the top max(`ks`) items for every user of `test` that has a history (viewed items

@@ -41,6 +41,7 @@ from bert4rec.inference.requests import (
     Query,
     Ranking,
     RecommendRequest,
+    append_rows,
     check_k,
 )
 from bert4rec.model import BERT4Rec
@@ -214,20 +215,67 @@ class Ranker:
         left out (`request.on_unknown`)."""
         on_unknown = request.on_unknown
         candidates = self.candidates(request.items, request.exclude, on_unknown)
+        counts = (0, 0)
         if request.users is not None:
             if users is None:
                 raise ModelDirError("recommending by user id needs the users' histories "
                                     "(users.parquet); recommend for histories instead")
-            positions, keys = users.positions(request.users, on_unknown)
-            flat, offsets = users.subset(positions)
-            key, viewed = USER_KEY, users.seen_subset(positions)
+            if request.recent is None:
+                positions, keys = users.positions(request.users, on_unknown)
+                (flat, offsets), viewed = users.subset(positions), users.seen_subset(positions)
+            else:
+                keys, (flat, offsets), viewed, counts = self._with_recent(request, users)
+            key = USER_KEY
         else:
             flat, offsets = flatten([[self._index_of[entry.item]
                                       for entry in self.resolve(history, on_unknown)]
                                      for history in request.histories])
             key, keys, viewed = HISTORY_KEY, list(range(len(request.histories))), None
         return Query(key, keys, flat, offsets, request.k, request.filter_viewed, candidates,
-                     viewed)
+                     viewed, *counts)
+
+    def _with_recent(self, request: RecommendRequest, users: UserHistories
+                     ) -> tuple[list[Any], tuple[np.ndarray, np.ndarray],
+                                tuple[np.ndarray, np.ndarray] | None, tuple[int, int]]:
+        """The users of `request` with their `recent` events after their stored histories:
+        (keys, (flat, offsets), viewed, (recent events, of which unknown)). A user the model
+        never saw but with recent events has those alone; one with neither is unknown."""
+        recent, wanted = request.recent, list(request.users)
+        positions, found = users.positions(wanted, "skip")
+        stored = dict(zip(found, positions.tolist(), strict=True))
+        missing = [user for user in wanted if user not in stored and user not in recent]
+        if missing:
+            users.positions(missing, request.on_unknown)  # raises naming one, unless skipping
+        keys = [user for user in wanted if user in stored or user in recent]
+        at = np.array([stored.get(user, -1) for user in keys], dtype=np.int64)
+        known = np.flatnonzero(at >= 0)
+        histories = _spread(users.subset(at[known]), known, len(keys))
+        added, events, unknown = [], 0, 0
+        for user in keys:
+            indices = self._event_indices(recent.get(user, ()))
+            events += len(indices[0]) + indices[1]
+            unknown += indices[1]
+            added.append(indices[0])
+        seen = users.seen_subset(at[known])
+        viewed = None if seen is None else _spread(seen, known, len(keys))
+        return keys, append_rows(histories, flatten(added)), viewed, (events, unknown)
+
+    def _event_indices(self, events: Sequence[ItemId]) -> tuple[list[int], int]:
+        """Vocabulary indices of the items of `events` (ids, or titles) the model knows, and
+        how many events named none."""
+        indices, unknown = [], 0
+        for ref in events:
+            index = self._index_of.get(ref)
+            if index is None and isinstance(ref, str):
+                try:
+                    index = self._index_of[self.catalog.resolve(ref)]
+                except TitleNotFoundError:
+                    index = None
+            if index is None:
+                unknown += 1
+            else:
+                indices.append(index)
+        return indices, unknown
 
     def rank(self, query: Query, *, batch_size: int = BATCH_SIZE,
              progress: Callable[[int], Any] | None = None) -> Ranking:
@@ -436,6 +484,15 @@ class Recommender(Ranker):
     def _contribution(self, index: int, score_drop: float) -> Contribution:
         item = self._ids[index - 1]
         return Contribution(item, self.catalog.title(item), score_drop)
+
+
+def _spread(rows: tuple[np.ndarray, np.ndarray], at: np.ndarray, n: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged rows (flat, offsets) placed at rows `at` of `n` rows, the others empty."""
+    flat, offsets = rows
+    lengths = np.zeros(n, dtype=np.int64)
+    lengths[at] = np.diff(offsets)
+    return flat, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
 def apply_filters(scores: torch.Tensor, query: Query, rows: np.ndarray) -> None:
