@@ -218,7 +218,7 @@ class Model:
             def advance(_: Any, record: dict[str, float]) -> None:
                 if record.get("final") and phase[0] != "final":
                     phase[0] = "final"
-                    bar.reset(total=settings.loop.epochs if holdout == "none" else None)
+                    bar.reset(total=record["final_epochs"])
                     bar.set_description(f"final fit ({name})", refresh=False)
                 if metric in record:
                     bar.set_postfix({f"valid {metric}": f"{record[metric]:.4f}"}, refresh=False)

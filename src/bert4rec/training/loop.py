@@ -288,9 +288,9 @@ def fit(
     model trains on every interaction for `loop.epochs` (`_fit_everything`), with no figures.
     `start` begins from a trained model's weights (a warm start) instead of the seed's.
     `callback(model, record)` runs on rank 0 after each epoch with that epoch's record (loss,
-    rate, validation metrics, seconds of this call so far; `"final": True` in the final
-    model's epochs); time spent in callbacks counts neither there nor against
-    `loop.time_budget`.
+    rate, validation metrics, seconds of this call so far; in the final model's epochs
+    `"final": True` and `"final_epochs"`, how many it trains); time spent in callbacks counts
+    neither there nor against `loop.time_budget`.
     """
     if holdout not in HOLDOUTS:
         raise SettingsError(f"holdout must be one of {', '.join(HOLDOUTS)}, got {holdout!r}")
@@ -522,7 +522,8 @@ def _train_all(corpus: SequenceCorpus, settings: Settings, runtime: Runtime, epo
         if callback is not None and runtime.main:
             seconds = clock.seconds()
             with clock.paused():
-                callback(run.model, {**record, "seconds": seconds, "final": True})
+                callback(run.model, {**record, "seconds": seconds, "final": True,
+                                     "final_epochs": epochs})
     return {"model": run.model.eval(), "epochs": run.progress.epoch,
             "interactions": corpus.n_interactions, "seconds": clock.seconds(),
             "history": history}
