@@ -34,7 +34,13 @@ PUBLISHED = 0.1537
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
+    """Draw NDCG@10 against training time; without matplotlib (the `bench` extra) say so."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        print(f"no plot: matplotlib is not installed (pip install 'bert4rec[bench]'); {path.name} "
+              "not written")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -62,6 +68,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="section.field=value changes")
     parser.add_argument("--name", default="time_to_quality")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (bf16 autocast)")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the JSON, plot, run")
     args = parser.parse_args()
     if not args.data_dir:
         parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
@@ -83,10 +90,11 @@ def main() -> None:
                      "test_NDCG@10": test.metrics["NDCG@10"], "test_HR@10": test.metrics["HR@10"]})
         print(json.dumps(rows[-1]), flush=True)
 
-    shutil.rmtree(OUT / f"{args.name}-run", ignore_errors=True)  # a benchmark starts afresh
+    out = args.out
+    shutil.rmtree(out / f"{args.name}-run", ignore_errors=True)  # a benchmark starts afresh
     data = {"source": str(Path(args.data_dir) / "ml-1m" / "ml-1m.txt"), "min_rating": None,
             "min_item_interactions": 0, "min_user_interactions": 0}
-    result = fit(corpus, settings, OUT / f"{args.name}-run", data=data, progress=False,
+    result = fit(corpus, settings, out / f"{args.name}-run", data=data, progress=False,
                  callback=record)
     reached = next((r["train_seconds"] for r in rows if r["test_NDCG@10"] >= PUBLISHED), None)
     report = {
@@ -97,10 +105,10 @@ def main() -> None:
         "best_epoch": result.best_epoch, "selected_test": result.test,
         "seconds_to_published_ndcg10": reached, "epochs": rows,
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
     where = report["device"] if args.device != "cpu" else f"{torch.get_num_threads()} CPU threads"
-    plot(rows, OUT / f"{args.name}.png", f"BERT4Rec ({args.preset}) on ML-1M, {where}")
+    plot(rows, out / f"{args.name}.png", f"BERT4Rec ({args.preset}) on ML-1M, {where}")
     print(f"selected (best valid) epoch {result.best_epoch}: test NDCG@10 "
           f"{result.test['NDCG@10']:.4f}; reached {PUBLISHED} after: {reached} s")
 

@@ -5,6 +5,7 @@ FLOPs per step (forward + backward = 3 x forward, matrix multiplies only) and th
 of this machine's matmul peak, measured in the same run. Not a test.
 
     nice python benchmarks/train_speed.py --steps 20 [--data-dir DIR] [--device cpu]
+        [--presets paper,seed,fast] [--set model.max_len=16 ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from overrides import parse_overrides
 
 from bert4rec.config import preset
 from bert4rec.data.cache import load_corpus
@@ -66,9 +68,11 @@ def peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
-def run_preset(name: str, corpus, device: torch.device, steps: int, warmup: int) -> dict:
-    """Time `steps` optimiser steps (after `warmup`) of preset `name` on `corpus`."""
-    settings = preset(name).override({"loop.device": str(device)})
+def run_preset(name: str, corpus, device: torch.device, steps: int, warmup: int,
+               changes: dict | None = None) -> dict:
+    """Time `steps` optimiser steps (after `warmup`) of preset `name` on `corpus`, with the
+    settings `changes`."""
+    settings = preset(name).override({"loop.device": str(device), **(changes or {})})
     run = TrainingRun(corpus, settings, Runtime(device), show_progress=False)
     config = run.model.config
     batches = iter(run.loader)
@@ -108,14 +112,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--presets", default="paper,seed,fast")
+    parser.add_argument("--set", nargs="*", default=[], help="SECTION.FIELD=VALUE changes")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for train_speed.json")
+    parser.add_argument("--matmul-size", type=int, default=2048,
+                        help="side of the square product that measures the matmul peak")
     args = parser.parse_args()
     if not args.data_dir:
         parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
     device = pick_device(args.device)
     corpus = load_corpus(Path(args.data_dir) / "ml-1m" / "ml-1m.txt", PrepareSettings())
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    peak = matmul_peak(device, dtype)
-    results = [run_preset(name, corpus, device, args.steps, args.warmup)
+    peak = matmul_peak(device, dtype, args.matmul_size)
+    changes = parse_overrides(args.set)
+    results = [run_preset(name, corpus, device, args.steps, args.warmup, changes)
                for name in args.presets.split(",")]
     for row in results:
         row["share_of_matmul_peak"] = round(row["achieved_gflop_per_s"] * 1e9 / peak, 4)
@@ -125,12 +134,12 @@ def main() -> None:
                     "device": str(device), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
         "matmul_peak_gflop_per_s": round(peak / 1e9, 2), "matmul_dtype": str(dtype),
-        "corpus": corpus.statistics(), "results": results,
+        "corpus": corpus.statistics(), "changes": changes, "results": results,
     }
     print(f"matmul peak ({dtype}): {peak / 1e9:.1f} GFLOP/s")
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "train_speed.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {OUT / 'train_speed.json'}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "train_speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out / 'train_speed.json'}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,20 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("BERT4REC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _fixed_threads():
+    """A fixed torch thread count (the usable CPUs, torch's own default here) for the whole
+    session unless the environment sets one: fitted counts follow the load, and runs repeat
+    bit for bit only at a fixed count (training/threads.py). Tests of the fitting remove it."""
+    if "BERT4REC_THREADS" in os.environ:
+        yield
+        return
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    os.environ["BERT4REC_THREADS"] = str(len(cpus) if cpus else os.cpu_count())
+    yield
+    del os.environ["BERT4REC_THREADS"]
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The shared MovieLens copies, found through BERT4REC_DATA_DIR."""
@@ -50,7 +64,12 @@ def one_thread():
     thread per process is faster and steadier, and module-wide so shared runs compute alike."""
     import torch
 
-    before = torch.get_num_threads()
+    before, asked = torch.get_num_threads(), os.environ.get("BERT4REC_THREADS")
     torch.set_num_threads(1)
+    os.environ["BERT4REC_THREADS"] = "1"  # Model and the CLI keep it (training/threads.py)
     yield
     torch.set_num_threads(before)
+    if asked is None:
+        del os.environ["BERT4REC_THREADS"]
+    else:
+        os.environ["BERT4REC_THREADS"] = asked

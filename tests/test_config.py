@@ -59,11 +59,11 @@ def test_unknown_settings_sections_and_presets_are_named():
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
-    ("model.hidden", 0, r"model\.hidden must be >= 1, got 0"),
-    ("model.heads", 0, r"model\.heads must be >= 1, got 0"),
-    ("model.layers", -1, r"model\.layers must be >= 1, got -1"),
-    ("model.max_len", 1, r"model\.max_len must be >= 2, got 1"),
-    ("model.ff_mult", 0, r"model\.ff_mult must be >= 1, got 0"),
+    ("model.hidden", 0, r"model\.hidden must be in \[1, 65536\], got 0"),
+    ("model.heads", 0, r"model\.heads must be in \[1, 1024\], got 0"),
+    ("model.layers", -1, r"model\.layers must be in \[1, 1024\], got -1"),
+    ("model.max_len", 1, r"model\.max_len must be in \[2, 65536\], got 1"),
+    ("model.ff_mult", 0, r"model\.ff_mult must be in \[1, 64\], got 0"),
     ("model.dropout", 1.0, r"model\.dropout must be in \[0, 1\), got 1\.0"),
     ("model.attention_dropout", -0.1, r"model\.attention_dropout must be in \[0, 1\), got -0\.1"),
     ("model.hidden", 64.0, r"model\.hidden must be a whole number, got 64\.0"),
@@ -84,8 +84,8 @@ def test_unknown_settings_sections_and_presets_are_named():
     ("optim.negatives", 0, r"optim\.negatives must be >= 1, got 0"),
     ("optim.schedule", "cosine", r"optim\.schedule must be one of \(.*'step'.*\), got 'cosine'"),
     ("loop.epochs", 0, r"loop\.epochs must be >= 1, got 0"),
-    ("loop.batch_size", -8, r"loop\.batch_size must be >= 1, got -8"),
-    ("loop.eval_batch_size", 0, r"loop\.eval_batch_size must be >= 1, got 0"),
+    ("loop.batch_size", -8, r"loop\.batch_size must be in \[1, 1048576\], got -8"),
+    ("loop.eval_batch_size", 0, r"loop\.eval_batch_size must be in \[1, 1048576\], got 0"),
     ("loop.patience", -1, r"loop\.patience must be >= 0, got -1"),
     ("loop.metric", "ndcg@10", r"loop\.metric must be one of \(.*'NDCG@10'.*\), got 'ndcg@10'"),
     ("loop.metric", "NDCG@50", r"loop\.metric must be one of .*, got 'NDCG@50'"),

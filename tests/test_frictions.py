@@ -57,7 +57,7 @@ def test_filter_viewed_leaves_out_what_the_rating_filter_dropped(model, data, ru
     assert main(["recommend", str(run), "--all-users", "-k", "7", "--output", str(out)]) == 0
     written = pl.read_csv(out).filter(pl.col("user") == 1)
     assert set(written["item"].to_list()) == {6, 7, 8}
-    with TestClient(create_app(run)) as client:
+    with TestClient(create_app(run), base_url="http://127.0.0.1") as client:
         answer = client.post("/recommend", json={"user": 1, "k": 7}).json()
         assert {r["item"] for r in answer["items"]} == {6, 7, 8}
         kept = client.post("/recommend", json={"user": 1, "k": 7, "filter_viewed": False})

@@ -1,6 +1,6 @@
 """docs/python.md runs as written: its Python blocks, in order and in one namespace, on the real
 ml-latest-small, and the output the page quotes is what they print (the temporal evaluation of
-section 6 included)."""
+section 7 included)."""
 
 import re
 from pathlib import Path
@@ -28,6 +28,7 @@ def test_the_python_tutorial_runs_as_written(data_dir, tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two shared cores: steadier with one
+    monkeypatch.setenv("BERT4REC_THREADS", "1")  # which Model keeps (training/threads.py)
     namespace: dict = {}
     text = DOC.read_text()
     try:
@@ -45,7 +46,7 @@ def test_the_python_tutorial_runs_as_written(data_dir, tmp_path, monkeypatch, ca
     assert namespace["recs"]["title"].to_list()  # the last recommendations: itemknn's
     pd = pytest.importorskip("pandas")
     assert isinstance(namespace["recs"], pd.DataFrame)  # pandas in, pandas out
-    report = namespace["report"]  # section 6: the temporal split, itemknn's report
+    report = namespace["report"]  # section 7: the temporal split, itemknn's report
     assert report["protocol"] == "held-out frame" and report["users"] > 0
     assert namespace["bert"].evaluate(test=namespace["liked"], ks=(10,))["users"] == \
         report["users"]

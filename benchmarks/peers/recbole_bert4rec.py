@@ -111,9 +111,11 @@ def run_recbole(mode: str, data_path: Path, name: str, args: argparse.Namespace)
 
 
 def ours_throughput(corpus: SequenceCorpus, steps: int, attention_dropout: float,
-                    warmup: int = 3) -> dict:
-    """Sequences/s and masked targets/s of our training step at the shared batch shape."""
-    shape = SHAPE.override({"model.attention_dropout": attention_dropout})
+                    dropout_on: str = "weights", warmup: int = 3) -> dict:
+    """Sequences/s and masked targets/s of our training step at the shared batch shape, with
+    attention dropout on `dropout_on` (weights, as RecBole's, or keys: model.py)."""
+    shape = SHAPE.override({"model.attention_dropout": attention_dropout,
+                            "model.attention_dropout_on": dropout_on})
     run = TrainingRun(corpus, shape, Runtime(torch.device("cpu")), show_progress=False)
     batches, sequences, targets = iter(run.loader), 0, 0
     for step in range(warmup + steps):
@@ -129,7 +131,8 @@ def ours_throughput(corpus: SequenceCorpus, steps: int, attention_dropout: float
             sequences += len(inputs)
             targets += int((labels != 0).sum())
     seconds = time.perf_counter() - start
-    return {"peer": "bert4rec", "mode": "throughput", "steps": steps, "seconds": seconds,
+    return {"peer": "bert4rec", "mode": "throughput", "attention_dropout_on": dropout_on,
+            "steps": steps, "seconds": seconds,
             "sequences_per_s": sequences / seconds, "targets_per_s": targets / seconds}
 
 
@@ -168,6 +171,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--attention-dropout", type=float, default=0.2,
                         help="attention dropout on both sides for the throughput rows")
+    parser.add_argument("--attention-dropout-on", default="weights", choices=["weights", "keys"],
+                        help="what our attention dropout drops in the throughput rows: "
+                        "probabilities, as RecBole's, or keys (model.attention_dropout_on)")
     args = parser.parse_args()
     if not args.data_dir:
         parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
@@ -181,7 +187,8 @@ def main() -> None:
     rows = []
     for _ in range(0 if args.skip_throughput else args.rounds):
         rows.append(run_recbole("throughput", atomic.parent, args.data, args))
-        rows.append(ours_throughput(corpus, args.steps, args.attention_dropout))
+        rows.append(ours_throughput(corpus, args.steps, args.attention_dropout,
+                                    args.attention_dropout_on))
         print(json.dumps(rows[-2]), json.dumps(rows[-1]), sep="\n", flush=True)
     if not args.skip_budget:
         if not args.skip_recbole_budget:
@@ -191,7 +198,8 @@ def main() -> None:
         rows.append(ours_budget(corpus, settings, args.recipe))
         print(json.dumps(rows[-1]), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    mode = f"budget_{args.recipe}" if args.skip_throughput else f"attn{args.attention_dropout}"
+    mode = (f"budget_{args.recipe}" if args.skip_throughput
+            else f"attn{args.attention_dropout}_{args.attention_dropout_on}")
     path = OUT / f"peers_recbole_{args.data}_{mode}.json"
     path.write_text(json.dumps({"data": args.data, "corpus": corpus.statistics(),
                                 "threads": args.threads,

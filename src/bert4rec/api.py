@@ -36,6 +36,7 @@ from bert4rec.config import preset as named_preset
 from bert4rec.data import columns as C
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus, prepare
+from bert4rec.data.features import new_item_table
 from bert4rec.data.frames import handed_out, interactions_from_frames, is_pandas
 from bert4rec.data.interactions import LogColumns
 from bert4rec.data.users import OnUnknown, UserHistories
@@ -49,6 +50,7 @@ from bert4rec.inference.recommender import Recommender
 from bert4rec.inference.requests import FILTER_VIEWED, RecommendRequest, unknown_events
 from bert4rec.training.loop import fit
 from bert4rec.training.runtime import pick_device
+from bert4rec.training.threads import governed
 from bert4rec.training.warm_start import WarmStart
 
 PREPARE = PrepareSettings()
@@ -170,14 +172,17 @@ SETTING_NAMES = {f.name: f"{section}.{f.name}" for section, kind in SECTIONS.ite
 class Model:
     """BERT4Rec as a Python object: `Model(preset, **settings)`, then `fit`, or `Model.load`."""
 
-    def __init__(self, preset: str = AUTO, **settings: Any) -> None:
+    def __init__(self, preset: str = AUTO, *, threads: int | None = None,
+                 **settings: Any) -> None:
         """`preset` is one of "auto" (small or large by the number of interactions), "small",
         "large", "fast", "seed" or "paper"; `settings` override it by name (`epochs=30`,
-        `hidden=128`, `lr=3e-3`; docs/configuration.md). Both are checked now."""
+        `hidden=128`, `lr=3e-3`; docs/configuration.md). Both are checked now. `threads` fixes
+        the torch threads of `fit`, `recommend` and `evaluate`; by default they follow the
+        free cores (`bert4rec.training.threads`)."""
         if preset != AUTO and preset not in PRESETS:
             raise SettingsError(f"unknown preset {preset!r}; choose {AUTO!r} or one of "
                                 f"{sorted(PRESETS)}")
-        self.preset = preset
+        self.preset, self.threads = preset, threads
         self.overrides = {_setting_key(name): value for name, value in settings.items()}
         for name in AUTO_CHOICES if preset == AUTO else [preset]:
             named_preset(name).override(self.overrides)
@@ -213,8 +218,8 @@ class Model:
         run_dir = Path(out) if out is not None else Path(temporary.name) / "run"
         metric = settings.loop.metric
         phase = ["selection"]
-        with tqdm(total=settings.loop.epochs, desc=f"fit ({name})", unit="epoch",
-                  disable=not progress) as bar:
+        with governed(self.threads), tqdm(total=settings.loop.epochs, desc=f"fit ({name})",
+                                          unit="epoch", disable=not progress) as bar:
             def advance(_: Any, record: dict[str, float]) -> None:
                 if record.get("final") and phase[0] != "final":
                     phase[0] = "final"
@@ -249,10 +254,10 @@ class Model:
         return settings, name
 
     @classmethod
-    def load(cls, path: str | Path) -> Model:
+    def load(cls, path: str | Path, *, threads: int | None = None) -> Model:
         """A model from a run directory (written by `save`, `fit(out=...)` or `bert4rec
-        train`)."""
-        model = cls()
+        train`); `threads` as for `Model()`."""
+        model = cls(threads=threads)
         model._open(Path(path), None)
         return model
 
@@ -272,6 +277,7 @@ class Model:
         try:
             shutil.copytree(run_dir, staging, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(rundir.CHECKPOINT.parent.name))
+            rundir.claim_run_dir(staging)  # marked as a run, even if the original was not
             os.replace(staging, path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -342,11 +348,25 @@ class Model:
             filter_viewed=filter_viewed, items=items, exclude=exclude, on_unknown=on_unknown,
             recent=recent)
         known = self._histories() if request.users is not None else None
-        with tqdm(total=len(request), desc="recommend", unit="user", disable=not progress) as bar:
+        with governed(self.threads), tqdm(total=len(request), desc="recommend", unit="user",
+                                          disable=not progress) as bar:
             ranking = recommender.answer(request, known, progress=bar.update)
         if ranking.query.recent_unknown:
             warnings.warn(unknown_events(ranking.query), UserWarning, stacklevel=2)
         return self._out(recommender.frame(ranking))
+
+    def add_items(self, items: Any, *, item: str = C.ITEM, title: str = C.TITLE,
+                  genres: str = C.GENRES) -> Model:
+        """Offer new items without retraining: each row of `items` (a pandas or polars item
+        table, ids in the `item` column) that the model does not know becomes an item scored
+        by its features alone. The model must have been trained with `item_features`, and the
+        table needs the columns they came from; values it never saw are left out. Known ids
+        keep their trained vectors. The items live in this object: `save` and the run
+        directory keep the catalogue as trained. Returns this model."""
+        recommender = self._fitted()[1]
+        table = new_item_table(items, item, title, genres, name="add_items(items)")
+        self._recommender = recommender.add_items(table)
+        return self
 
     def similar_items(self, query: Iterable[ItemId] | ItemId, k: int = 10, *,
                       items: Iterable[ItemId] | None = None,
@@ -384,7 +404,8 @@ class Model:
             if data is not None or options or protocol != "full":
                 raise ValueError("evaluate(test=...) takes history=, ks=, user=, item= and "
                                  "timestamp=; the built-in split's options go with data")
-            return self._evaluate_frame(test, history, ks, user, item, timestamp)
+            with governed(self.threads):
+                return self._evaluate_frame(test, history, ks, user, item, timestamp)
         if data is None:
             raise ValueError("evaluate takes data (the built-in split) or test=frame")
         run_dir, recommender = self._fitted()
@@ -395,8 +416,9 @@ class Model:
             )
         where = pick_device(device)
         scorer = model_scorer(rundir.load_model(run_dir, where)[0], where)
-        return evaluate(scorer, data.corpus, split,
-                        Protocol(protocol, ks=tuple(ks), **options)).to_dict()
+        with governed(self.threads):
+            return evaluate(scorer, data.corpus, split,
+                            Protocol(protocol, ks=tuple(ks), **options)).to_dict()
 
     def _evaluate_frame(self, test: Any, history: Any, ks: Sequence[int], user: str | None,
                         item: str | None, timestamp: str | None) -> dict[str, Any]:
@@ -454,6 +476,7 @@ def _check_out(path: Path, verb: str) -> None:
     speaks the command line's: --out, --resume)."""
     if path.exists() and not path.is_dir():
         raise ModelDirError(f"{path}: exists and is not a folder; {verb} another one")
+    rundir.check_run_folder(path, "folder")
     if (path / rundir.CONFIG).exists():
         raise ModelDirError(f"{path}: already holds a run; {verb} another folder, or "
                             f"bert4rec.Model.load({str(path)!r}) to use that run")

@@ -62,6 +62,10 @@ NOT_NEGATIVE = Interval(0)
 POSITIVE = Interval(0, low_open=True)
 SHARE = Interval(0, 1)
 BELOW_ONE = Interval(0, 1, high_open=True)
+COLUMN_LIST = Pattern(r"|auto|[^,\s][^,]*(,[^,\s][^,]*)*",
+                      "empty (none), auto, or comma-separated column names")
+BATCH = Interval(1, 1_048_576)
+"""A batch of at most 2^20 sequences: far above what any memory holds at a useful length."""
 DEVICES = Pattern(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N or mps")
 
 EVAL_BATCH_SIZE = 512
@@ -121,14 +125,34 @@ class ModelSettings:
     max_len: int = _f(
         200,
         "longest input sequence, [MASK] included; longer histories keep their most recent items",
-        allowed=Interval(2),
+        allowed=Interval(2, 65_536),
     )
-    hidden: int = _f(64, "width of the item embeddings and encoder blocks", allowed=AT_LEAST_ONE)
-    layers: int = _f(2, "number of transformer encoder blocks", allowed=AT_LEAST_ONE)
-    heads: int = _f(2, "attention heads per block (must divide hidden)", allowed=AT_LEAST_ONE)
+    hidden: int = _f(64, "width of the item embeddings and encoder blocks",
+                     allowed=Interval(1, 65_536))
+    layers: int = _f(2, "number of transformer encoder blocks", allowed=Interval(1, 1024))
+    heads: int = _f(2, "attention heads per block (must divide hidden)",
+                    allowed=Interval(1, 1024))
     dropout: float = _f(0.1, "dropout on embeddings and block outputs", allowed=BELOW_ONE)
     attention_dropout: float = _f(0.1, "dropout on attention probabilities", allowed=BELOW_ONE)
-    ff_mult: int = _f(4, "feed-forward inner width as a multiple of hidden", allowed=AT_LEAST_ONE)
+    attention_dropout_on: str = _f(
+        "weights", "what attention dropout drops: attention probabilities (weights: PyTorch's "
+        "unfused attention on the CPU) or keys, a share of each head's keys per sequence "
+        "(DropKey, through the fused attention)", choices=("weights", "keys"),
+    )
+    ff_mult: int = _f(4, "feed-forward inner width as a multiple of hidden",
+                      allowed=Interval(1, 64))
+    item_features: str = _f(
+        "",
+        "item-table columns whose values become features of every item (genres, brand, ...; "
+        "title counts by its words), comma-separated; auto: every categorical column there is",
+        allowed=COLUMN_LIST,
+    )
+    id_dropout: float = _f(
+        0.1,
+        "with item features: chance that an item's id embedding is hidden in a training step, "
+        "so that its features alone learn to stand for it, as they do for a new item",
+        allowed=BELOW_ONE,
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -253,13 +277,13 @@ class LoopSettings:
 
     epochs: int = _f(100, "maximum number of epochs", allowed=AT_LEAST_ONE)
     batch_size: int = _f(
-        128, "training sequences per step (per process under DDP)", allowed=AT_LEAST_ONE
+        128, "training sequences per step (per process under DDP)", allowed=BATCH
     )
     eval_batch_size: int = _f(
         EVAL_BATCH_SIZE,
         "users per batch when scoring the valid and test splits (fewer above 262k items, so "
         "that a batch holds at most 2^27 scores)",
-        allowed=AT_LEAST_ONE,
+        allowed=BATCH,
     )
     valid_users: int = _f(
         VALID_USERS,

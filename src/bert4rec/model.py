@@ -8,8 +8,8 @@ Defined bottom-up: embeddings, attention, block, encoder, BERT4Rec.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,9 @@ from torch import nn
 from bert4rec.config import Interval, ModelSettings
 from bert4rec.data.vocab import PAD, Vocabulary
 from bert4rec.errors import SettingsError
+
+if TYPE_CHECKING:
+    from bert4rec.data.features import ItemFeatures
 
 ITEM_START_STD = 0.1
 """Standard deviation of item embeddings started from co-occurrence (`start_items_at`): five
@@ -28,6 +31,11 @@ INIT_BLOCK_ROWS = 1 << 20
 """Embedding tables are started this many rows at a time: torch's `trunc_normal_` draws by
 rejection with about three more copies of its tensor, 10 GB at once for a 10M x 64 item table
 (docs/performance.md). Tables of up to this many rows are drawn in one go, as ever."""
+
+
+POOL_ROWS = 1 << 14
+"""Items whose value embeddings are gathered at once outside training: [rows, slots, H] floats
+(at most 64 MB at 16 values and width 64), not [V, slots, H] for a large catalogue."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,12 +50,33 @@ class BERT4RecConfig(ModelSettings):
     vocab_size: int = field(metadata={"allowed": Interval(3)})
     """Entries of the vocabulary (`Vocabulary.size`: padding, the items, [MASK]); at least one
     item."""
+    feature_vocab_size: int = field(default=0, metadata={"allowed": Interval(0)})
+    """Rows of the item-feature value table (data/features.py: padding, "no known value", the
+    values); 0 without item features."""
+    feature_slots: int = field(default=0, metadata={"allowed": Interval(0)})
+    """Most feature values one item has; 0 without item features."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.feature_vocab_size == 0) != (self.feature_slots == 0):
+            raise SettingsError(f"feature_vocab_size ({self.feature_vocab_size}) and "
+                                f"feature_slots ({self.feature_slots}) are both 0 or neither")
 
     @classmethod
-    def from_shape(cls, shape: ModelSettings, vocab_size: int) -> BERT4RecConfig:
-        """The network of `shape` over a vocabulary of `vocab_size` entries."""
-        return cls(vocab_size=vocab_size,
-                   **{f.name: getattr(shape, f.name) for f in fields(ModelSettings)})
+    def from_shape(cls, shape: ModelSettings, vocab_size: int,
+                   features: ItemFeatures | None = None) -> BERT4RecConfig:
+        """The network of `shape` over a vocabulary of `vocab_size` entries, with the item
+        `features` chosen from the data (their columns replace `shape.item_features`)."""
+        values = {f.name: getattr(shape, f.name) for f in fields(ModelSettings)}
+        if features is None:
+            return cls(vocab_size=vocab_size, **{**values, "item_features": ""})
+        return cls(vocab_size=vocab_size, feature_vocab_size=features.size,
+                   feature_slots=features.slots,
+                   **{**values, "item_features": ",".join(features.columns)})
+
+    @property
+    def has_features(self) -> bool:
+        return self.feature_vocab_size > 0
 
     @property
     def vocab(self) -> Vocabulary:
@@ -74,8 +103,88 @@ class BERT4RecConfig(ModelSettings):
         return cls(**values)
 
 
+class ItemFeatureVectors(nn.Module):
+    """Item side information (data/features.py): an embedding and an output bias per feature
+    value, what values each vocabulary entry has (`item_values` [V, slots], 0 pads) and
+    whether its id embedding counts (`has_id` [V], 1 or 0: an item never seen in training,
+    or added after it, has features only).
+
+    An item's vector is its id embedding (where it counts) plus the mean of its values'
+    embeddings, as in RecTools' CatFeaturesItemNet (which sums them). Its output bias is its
+    own where its id counts, else the mean of its values' biases. In training, each step
+    hides a share `id_dropout` of the ids (`hide_ids`), input and output alike, so that the
+    features learn to stand for an item alone.
+    """
+
+    def __init__(self, config: BERT4RecConfig) -> None:
+        super().__init__()
+        self.values = nn.Embedding(config.feature_vocab_size, config.hidden, padding_idx=PAD)
+        self.value_bias = nn.Parameter(torch.zeros(config.feature_vocab_size))
+        self.register_buffer("item_values", torch.zeros(config.vocab_size, config.feature_slots,
+                                                        dtype=torch.int32))
+        self.register_buffer("has_id", torch.ones(config.vocab_size))
+        self.id_dropout = config.id_dropout
+        self.hidden_ids: torch.Tensor | None = None
+        self.averaging: torch.Tensor | None = None
+
+    def hide_ids(self) -> None:
+        """Draw this training step's items whose id is hidden (never padding or [MASK])."""
+        keep = torch.rand(self.has_id.shape, device=self.has_id.device) >= self.id_dropout
+        keep[[PAD, -1]] = True
+        self.hidden_ids = self.has_id * keep
+
+    def id_weight(self) -> torch.Tensor:
+        """[V]: 1 where the id embedding counts (this step, in training), else 0."""
+        if self.training and self.hidden_ids is not None:
+            return self.hidden_ids
+        return self.has_id
+
+    def set_values(self, item_values: torch.Tensor) -> None:
+        """Give each vocabulary entry its values [V, slots] and build `averaging`, the
+        sparse [V, values] matrix of 1 / (values of the item) that training multiplies the
+        value table by: at Amazon Beauty's size (12k items, 6 values each) half the time of
+        gathering [V, slots, H] and summing, forward and backward."""
+        self.item_values.copy_(item_values)
+        keep = self.item_values.ne(PAD)  # [V, L]
+        counts = keep.sum(1)
+        rows = torch.arange(len(keep), device=keep.device)[:, None].expand_as(keep)[keep]
+        weights = (1.0 / counts.clamp_min(1)).repeat_interleave(counts)
+        self.averaging = torch.sparse_coo_tensor(
+            torch.stack([rows, self.item_values[keep].long()]), weights,
+            (len(keep), self.values.num_embeddings), check_invariants=True).coalesce()
+
+    def pooled(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean value embedding of `items` [...] -> [..., H] (every entry: [V, H], in
+        training through `averaging`, else POOL_ROWS entries at a time)."""
+        if items is not None:
+            return self._mean(self.item_values[items])
+        if self.training and self.averaging is not None:
+            with torch.autocast(self.item_values.device.type, enabled=False):
+                return torch.sparse.mm(self.averaging, self.values.weight)
+        return torch.cat([self._mean(rows) for rows in self.item_values.split(POOL_ROWS)])
+
+    def _mean(self, values: torch.Tensor) -> torch.Tensor:
+        """[..., L] value indices -> [..., H], the mean of their embeddings (padding aside)."""
+        count = values.ne(PAD).sum(-1, keepdim=True).clamp_min(1)
+        return self.values(values).sum(-2) / count
+
+    def vectors(self, ids: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Item vectors from the id embeddings `ids` [..., H] of `items` (None: all [V, H])."""
+        weight = self.id_weight() if items is None else self.id_weight()[items]
+        return ids * weight.unsqueeze(-1) + self.pooled(items)
+
+    def bias(self, own: torch.Tensor) -> torch.Tensor:
+        """The output bias [V] from the items' own biases `own` [V]."""
+        values = self.item_values
+        count = values.ne(PAD).sum(-1).clamp_min(1)
+        pooled = self.value_bias[values].masked_fill(values == PAD, 0.0).sum(-1) / count
+        weight = self.id_weight()
+        return own * weight + pooled * (1 - weight)
+
+
 class Embeddings(nn.Module):
-    """Item embedding (row 0 = padding, kept at zero) plus a learned position embedding.
+    """Item embedding (row 0 = padding, kept at zero) plus a learned position embedding; with
+    item features (`config.has_features`) each item's vector adds those of its features.
 
     Positions count back from the end (the last column is position 0), so a left-padded sequence
     and the same sequence without padding see identical embeddings for every real item.
@@ -84,18 +193,32 @@ class Embeddings(nn.Module):
     def __init__(self, config: BERT4RecConfig) -> None:
         super().__init__()
         self.item = nn.Embedding(config.vocab_size, config.hidden, padding_idx=PAD)
+        self.features = ItemFeatureVectors(config) if config.has_features else None
         self.position = nn.Embedding(config.max_len, config.hidden)
         self.norm = nn.LayerNorm(config.hidden)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(items.shape[1] - 1, -1, -1, device=items.device)  # [T]: T-1 .. 0
-        x = self.item(items) + self.position(positions)  # [B, T, H]
+        x = self.item_vectors(items) + self.position(positions)  # [B, T, H]
         return self.dropout(self.norm(x))
+
+    def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """The vectors of `items` [...] -> [..., H]; None: of every entry, [V, H] (the output
+        layer's weight)."""
+        ids = self.item.weight if items is None else self.item(items)
+        return ids if self.features is None else self.features.vectors(ids, items)
 
 
 class SelfAttention(nn.Module):
-    """Multi-head bidirectional self-attention; padded keys are never attended to."""
+    """Multi-head bidirectional self-attention; padded keys are never attended to.
+
+    Attention dropout (training only) drops attention probabilities, or with
+    `attention_dropout_on="keys"` a random share of each head's keys for every query of a
+    sequence (DropKey, renormalised by the softmax; a query left without keys keeps them all):
+    a mask, which PyTorch's fused CPU attention takes, where dropping probabilities forces
+    its unfused kernel (docs/performance.md, "Attention dropout").
+    """
 
     def __init__(self, config: BERT4RecConfig) -> None:
         super().__init__()
@@ -103,6 +226,7 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(config.hidden, 3 * config.hidden)
         self.out = nn.Linear(config.hidden, config.hidden)
         self.attention_dropout = config.attention_dropout
+        self.drop_keys = config.attention_dropout_on == "keys"
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor, last: bool = False) -> torch.Tensor:
         """`x` [B, T, H]; `keep` [B, 1, 1, T] bool, True for real (non-padding) keys. With
@@ -116,6 +240,10 @@ class SelfAttention(nn.Module):
             q, k, v = self.qkv(x).split(h, dim=-1)  # 3 x [B, T, H]
         q, k, v = (z.view(b, -1, self.heads, h // self.heads).transpose(1, 2) for z in (q, k, v))
         dropout = self.attention_dropout if self.training else 0.0
+        if dropout and self.drop_keys:
+            kept = keep & (torch.rand(b, self.heads, 1, keep.shape[-1], device=x.device)
+                           >= dropout)  # [B, heads, 1, T]
+            keep, dropout = torch.where(kept.any(dim=-1, keepdim=True), kept, keep), 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=dropout)
         y = y.transpose(1, 2).reshape(b, -1, h)  # [B, heads, T, H/heads] -> [B, T, H]
         return self.out(y)
@@ -203,6 +331,40 @@ class BERT4Rec(nn.Module):
         popularity ranking instead of spending its first ~1,000 steps learning it through the
         (tied) item embeddings, which also drags them together (docs/training-recipe.md)."""
         self.output_bias.copy_(log_frequency)
+        features = self.encoder.embeddings.features
+        if features is not None:  # each value at its items' mean, for items seen without id
+            features.value_bias.copy_(value_means(log_frequency, features.item_values,
+                                                  features.has_id, len(features.value_bias)))
+
+    @torch.no_grad()
+    def set_item_features(self, item_values: torch.Tensor, has_id: torch.Tensor) -> None:
+        """Give each vocabulary entry its feature values (`item_values` [V, slots], 0 pads)
+        and say whose id embedding counts (`has_id` [V] bool: items seen in training)."""
+        features = self.encoder.embeddings.features
+        features.set_values(item_values)
+        known = has_id.to(features.has_id)
+        known[[PAD, -1]] = 1
+        features.has_id.copy_(known)
+
+    def with_new_items(self, item_values: torch.Tensor) -> BERT4Rec:
+        """This model (in eval mode) with more items: the rows of `item_values` [m, slots]
+        become vocabulary indices n_items + 1 .. n_items + m, with features only; [MASK]
+        moves to the end. Every other weight is this model's."""
+        if self.encoder.embeddings.features is None:
+            raise ValueError("a model without item features cannot take new items")
+        added = len(item_values)
+        grown = BERT4Rec(replace(self.config, vocab_size=self.config.vocab_size + added))
+        state = self.state_dict()
+        prefix = "encoder.embeddings."
+        new_rows = {f"{prefix}item.weight": torch.zeros(added, self.config.hidden),
+                    "output_bias": torch.zeros(added),
+                    f"{prefix}features.item_values": item_values,
+                    f"{prefix}features.has_id": torch.zeros(added)}
+        for key, rows in new_rows.items():
+            before = state[key]
+            state[key] = torch.cat([before[:-1], rows.to(before), before[-1:]])
+        grown.load_state_dict(state)
+        return grown.to(self.output_bias.device).eval()
 
     @torch.no_grad()
     def start_items_at(self, vectors: torch.Tensor) -> None:
@@ -228,6 +390,9 @@ class BERT4Rec(nn.Module):
         With `project=False` it stops before the output layer and returns the transformed
         states [N or B, H], for losses that score only some items (sampled softmax).
         """
+        features = self.encoder.embeddings.features
+        if features is not None and self.training and features.id_dropout > 0:
+            features.hide_ids()  # this step's, for the inputs and the output layer alike
         if targets is None:
             selected = self.encoder(items, last=True)[:, -1]  # [B, H]
         else:
@@ -238,8 +403,15 @@ class BERT4Rec(nn.Module):
 
     @property
     def output_weight(self) -> torch.Tensor:
-        """The output layer's item matrix [V, H]: the input item embedding (tied)."""
-        return self.encoder.embeddings.item.weight
+        """The output layer's item matrix [V, H]: the input item vectors (tied)."""
+        return self.encoder.embeddings.item_vectors()
+
+    @property
+    def item_bias(self) -> torch.Tensor:
+        """The output layer's bias [V]: `output_bias`, or with item features, for an item
+        whose id does not count (`ItemFeatureVectors`), the mean bias of its values."""
+        features = self.encoder.embeddings.features
+        return self.output_bias if features is None else features.bias(self.output_bias)
 
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden states [N, H] -> logits [N, V] through the head and the tied item embedding.
@@ -250,10 +422,27 @@ class BERT4Rec(nn.Module):
         a `fast` step on a 27k-item catalogue. The logits are the same.
         """
         h = self.transform(hidden)  # [N, H]
-        bias = self.output_bias.index_fill(0, self.not_items, float("-inf"))  # [V]
+        bias = self.item_bias.index_fill(0, self.not_items, float("-inf"))  # [V]
         return F.linear(h, self.output_weight, bias)  # [N, V]
 
     def num_parameters(self) -> int:
         """Count of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
+
+def value_means(per_item: torch.Tensor, item_values: torch.Tensor, has_id: torch.Tensor,
+                size: int) -> torch.Tensor:
+    """For each of `size` feature values, the mean of `per_item` [V] over the items that have
+    it and whose id counts (`has_id` [V]); values without such items (and the padding) get
+    the mean over all those items. `item_values` [V, slots] lists each entry's values."""
+    counted = has_id.bool().clone()
+    counted[[PAD, -1]] = False  # padding and [MASK] are not items
+    rows = item_values[counted].reshape(-1).long()  # [K * slots]
+    weights = per_item[counted, None].expand(-1, item_values.shape[1]).reshape(-1)
+    sums = torch.zeros(size, dtype=per_item.dtype, device=per_item.device)
+    sums.index_add_(0, rows, weights)
+    counts = torch.bincount(rows, minlength=size).to(per_item.dtype)
+    overall = per_item[counted].mean() if counted.any() else per_item.new_zeros(())
+    means = torch.where(counts > 0, sums / counts.clamp_min(1), overall)
+    means[PAD] = overall
+    return means

@@ -1,12 +1,16 @@
 """The run directory: the one hand-off from training to serving, written and read safely.
 
 Layout (docs/architecture.md): `config.json` ({"format_version", "model", "data", "train"}),
-`model.safetensors` (best weights, no pickle), `items.parquet`, `metrics.json`,
-`provenance.json` (versions, command line, git commit, data fingerprint), `tensorboard/`
-and `checkpoints/last.pt` (resume state, read with `torch.load(weights_only=True)`).
+`model.safetensors` (best weights, no pickle), `items.parquet`, `features.parquet` (with item
+features: the vocabulary of feature values and the items of each), `metrics.json`,
+`provenance.json` (versions, command line, git commit, data fingerprint), `tensorboard/`,
+`checkpoints/last.pt` (resume state, read with `torch.load(weights_only=True)`) and
+`.bert4rec.json`, the marker that makes the folder bert4rec's (`files.MARKER`; `RUN_FILES`).
 Every file is written to a temporary name and renamed, so a crash leaves no half-written file.
-A directory never contradicts itself: a run checks everything before it writes (`check_start`:
-the corpus, --out, on resume the same data), a failed start removes what it wrote
+A run writes only into a new or empty folder or a run directory of its own, and there only
+its own files: anything else in the folder is the user's. A directory never contradicts
+itself: a run checks everything before it writes (`check_start`: the corpus, --out, on resume
+the same data), a failed start removes the files it wrote, by name
 (`removed_on_failed_start`), and config.json must fit the weights' header (`model_config`).
 """
 
@@ -18,7 +22,6 @@ import logging
 import os
 import pickle
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields, replace
@@ -33,10 +36,21 @@ from safetensors.torch import save as safetensors_bytes
 
 from bert4rec.data import columns as C
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
+from bert4rec.data.features import ItemFeatures
 from bert4rec.data.leftout import why_missing
 from bert4rec.data.users import UserHistories
 from bert4rec.errors import DataError, ModelDirError
-from bert4rec.files import temp_file, umask
+from bert4rec.files import (
+    MARKER,
+    check_folder,
+    held,
+    read_marker,
+    remove_if_empty,
+    stale_temps,
+    temp_file,
+    umask,
+    write_marker,
+)
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.training.provenance import session
 
@@ -52,6 +66,8 @@ LEFT_OUT = "left_out.parquet"
 """The users and items of the log that preparing left out, with their event counts
 (`data/leftout.py`): what an error reads to say why an id is unknown. Runs written before
 2026-12-04 lack it and say less."""
+FEATURES = "features.parquet"
+"""With item features: each feature value's index, column and name, and the items that have it."""
 METRICS = "metrics.json"
 PROVENANCE = "provenance.json"
 """How the run was made, one record per training session (`provenance.py`)."""
@@ -59,8 +75,14 @@ CHECKPOINT = Path("checkpoints") / "last.pt"
 SELECTED = Path("checkpoints") / "selected.safetensors"
 """For a final fit: the weights chosen on validation, before the final model writes WEIGHTS."""
 WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(USERS), Path(LEFT_OUT),
-           Path(METRICS), Path(PROVENANCE), CHECKPOINT, SELECTED)
+           Path(FEATURES), Path(METRICS), Path(PROVENANCE), CHECKPOINT, SELECTED)
 """Every file a run writes through `atomic_write` (whose temporary names are `.NAME.*`)."""
+TENSORBOARD = "tensorboard"
+RUN = "run"
+"""The kind of folder a run directory is, as its marker names it."""
+RUN_FILES = (*(str(p) for p in WRITTEN), TENSORBOARD)
+"""What a run owns in its directory (`files.MARKER` lists them): every other entry there is
+the user's."""
 CHECKPOINT_KEYS = ("model", "optimizer", "progress", "rng", "settings")
 MODEL_METADATA = "bert4rec_model"
 """safetensors metadata key: the model config the weights were trained with (heads included,
@@ -73,9 +95,10 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_file(path.parent, prefix=f".{path.name}.")
     try:
-        write(temp)
-        temp.chmod(0o666 & ~umask())  # some writers (safetensors) replace it with a 0600 file
-        os.replace(temp, path)
+        with held(temp):  # a later run's `stale_temps` leaves it alone while it is written
+            write(temp)
+            temp.chmod(0o666 & ~umask())  # some writers (safetensors) replace it: 0600
+            os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
@@ -140,8 +163,21 @@ def canonical_header(data: bytes) -> bytes:
     return data[:8] + text.ljust(size) + data[8 + size:]
 
 
+def check_is_run_dir(run_dir: str | Path) -> None:
+    """Refuse, naming it, a `run_dir` that is no folder at all: a missing run directory is
+    said to be missing, not to lack one of its files."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise ModelDirError(f"{run_dir}: no such folder; expected a run directory written by "
+                            "`bert4rec train`, fit(out=...) or Model.save")
+    if not run_dir.is_dir():
+        raise ModelDirError(f"{run_dir}: is a file, not a run directory (a folder written by "
+                            "`bert4rec train`, fit(out=...) or Model.save)")
+
+
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     """config.json of a run directory, with its format version checked."""
+    check_is_run_dir(run_dir)
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise ModelDirError(f"{path}: missing; is {run_dir} a run directory of `bert4rec train`?")
@@ -174,7 +210,35 @@ def load_model(
     path = Path(run_dir) / WEIGHTS
     model = BERT4Rec(model_config(config, Path(run_dir) / CONFIG, path))
     model.load_state_dict(_read_weights(path, model.state_dict()))
+    read_features(run_dir, model)
     return model.to(device).eval(), config
+
+
+def write_features(run_dir: Path, features: ItemFeatures) -> None:
+    """features.parquet (`ItemFeatures.to_frame`), atomically."""
+    atomic_write(run_dir / FEATURES, features.to_frame().write_parquet)
+
+
+def read_features(run_dir: str | Path, model: BERT4Rec) -> ItemFeatures | None:
+    """features.parquet of a run whose `model` has item features (None for one without),
+    checked against the model: the same number of values and each item's the same."""
+    config, path = model.config, Path(run_dir) / FEATURES
+    if not config.has_features:
+        return None
+    if not path.is_file():
+        raise ModelDirError(f"{path}: missing; the model was trained with item features "
+                            f"({config.item_features}) and needs their vocabulary")
+    try:
+        frame = pl.read_parquet(path)
+        features = ItemFeatures.from_frame(frame, tuple(config.item_features.split(",")),
+                                           config.vocab_size, config.feature_slots, str(path))
+    except (pl.exceptions.PolarsError, OSError, DataError) as err:
+        raise ModelDirError(f"{path}: unreadable ({str(err).splitlines()[0]})") from err
+    stored = model.encoder.embeddings.features.item_values.cpu().numpy()
+    if features.size != config.feature_vocab_size or not (features.item_values == stored).all():
+        raise ModelDirError(f"{path}: does not match {WEIGHTS} (other feature values or other "
+                            "items per value); the two files come from different runs")
+    return features
 
 
 def model_config(config: dict[str, Any], config_path: Path, weights: Path) -> BERT4RecConfig:
@@ -187,9 +251,10 @@ def model_config(config: dict[str, Any], config_path: Path, weights: Path) -> BE
         if f.name not in values:
             continue
         number = isinstance(value, int | float) and not isinstance(value, bool)
-        if f.type == "int" and not (number and isinstance(value, int) and value >= 1):
+        least = 0 if f.name.startswith("feature_") else 1  # 0: no item features
+        if f.type == "int" and not (number and isinstance(value, int) and value >= least):
             raise ModelDirError(
-                f"{config_path}: model.{f.name} must be a whole number >= 1, got {value!r}"
+                f"{config_path}: model.{f.name} must be a whole number >= {least}, got {value!r}"
             )
         if f.type == "float" and not (number and 0 <= value <= 1):
             raise ModelDirError(f"{config_path}: model.{f.name} must be in [0, 1], got {value!r}")
@@ -229,8 +294,9 @@ def read_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, Any]]
 
 
 def _shape_facts(shapes: dict[str, tuple[int, ...]], path: Path) -> dict[str, int]:
-    """The model settings that the weight shapes fix: vocabulary, width, length, depth and
-    feed-forward multiple (the number of heads leaves no trace in any shape)."""
+    """The model settings that the weight shapes fix: vocabulary, width, length, depth,
+    feed-forward multiple and the item features' table (0 and 0 without them); the number of
+    heads leaves no trace in any shape."""
     item, position = "encoder.embeddings.item.weight", "encoder.embeddings.position.weight"
     if len(shapes.get(item, ())) != 2 or len(shapes.get(position, ())) != 2:
         raise ModelDirError(f"{path}: no 2-d {item} and {position}; not BERT4Rec weights")
@@ -241,11 +307,15 @@ def _shape_facts(shapes: dict[str, tuple[int, ...]], path: Path) -> dict[str, in
     inner = shapes.get("encoder.blocks.0.ff.0.weight")
     if inner and hidden:
         facts["ff_mult"] = inner[0] // hidden
+    values = shapes.get("encoder.embeddings.features.item_values", (0, 0))
+    facts["feature_vocab_size"] = shapes.get("encoder.embeddings.features.value_bias", (0,))[0]
+    facts["feature_slots"] = values[1] if len(values) == 2 else 0
     return facts
 
 
 def read_items(run_dir: str | Path) -> pl.DataFrame:
     """items.parquet of a run directory, with its columns checked."""
+    check_is_run_dir(run_dir)
     path = Path(run_dir) / ITEMS
     if not path.is_file():
         raise ModelDirError(f"{path} is missing; a run directory written by fit has it")
@@ -363,15 +433,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def remove_orphans(run_dir: Path) -> None:
-    """Delete temporary files that a crash in the middle of `atomic_write` left behind."""
+    """Delete temporary files that a crash in the middle of `atomic_write` left behind (those
+    no live process is writing: `files.stale_temps`)."""
     for written in WRITTEN:
-        folder = run_dir / written.parent
-        if not folder.is_dir():
-            continue
-        for orphan in folder.glob(f".{written.name}.*"):
-            if orphan.is_file():
-                logger.info("removing %s, left by an interrupted write", orphan)
-                orphan.unlink(missing_ok=True)
+        for orphan in stale_temps(run_dir / written.parent, written.name):
+            logger.info("removing %s, left by an interrupted write", orphan)
+            orphan.unlink(missing_ok=True)
 
 
 def check_start(run_dir: Path, corpus: SequenceCorpus, data: dict[str, Any],
@@ -391,9 +458,9 @@ def check_start(run_dir: Path, corpus: SequenceCorpus, data: dict[str, Any],
 
 def check_out_dir(run_dir: Path, resume: bool) -> None:
     """Refuse, before any work, an --out that cannot become this run's directory: a file, a
-    folder that cannot be written, or (without `resume`) a folder that already holds a run."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ModelDirError(f"{run_dir}: exists and is not a folder; choose another --out")
+    folder that cannot be written, a folder that holds files bert4rec did not write there
+    (unless it is a run directory of bert4rec's), or (without `resume`) a run directory."""
+    check_run_folder(run_dir, "--out")
     if (run_dir / CONFIG).exists() and not resume:
         raise ModelDirError(f"{run_dir}: already holds a run; pass --resume or choose a new --out")
     existing = next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())
@@ -402,6 +469,36 @@ def check_out_dir(run_dir: Path, resume: bool) -> None:
             f"{run_dir}: cannot write there ({existing} is not a writable folder); choose "
             "another --out"
         )
+
+
+def check_run_folder(run_dir: Path, flag: str) -> None:
+    """Refuse a folder bert4rec may not write a run into (`files.check_folder`: a file, or a
+    folder holding what bert4rec did not write, or marked as another kind), naming `flag`,
+    the option or argument that chose it. A run written before runs were marked is a run's."""
+    if not _legacy_run(run_dir):
+        check_folder(run_dir, RUN, ModelDirError, flag)
+
+
+def _legacy_run(run_dir: Path) -> bool:
+    """Whether `run_dir` is a run directory written before runs were marked: no marker, and
+    a config.json that this bert4rec reads as a run's. Such a run owns `RUN_FILES` too."""
+    if not run_dir.is_dir() or read_marker(run_dir) is not None:
+        return False
+    try:
+        read_config(run_dir)
+    except ModelDirError:
+        return False
+    return True
+
+
+def claim_run_dir(run_dir: Path) -> None:
+    """Create `run_dir` (a new or empty folder, or a run's) and mark it as a run directory,
+    checked once more now that the run starts writing (`check_out_dir` ran before the data
+    was prepared)."""
+    check_run_folder(run_dir, "--out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if read_marker(run_dir) is None:
+        write_marker(run_dir, RUN, RUN_FILES)
 
 
 def corpus_record(corpus: SequenceCorpus) -> dict[str, Any]:
@@ -438,20 +535,31 @@ def check_resume(run_dir: Path, data: dict[str, Any]) -> None:
 def removed_on_failed_start(run_dir: Path, active: bool = True) -> Iterator[None]:
     """Remove what the block wrote to `run_dir` if it fails before the run's first checkpoint
     exists, so that a failed start leaves nothing to contradict a rerun; from the first
-    checkpoint on, the run is resumable and is kept. Only paths the block created are removed.
+    checkpoint on, the run is resumable and is kept. Only the run's own files that the block
+    created are removed, by name (`RUN_FILES`, the marker, TensorBoard's event files), then
+    the folders it created once they are empty: a file the user saved there meanwhile stays.
     """
     run_dir = run_dir.absolute()
-    created = next((p for p in (*reversed(run_dir.parents), run_dir) if not p.exists()), None)
-    before = set(run_dir.iterdir()) if created is None and run_dir.is_dir() else set()
+    created = [p for p in (*reversed(run_dir.parents), run_dir) if not p.exists()]
+    names = (*(str(p) for p in WRITTEN), MARKER)
+    before = {name for name in names if (run_dir / name).exists()}
+    board = run_dir / TENSORBOARD
+    events_before = set(board.glob(EVENTS)) if board.is_dir() else set()
+    folders = [p for p in (board, run_dir / CHECKPOINT.parent) if not p.exists()]
     try:
         yield
     except BaseException:
         if active and not (run_dir / CHECKPOINT).exists():
-            left = [created] if created is not None else set(run_dir.iterdir()) - before
-            for path in left:
+            written = [name for name in names if name not in before
+                       and (run_dir / name).is_file()]
+            events = set(board.glob(EVENTS)) - events_before if board.is_dir() else set()
+            for path in [*(run_dir / name for name in written), *sorted(events)]:
                 logger.info("removing %s, written by a run that failed to start", path)
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
+            for folder in [*folders, *reversed(created)]:
+                remove_if_empty(folder)
         raise
+
+
+EVENTS = "events.out.tfevents.*"
+"""The names of the files TensorBoard's SummaryWriter writes."""

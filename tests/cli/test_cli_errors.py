@@ -37,8 +37,8 @@ def one_error(capsys, argv: list[str]) -> str:
         (["--epochs", "0"], "epochs"),
         (["--mask-prob", "2"], "mask_prob"),
         (["--min-user-interactions", "-1"], "--min-user-interactions must be >= 0"),
-        (["--hidden", "0"], "model.hidden must be >= 1, got 0"),
-        (["--heads", "0"], "model.heads must be >= 1, got 0"),
+        (["--hidden", "0"], "model.hidden must be in [1, 65536], got 0"),
+        (["--heads", "0"], "model.heads must be in [1, 1024], got 0"),
     ],
 )
 def test_invalid_settings_name_the_setting_and_write_nothing(tmp_path, capsys, flags, named):
@@ -154,7 +154,7 @@ def test_an_unexpected_error_is_one_line_with_a_hint_and_v_shows_the_traceback(
         tmp_path, capsys, monkeypatch):
     run = str(make_run_dir(tmp_path / "run"))
 
-    def bug(run_dir):
+    def bug(run_dir, **options):
         raise RuntimeError("an unforeseen bug\nwith a second line")
 
     monkeypatch.setattr("bert4rec.cli.use.Recommender.load", bug)

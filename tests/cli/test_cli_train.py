@@ -138,7 +138,7 @@ def test_resume_refuses_other_settings_and_accepts_the_same(log, tmp_path, capsy
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--hidden", "0"], "model.hidden must be >= 1, got 0"),
+    (["--hidden", "0"], "model.hidden must be in [1, 65536], got 0"),
     (["--mask-prob", "2"], "masking.mask_prob must be in (0, 1], got 2.0"),
     (["--epochs", "0"], "loop.epochs must be >= 1, got 0"),
 ])

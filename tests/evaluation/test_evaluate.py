@@ -103,7 +103,10 @@ def test_scorer_with_wrong_shape_is_rejected_with_the_expected_shape():
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"name": "sample"}, r"protocol must be one of \('full', 'sampled'\), got 'sample'"),
+    ({"name": "sample"},
+     r"protocol must be one of \('full', 'sampled', 'cold'\), got 'sample'"),
+    ({"name": "cold"}, "the cold protocol, and only it, takes cold_items"),
+    ({"cold_items": (3, 4)}, "the cold protocol, and only it, takes cold_items"),
     ({"name": "sampled", "negatives": "pop"}, "negatives must be one of .*, got 'pop'"),
     ({"n_negatives": 0}, "n_negatives must be >= 1, got 0"),
     ({"ks": (10, 0)}, r"ks must be cut-offs >= 1, got \(10, 0\)"),

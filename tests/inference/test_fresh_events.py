@@ -120,7 +120,7 @@ def test_a_new_event_leads_to_its_partner_on_the_command_line(planted, tmp_path,
 def test_a_new_event_leads_to_its_partner_over_http(planted):
     run, corpus, successor = planted
     user, item = next(iter(fresh_pairs(corpus, successor, n=1).items()))
-    with TestClient(create_app(run)) as client:
+    with TestClient(create_app(run), base_url="http://127.0.0.1") as client:
         plain = client.post("/recommend", json={"user": user, "k": 1}).json()
         assert plain["items"][0]["item"] != successor[item] and plain["recent_unknown"] == 0
         answer = client.post("/recommend", json={"user": user, "k": 1,

@@ -34,7 +34,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(run):
-    with TestClient(create_app(run)) as client:
+    with TestClient(create_app(run), base_url="http://127.0.0.1") as client:
         yield client
 
 

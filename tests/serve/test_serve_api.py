@@ -20,7 +20,7 @@ def run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(run):
     app = create_app(run, ServeSettings(max_body_bytes=2048))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client
 
 
@@ -245,7 +245,8 @@ def test_links_come_from_the_item_table(client):
 
 
 def test_a_run_without_users_answers_histories_and_names_why_not_users(tmp_path):
-    with TestClient(create_app(make_run_dir(tmp_path / "old"))) as old:
+    with TestClient(create_app(make_run_dir(tmp_path / "old")),
+                    base_url="http://127.0.0.1") as old:
         assert old.post("/recommend", json={"history": [1]}).status_code == 200
         answer = old.post("/recommend", json={"user": 7})
         assert answer.status_code == 422

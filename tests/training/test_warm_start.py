@@ -119,6 +119,8 @@ def test_another_shape_or_other_ids_are_refused(old_run):
         bert4rec.Model(hidden=32).fit(bert4rec.Dataset.from_frame(
             walks(20, seed=4), timestamp="timestamp", min_rating=None),
             init_from=old_run, progress=False)
+    with pytest.raises(SettingsError, match="does not carry item features yet"):
+        start.check_shape(tiny_settings().override({"model.item_features": "genres"}).model)
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.cli.terminal import one_line
 from bert4rec.cli.wording import in_flags
 from bert4rec.errors import Bert4RecError
+from bert4rec.training.threads import governed, prepare_process
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("bert4rec.cli.data", "download, list and prepare data sets"),
@@ -30,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recommend": ("bert4rec.cli.use",
                   "recommend the next items for a history of titles, known users or all users"),
     "similar": ("bert4rec.cli.use", "items closest to one item in the model's embedding space"),
-    "serve": ("bert4rec.cli.use", "HTTP API and web page for a run directory"),
+    "serve": ("bert4rec.cli.serve", "HTTP API and web page for a run directory"),
     "demo": ("bert4rec.cli.use", "train on ml-latest-small and recommend for Harry Potter"),
     "export": ("bert4rec.cli.export",
                "write a run's model as ONNX or a torch.export program for serving"),
@@ -39,6 +40,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 line, which `bert4rec --help` shows without importing the module."""
 # Long-running commands restart under jemalloc when installed, with this MALLOC_CONF (allocator.py)
 LONG_RUNNING = {"train": TRAINING_CONF, "demo": TRAINING_CONF, "serve": ""}
+# Commands whose torch threads follow the machine (training/threads.py), `--threads N` fixes
+# them; `serve` fits them in the app itself (serve/app.py), for however the app is run.
+THREADED = {"train", "recommend", "serve", "demo"}
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -69,14 +73,29 @@ def command_in(argv: list[str]) -> str | None:
     return next((word for word in argv if not word.startswith("-")), None)
 
 
+def threads_in(words: list[str]) -> int | None:
+    """The value of `--threads N` (or `--threads=N`) among `words`, read before the parser
+    (which loads torch) runs; None if absent or not a number (the parser says so later)."""
+    for at, word in enumerate(words):
+        value = word.partition("=")[2] if word.startswith("--threads=") else None
+        if word == "--threads" and at + 1 < len(words):
+            value = words[at + 1]
+        if value is not None:
+            return int(value) if value.isdigit() else None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. An expected failure (the package's errors, a bad value, a file that
     cannot be read or written) prints `bert4rec COMMAND: error: ...` on one line; anything
     else prints a one-line summary and a hint (the traceback with -v). Both exit with 1.
 
-    Run as a program (`argv` None), a long-running command first restarts under jemalloc.
+    Run as a program (`argv` None), a command with threads first chooses the OpenMP wait
+    policy (before torch loads) and a long-running command restarts under jemalloc.
     """
     words = sys.argv[1:] if argv is None else argv
+    if argv is None and command_in(words) in THREADED:
+        prepare_process(threads_in(words))
     args = build_parser(words).parse_args(words)
     if argv is None and args.command in LONG_RUNNING:
         restart_under_jemalloc(LONG_RUNNING[args.command])
@@ -86,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     prefix = f"bert4rec {args.command}: error:"
     try:
+        if args.command in THREADED and args.command != "serve":
+            with governed(args.threads):
+                return int(args.handler(args) or 0)
         return int(args.handler(args) or 0)
     except (Bert4RecError, ValueError, OSError) as err:
         print(f"{prefix} {one_line(describe(err))}", file=sys.stderr)

@@ -19,7 +19,7 @@ from bert4rec.data.corpus import PrepareSettings
 from bert4rec.data.download import download
 from bert4rec.data.movielens import locate
 from bert4rec.inference.recommender import Recommender
-from bert4rec.rundir import CONFIG, METRICS
+from bert4rec.rundir import CONFIG, METRICS, check_out_dir
 from bert4rec.training.loop import fit
 
 RELEASE = "ml-latest-small"
@@ -46,6 +46,7 @@ def demo(data_dir: str | None, out: str | Path, query: list[str]) -> int:
 def train(data_dir: str | None, out: Path) -> None:
     """The `auto` preset (`small`, on this release) on ml-latest-small, resuming an interrupted
     run in `out`."""
+    check_out_dir(out, resume=(out / CONFIG).is_file())  # before any download
     try:
         source = locate(RELEASE, data_dir)
     except FileNotFoundError:

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from bert4rec.cli.terminal import printable
+from bert4rec.cli.terminal import escaped_json, printable
 from bert4rec.inference.recommender import Recommendations
 
 
@@ -40,4 +40,4 @@ def as_dict(result: Recommendations) -> dict[str, Any]:
 
 def as_json(result: Recommendations) -> str:
     """`as_dict(result)` as one JSON document."""
-    return json.dumps(as_dict(result), ensure_ascii=False)
+    return escaped_json(json.dumps(as_dict(result), ensure_ascii=False))

@@ -39,13 +39,14 @@ from bert4rec.config import (
 )
 from bert4rec.data import columns as C
 from bert4rec.data.corpus import SequenceCorpus, prepare
-from bert4rec.data.frames import read_item_file
+from bert4rec.data.features import ItemFeatures, read_item_table
 from bert4rec.data.interactions import Interactions
 from bert4rec.data.sources import load_source
 from bert4rec.evaluation.metrics import DEFAULT_KS
 from bert4rec.evaluation.split import by_time
 from bert4rec.evaluation.validation import validation_label
 from bert4rec.training.loop import HOLDOUTS, fit
+from bert4rec.training.threads import HELP as THREADS_HELP
 from bert4rec.training.warm_start import WarmStart
 
 SPLIT_PREFIX = "time:"
@@ -109,23 +110,28 @@ def run_train(args: argparse.Namespace) -> int:
     rundir.check_out_dir(args.out, args.resume)  # before preparing, which can take minutes
     items = None
     if args.items is not None:
-        items = read_item_file(args.items, args.item_col, args.title_col, args.genres_col)
+        items = read_item_table(args.items, args.item_col, args.title_col, args.genres_col)
     later = None
     if cut is None:
         corpus = corpus_from_args(args)
     else:
         corpus, later = corpus_before(args, cut)
+    speak = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
     if items is not None:
         corpus = corpus.with_items(items, str(args.items))
         titled = corpus.item_table[C.TITLE].is_not_null().sum()
-        print(f"bert4rec train: {args.items} gives titles for {titled:,} of the "
-              f"{corpus.n_items:,} items")
+        if speak:
+            print(f"bert4rec train: {args.items} gives titles for {titled:,} of the "
+                  f"{corpus.n_items:,} items")
     settings, why = training_settings(args, corpus, overrides, start)
-    speak = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
+    setting = settings.model.item_features
+    features = ItemFeatures.from_items(corpus.item_table, setting, corpus.vocab_size)
     if speak:
         print(f"bert4rec train: {why}, settings {json.dumps(settings.to_dict())}")
-    data = data_description(args)
-    result = fit(corpus, settings, args.out, data=data, resume=args.resume,
+        if setting:
+            chosen = features.describe() if features is not None else "none in the item table"
+            print(f"bert4rec train: item features ({setting}): {chosen}")
+    result = fit(corpus, settings, args.out, data=data_description(args), resume=args.resume,
                  final=args.final, holdout=args.holdout, start=start)
     if not speak:
         return 0
@@ -247,6 +253,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="run directory to create (or to continue with --resume)")
     train.add_argument("--resume", action="store_true",
                        help="continue RUN_DIR from checkpoints/last.pt with the same settings")
+    train.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     lifecycle = train.add_argument_group(
         "lifecycle", "From experiment to production: a final model on everything, a warm "
         "start from yesterday's run, and a split in time (docs/python.md).")
@@ -275,7 +282,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     items.add_argument("--items", type=Path, metavar="FILE",
                        help="a CSV, TSV or Parquet file with one row per item: the item id "
                        "column (named as --item-col), a title and/or a genres column, and any "
-                       "others")
+                       "others; or a JSON object of item id -> list of attributes (as "
+                       "Beauty_item2attributes.json), which become the column 'attributes'. "
+                       "--item-features turns columns into model features")
     items.add_argument("--title-col", default=C.TITLE, help="title column of --items")
     items.add_argument("--genres-col", default=C.GENRES,
                        help="genres column of --items ('A|B' text, or lists in Parquet)")

@@ -1,4 +1,5 @@
-"""`bert4rec recommend`, `similar`, `serve` and `demo`: use a trained run directory."""
+"""`bert4rec recommend`, `similar` and `demo`: use a trained run directory (`serve` is
+cli/serve.py)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ from bert4rec.cli.evaluate import read_frame
 from bert4rec.cli.formatting import as_dict, as_json, format_table
 from bert4rec.cli.idlists import read_id_list, typed
 from bert4rec.cli.output import check_output, write_table
-from bert4rec.cli.terminal import printable
+from bert4rec.cli.terminal import escaped_json, printable
 from bert4rec.data import columns as C
+from bert4rec.data.features import read_item_table
 from bert4rec.data.users import UserHistories
 from bert4rec.errors import TitleNotFoundError
 from bert4rec.inference.held_out import recent_from
 from bert4rec.inference.recommender import Recommendations, Recommender
 from bert4rec.inference.requests import BATCH_SIZE, RecommendRequest, unknown_events
+from bert4rec.training.threads import HELP as THREADS_HELP
 
 FOUNDING_QUERY = [
     "Harry Potter and the Sorcerer's Stone (a.k.a. Harry Potter and the Philosopher's Stone)"
@@ -37,8 +40,10 @@ def run_recommend(args: argparse.Namespace) -> int:
     or write it as one long table to `--output`. The arguments become one `RecommendRequest`,
     answered by `Recommender.answer` as the Python and HTTP APIs are."""
     check_recommend_args(args)
-    output = check_output(args.output) if args.output else None
-    rec = Recommender.load(args.run_dir)
+    output = check_output(args.output, args.overwrite) if args.output else None
+    rec = Recommender.load(args.run_dir, window=args.window)
+    if args.items_table:
+        rec = rec.add_items(read_new_items(args.run_dir, args.items_table))
     allowed, denied = id_lists(rec, args)
     users, recent = None, None
     if args.events is not None:
@@ -66,7 +71,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         print(f"bert4rec recommend: {args.events}: {said}"
               + (f"; {unknown_events(query)}" if query.recent_unknown else ""), file=sys.stderr)
     if output is not None:
-        write_table(rec.frame(ranking), output)
+        write_table(rec.frame(ranking), output, args.overwrite)
         print(f"wrote recommendations for {len(ranking.query):,} {ranking.query.key}s to "
               f"{output}", file=sys.stderr)
         return 0
@@ -98,6 +103,18 @@ def every_user(users: UserHistories, recent: dict[Any, list[Any]] | None) -> lis
         return known
     seen = set(known)
     return known + [user for user in recent if user not in seen]
+
+
+def read_new_items(run_dir: str, path: str):
+    """The item table of `--items-table`, its columns named as the run's training item table's
+    were (config.json's data section), else item, title and genres."""
+    data = rundir.read_config(run_dir).get("data") or {}
+    named = data.get("items") or {}
+    item = (data.get("columns") or {}).get("item", C.ITEM)
+    title, genres = named.get("title", C.TITLE), named.get("genres", C.GENRES)
+    hint = (f"Name the columns as the training data did: {item!r} for the ids, {title!r} and "
+            f"{genres!r} for titles and genres.")
+    return read_item_table(path, item, title, genres, hint)
 
 
 def user_hint(err: TitleNotFoundError, rec: Recommender, run_dir: str) -> TitleNotFoundError:
@@ -160,9 +177,9 @@ def users_table(users: list, results: list[Recommendations], explain: bool) -> s
 
 def users_json(users: list, results: list[Recommendations]) -> str:
     """A JSON list: each user's id, history and ranked items."""
-    return json.dumps([{"user": _plain(user), **as_dict(result)}
-                       for user, result in zip(users, results, strict=True)],
-                      ensure_ascii=False)
+    return escaped_json(json.dumps([{"user": _plain(user), **as_dict(result)}
+                                    for user, result in zip(users, results, strict=True)],
+                                   ensure_ascii=False))
 
 
 def _plain(value: Any) -> Any:
@@ -174,21 +191,6 @@ def run_similar(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.run_dir)
     result = rec.similar_items(args.item, k=args.k)
     print(as_json(result) if args.json else format_table(result))
-    return 0
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from bert4rec.serve import create_app
-    from bert4rec.serve.settings import ServeSettings
-
-    overrides = {"host": args.host, "port": args.port, "torch_threads": args.threads}
-    settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
-    rec = Recommender.load(args.run_dir)  # a broken run directory fails here, in one line
-    print(f"serving {args.run_dir} at http://{settings.host}:{settings.port}/ (Ctrl-C stops)")
-    uvicorn.run(create_app(args.run_dir, settings, rec), host=settings.host, port=settings.port,
-                log_level="warning")
     return 0
 
 
@@ -218,6 +220,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recommend.add_argument("--output", metavar="FILE",
                            help="write one long table (user, rank, item, score, title, "
                            "genres) to FILE (.parquet, .csv or .tsv) instead of printing")
+    recommend.add_argument("--overwrite", action="store_true",
+                           help="replace FILE if it exists (only a table bert4rec wrote)")
     recommend.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     recommend.add_argument("--keep-seen", action="store_true",
                            help="allow items already in the history (filter_viewed false; "
@@ -226,11 +230,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="recommend only the item ids listed in FILE (one per line)")
     recommend.add_argument("--exclude-from", metavar="FILE",
                            help="never recommend the item ids listed in FILE (one per line)")
+    recommend.add_argument("--items-table", metavar="FILE",
+                           help="also offer the new items of FILE (an item table as for "
+                           "`train --items`, with the feature columns), scored by their "
+                           "features alone; needs a model trained with --item-features")
     recommend.add_argument("--skip-unknown", action="store_true",
                            help="leave out unknown users, titles and item ids instead of "
                            "failing on the first")
     recommend.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N",
                            help=f"histories per forward pass (default {BATCH_SIZE})")
+    recommend.add_argument("--window", type=int, metavar="N",
+                           help="read only each history's N most recent items (default: as "
+                           "many as the model reads, max_len - 1): faster and approximate; "
+                           "docs/performance.md gives its top-10 agreement")
+    recommend.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     recommend.add_argument("--explain", action="store_true",
                            help="show the history titles each recommendation owes most to")
     recommend.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -251,17 +264,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     similar.add_argument("--json", action="store_true", help="print JSON instead of a table")
     similar.set_defaults(handler=run_similar)
 
-    serve = subparsers.add_parser(
-        "serve", help="HTTP API and web page for a run directory",
-        description="Serve POST /recommend, GET /items, GET /items/{id}/similar, GET /health, "
-        "the OpenAPI docs at /docs and the web page at /. Binds to 127.0.0.1 unless told.",
-    )
-    serve.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by fit")
-    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="TCP port (default 8000)")
-    serve.add_argument("--threads", type=int, help="torch threads per request (default 1)")
-    serve.set_defaults(handler=run_serve)
-
     demo = subparsers.add_parser(
         "demo", help="train on ml-latest-small and recommend for Harry Potter",
         description="Find (or download) ml-latest-small, train the preset `auto` picks for it "
@@ -270,4 +272,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--data-dir", help="where MovieLens releases are looked for")
     demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
+    demo.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     demo.set_defaults(handler=run_demo)

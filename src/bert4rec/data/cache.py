@@ -1,7 +1,9 @@
 """The prepared-corpus cache: one folder per (source files, settings), so a second load is instant.
 
-The key hashes each source file's resolved path, size and modification time together with the
-prepare settings; a changed file or setting therefore makes a new entry.
+The key hashes each source file's resolved path, size, modification time, inode and status
+change time together with the prepare settings; a changed file or setting therefore makes a new
+entry. The status change time (ctime) moves on every write and cannot be set back, so an edit
+in place that keeps the size and restores the modification time is noticed too.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 def cache_key(path: Path, settings: PrepareSettings, columns: LogColumns) -> str:
     """A short hash of the source files' identity and the settings."""
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    stats = [(str(p.resolve()), s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns)
+             for p, s in ((p, p.stat()) for p in files)]
     payload = json.dumps([FORMAT_VERSION, stats, asdict(settings), asdict(columns)], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import shutil
 from collections.abc import Sequence
@@ -26,7 +27,10 @@ from bert4rec.data.vocab import PAD, Vocabulary
 from bert4rec.errors import DataError
 from bert4rec.files import temp_dir
 
-FORMAT_VERSION = 3  # 2: the item table keeps further columns (links); 3: what was left out
+logger = logging.getLogger(__name__)
+# 2: the item table keeps further columns (links); 3: exact duplicates dropped;
+# 4: what the filters left out (left_out.npz and its tables)
+FORMAT_VERSION = 4
 SPLITS = ("train", "valid", "test", "train+valid", "all")
 
 
@@ -115,6 +119,8 @@ class SequenceCorpus:
     settings: PrepareSettings
     left_out: LeftOut | None = None
     """What the filters took away (`data/leftout.py`); None for a corpus built by hand."""
+    duplicates: int = 0
+    """Exact duplicate events (same user, item and time) that `prepare` dropped."""
 
     @property
     def n_users(self) -> int:
@@ -224,6 +230,7 @@ class SequenceCorpus:
             "length_p90": float(np.quantile(lengths, 0.9)),
             "length_max": int(lengths.max()),
             "density": round(self.n_interactions / (self.n_users * self.n_items), 6),
+            "duplicates_dropped": self.duplicates,
         }
 
     def save(self, directory: str | Path) -> None:
@@ -281,6 +288,7 @@ class SequenceCorpus:
             item_table=pl.read_parquet(directory / "items.parquet"),
             name=meta["name"],
             settings=PrepareSettings(**meta["settings"]),
+            duplicates=int(meta.get("duplicates_dropped", 0)),
             **parts,
         )
 
@@ -307,9 +315,10 @@ def concatenated_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 def prepare(
     interactions: Interactions, settings: PrepareSettings = PrepareSettings()
 ) -> SequenceCorpus:
-    """Filter (rating, then item count, then user count), build the vocabulary and order each
-    user's items by timestamp, ties in input order; record what the filters left out."""
-    events = _filtered(interactions, settings)
+    """Filter (rating; exact duplicates, the same user, item and time, dropped and counted;
+    then item count, then user count), build the vocabulary and order each user's items by
+    timestamp, ties in input order; record what the filters left out."""
+    events, duplicates = _filtered(interactions, settings)
     order = _time_order(events[USER], events[TIMESTAMP])
     item_ids, items_flat = _vocabulary(events[ITEM].to_numpy()[order])
     users = events[USER].to_numpy()[order]
@@ -326,6 +335,7 @@ def prepare(
         settings=settings,
         left_out=left_out(interactions.events, interactions.items, settings.min_rating,
                           user_ids, item_ids),
+        duplicates=duplicates,
     )
 
 
@@ -334,13 +344,20 @@ def _storable(ids: np.ndarray) -> np.ndarray:
     return ids.astype(str) if ids.dtype == object else ids
 
 
-def _filtered(interactions: Interactions, settings: PrepareSettings) -> pl.DataFrame:
-    """The events that pass the rating, item-count and user-count filters, in input order."""
+def _filtered(interactions: Interactions, settings: PrepareSettings) -> tuple[pl.DataFrame, int]:
+    """The events that pass the rating filter, less exact duplicates (the first of each is
+    kept), that then pass the item-count and user-count filters, in input order; and how many
+    duplicates were dropped. A duplicate would count twice towards the filters, and would
+    often become its own next item (a held-out target equal to the item before it)."""
     events = interactions.events
     if RATING in events.columns:
         _check_ratings(events[RATING], interactions.name)
     if settings.min_rating is not None and RATING in events.columns:
         events = events.filter(pl.col(RATING) >= settings.min_rating)
+    events, duplicates = _without_duplicates(events)
+    if duplicates:
+        logger.info("%s: dropped %s exact duplicate events (same user, item and time)",
+                    interactions.name, f"{duplicates:,}")
     if settings.min_item_interactions > 1:
         events = events.filter(pl.len().over(ITEM) >= settings.min_item_interactions)
     if settings.min_user_interactions > 1:
@@ -351,7 +368,19 @@ def _filtered(interactions: Interactions, settings: PrepareSettings) -> pl.DataF
             f"({interactions.events.height:,} before); lower min_rating (or pass "
             "min_rating=None), min_user_interactions or min_item_interactions"
         )
-    return events.select(USER, ITEM, TIMESTAMP)
+    return events.select(USER, ITEM, TIMESTAMP), duplicates
+
+
+def _without_duplicates(events: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """`events` less exact duplicates (same user, item and time; the first is kept, the order
+    is kept) and how many were dropped. A sorted array of row hashes rules them out first in
+    a fifth of the time of the exact check, which runs only when two hashes are equal."""
+    key = [USER, ITEM, TIMESTAMP]
+    hashes = np.sort(events.select(pl.struct(key).hash(seed=0)).to_series().to_numpy())
+    if not (hashes[1:] == hashes[:-1]).any():
+        return events, 0
+    unique = events.unique(key, keep="first", maintain_order=True)
+    return unique, events.height - unique.height
 
 
 def _check_ratings(ratings: pl.Series, name: str) -> None:

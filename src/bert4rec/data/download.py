@@ -5,14 +5,16 @@ digests are checked against the release table, and only then is it renamed and e
 (into a staging folder, renamed into place at the end). An interrupted or failed download
 therefore never leaves anything that looks complete. Only https is used, redirects included;
 plain http is accepted for a loopback mirror alone (redirecting only to loopback), so tests can
-serve archives from 127.0.0.1. A folder in the way is replaced only if a download made it.
+serve archives from 127.0.0.1. A release folder is bert4rec's when its marker
+(`files.MARKER`, kind "download", naming the release's files and the archive's digests; or the
+`.bert4rec-download.json` of earlier versions) says so: a download replaces only the files the
+release brings there, and a folder in the way that is not bert4rec's is refused by name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import logging
 import os
 import shutil
@@ -20,7 +22,6 @@ import stat
 import urllib.error
 import urllib.parse
 import urllib.request
-import warnings
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -29,10 +30,23 @@ from tqdm.auto import tqdm
 
 from bert4rec.data import movielens
 from bert4rec.errors import ChecksumError, DataError
-from bert4rec.files import temp_dir, temp_file
+from bert4rec.files import (
+    MARKER,
+    foreign,
+    named,
+    read_marker,
+    remove_if_empty,
+    remove_owned,
+    temp_dir,
+    temp_file,
+    write_marker,
+)
 
 BASE_URL_ENV = "BERT4REC_MOVIELENS_URL"
-MARKER = ".bert4rec-download.json"
+DOWNLOAD = "download"
+"""The kind of folder a release is, as its marker names it."""
+LEGACY_MARKER = ".bert4rec-download.json"
+"""What marked a release folder before `files.MARKER`: still read as bert4rec's."""
 CHUNK = 1 << 20
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 logger = logging.getLogger(__name__)
@@ -72,8 +86,7 @@ def download(
     archive = _fetch(url, root / entry.filename, progress, timeout)
     try:
         digests = _verify(entry, url, archive, root / entry.filename)
-        _extract(archive, final, entry, url)
-        (final / MARKER).write_text(json.dumps({"url": url, **digests}, indent=2))
+        _extract(archive, final, entry, url, digests)
     finally:
         archive.unlink(missing_ok=True)
     return final
@@ -91,17 +104,24 @@ def _check_scheme(url: str) -> None:
 
 def _check_replaceable(final: Path) -> None:
     """Refuse to go on when `final` is in the way and was not made by a download: the user's
-    files are never deleted. An empty folder, or one with our marker, may be replaced."""
+    files are never deleted. An empty folder, or one with a download's marker, may be
+    written into (only the release's own files are replaced there)."""
     if not final.exists() and not final.is_symlink():
         return
     folder = final.is_dir() and not final.is_symlink()
-    if folder and ((final / MARKER).is_file() or not any(final.iterdir())):
+    if folder and (_ours(final) or not any(final.iterdir())):
         return
     raise DataError(
         f"{final}: already exists and is not a release that bert4rec downloaded (no {MARKER} "
         "in it); bert4rec does not delete what it did not create: move or rename it, or pass "
         "--data-dir with another folder"
     )
+
+
+def _ours(folder: Path) -> bool:
+    """Whether `folder` is a release bert4rec downloaded: its marker says so."""
+    marker = read_marker(folder)
+    return (marker is not None and marker.kind == DOWNLOAD) or (folder / LEGACY_MARKER).is_file()
 
 
 class _HttpsRedirects(urllib.request.HTTPRedirectHandler):
@@ -181,12 +201,8 @@ def _verify(
                 "server copy changed: report it"
             )
     if not entry.verifiable:
-        warnings.warn(
-            f"{entry.name}: the file could not be verified (no published checksum is recorded "
-            f"for it; sha256 {actual['sha256']})",
-            UserWarning,
-            stacklevel=3,
-        )
+        logger.warning("%s: the file could not be verified (no published checksum is recorded "
+                       "for it; sha256 %s)", entry.name, actual["sha256"])
     return actual
 
 
@@ -209,9 +225,11 @@ def safe_members(archive: zipfile.ZipFile, where: Path | str) -> list[zipfile.Zi
     return members
 
 
-def _extract(path: Path, final: Path, entry: movielens.Release, url: str) -> None:
-    """Extract into a staging folder, then rename the release folder to `final`. Errors name
-    the URL: `path` is a temporary file, deleted when the download fails."""
+def _extract(path: Path, final: Path, entry: movielens.Release, url: str,
+             digests: dict[str, str | int]) -> None:
+    """Extract into a staging folder, then rename the release folder to `final` (or, where
+    an earlier download left `final`, move the release's files into it: `_replace_files`).
+    Errors name the URL: `path` is a temporary file, deleted when the download fails."""
     staging = temp_dir(final.parent, prefix=f".{final.name}.", suffix=".extract")
     again = f"the download was deleted: run `bert4rec data download {entry.name}` again"
     try:
@@ -230,9 +248,34 @@ def _extract(path: Path, final: Path, entry: movielens.Release, url: str) -> Non
             movielens.detect(inner)
         except (DataError, FileNotFoundError) as err:
             raise DataError(f"{url}: not a MovieLens release ({err}); {again}") from err
+        files = sorted(str(p.relative_to(inner)) for p in inner.rglob("*") if p.is_file())
+        write_marker(inner, DOWNLOAD, files, url=url, **digests)
         _check_replaceable(final)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(inner, final)
+        if final.exists() and any(final.iterdir()):
+            _replace_files(inner, final, files)
+        else:
+            os.replace(inner, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_files(inner: Path, final: Path, files: list[str]) -> None:
+    """Move the release's `files` (and its marker, last) from `inner` into the earlier
+    download `final`, replacing its copies; delete the files the earlier marker names that
+    this release no longer has. Anything else in `final` is the user's and stays."""
+    earlier = read_marker(final)
+    if foreign(final, earlier):
+        logger.info("%s: keeping %s, which the release does not bring", final,
+                    named(foreign(final, earlier)))
+    for name in files:
+        target = final / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir() and not target.is_symlink():
+            raise DataError(f"{target}: a folder where the release has a file; move it out "
+                            "and download again")
+        os.replace(inner / name, target)
+    gone = [] if earlier is None else sorted(set(earlier.files) - set(files))
+    remove_owned(final, gone)
+    os.replace(inner / MARKER, final / MARKER)
+    (final / LEGACY_MARKER).unlink(missing_ok=True)
+    remove_if_empty(inner)

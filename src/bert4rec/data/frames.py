@@ -50,8 +50,8 @@ def to_polars(frame: Any, name: str) -> pl.DataFrame:
                             "pip install 'bert4rec[pandas]', or pass a polars DataFrame"
                             ) from err
         except (TypeError, ValueError, pl.exceptions.PolarsError) as err:
-            raise DataError(f"{name}: cannot convert this pandas DataFrame to polars "
-                            f"({str(err).splitlines()[0]})") from err
+            raise DataError(f"{name}: {_pandas_problem(frame)}cannot convert this pandas "
+                            f"DataFrame to polars ({str(err).splitlines()[0]})") from err
     raise DataError(f"{name}: expected a pandas or polars DataFrame, got {type(frame).__name__}")
 
 
@@ -65,6 +65,20 @@ def handed_out(frame: pl.DataFrame, pandas: bool) -> Any:
     except ImportError as err:
         raise DataError(f"answering in pandas needs pyarrow ({err}); pip install "
                         "'bert4rec[pandas]'") from err
+
+
+def _pandas_problem(frame: Any) -> str:
+    """Which column of a pandas frame polars cannot take, and why, as the start of a message:
+    a column that mixes numbers and text is the usual one."""
+    for column in frame.columns:
+        try:
+            pl.from_pandas(frame[[column]])
+        except (TypeError, ValueError, ImportError, pl.exceptions.PolarsError):
+            kinds = sorted({type(value).__name__ for value in frame[column].head(10_000)})
+            mixed = f" mixes {' and '.join(kinds)} values" if len(kinds) > 1 else ""
+            return (f"column {str(column)!r}{mixed}; make it one kind (.astype(str) for ids "
+                    "that are text); ")
+    return ""
 
 
 def events_from_frame(frame: Any, columns: LogColumns, name: str = "DataFrame") -> pl.DataFrame:

@@ -134,10 +134,20 @@ def _check_scalar(series: pl.Series, source: str, origin: Origin) -> None:
         )
 
 
+INT64_MAX = 2**63 - 1
+
+
 def _id_column(frame: pl.DataFrame, name: str, source: str, origin: Origin) -> pl.Series:
     series = frame[name]
     _check_no_nulls(series, source, origin)
     if series.dtype.is_integer():
+        if series.dtype.is_unsigned_integer() and (series > INT64_MAX).any():
+            row = int(np.flatnonzero((series > INT64_MAX).to_numpy())[0])
+            raise DataError(
+                f"{origin.name}: {origin.row(row)}, column {source!r}: id {series[row]} is "
+                f"above {INT64_MAX:,}, the largest whole-number id bert4rec keeps; pass such "
+                "ids as text (cast the column to strings)"
+            )
         return series.cast(pl.Int64)
     if series.dtype.is_float():
         return _numeric(frame, name, source, origin, pl.Int64)

@@ -12,6 +12,9 @@ Protocols (a `Protocol` names one):
   the target and, with `filter_viewed`, never a history item, either by popularity in the
   training part (the BERT4Rec paper's protocol, seen items excluded) or uniformly. Draws depend
   only on `seed` and the data, not `batch_size`.
+- `cold`: on a corpus with some items held out of training (`evaluation/cold.py`), only the
+  users whose test item is held out, the target ranked among the held-out items
+  (`cold_items`, viewed ones filtered).
 
 Either protocol may score a fixed sample of the split's users instead of every one
 (`users`, `users_seed`): model selection on large logs validates that way (`loop.valid_users`),
@@ -36,7 +39,7 @@ from bert4rec.errors import DataError
 from bert4rec.evaluation.metrics import DEFAULT_KS, ranking_metrics, target_ranks
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
-PROTOCOLS = ("full", "sampled")
+PROTOCOLS = ("full", "sampled", "cold")
 NEGATIVES = ("popular", "uniform")
 EVAL_DEVICE = "auto"
 """Where `bert4rec evaluate` and `Model.evaluate` score a trained model unless told:
@@ -52,21 +55,26 @@ size."""
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a held-out item is ranked: against every item (`name` "full") or against
-    `n_negatives` items drawn by `negatives` ("popular" or "uniform") with `seed` ("sampled");
-    with the user's viewed items left out of the candidates (`filter_viewed`) or kept; and
-    the cut-offs `ks` of NDCG@k and HR@k. Checked when built."""
+    """How a held-out item is ranked: against every item (`name` "full"), against
+    `n_negatives` items drawn by `negatives` ("popular" or "uniform") with `seed` ("sampled"),
+    or against the `cold_items` (vocabulary indices) held out of training, for the users whose
+    test item is one of them ("cold"); with the user's viewed items left out of the candidates
+    (`filter_viewed`) or kept; and the cut-offs `ks` of NDCG@k and HR@k. Checked when built."""
 
-    name: Literal["full", "sampled"] = "full"
+    name: Literal["full", "sampled", "cold"] = "full"
     negatives: Literal["popular", "uniform"] = "popular"
     n_negatives: int = 100
     filter_viewed: bool = True
     ks: tuple[int, ...] = DEFAULT_KS
     seed: int = 0
+    cold_items: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.name not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.name!r}")
+        if (self.name == "cold") != bool(self.cold_items):
+            raise ValueError("the cold protocol, and only it, takes cold_items (the items held "
+                             "out of training)")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives must be one of {NEGATIVES}, got {self.negatives!r}")
         if self.n_negatives < 1:
@@ -91,7 +99,8 @@ class EvalReport:
     split: str
     users: int
     candidates: int
-    """Items ranked per user: the catalogue size (full) or n_negatives + 1 (sampled)."""
+    """Items ranked per user: the catalogue size (full), n_negatives + 1 (sampled) or the
+    held-out items (cold)."""
     metrics: dict[str, float] = field(default_factory=dict)
     split_users: int | None = None
     """Users in the split when only a seeded sample of them (`users`) was scored, else None."""
@@ -102,9 +111,12 @@ class EvalReport:
         p = self.protocol
         if p.sampled:
             how = f"sampled ({p.n_negatives} {p.negatives} negatives, seed {p.seed})"
+        elif p.name == "cold":
+            how = f"cold items (ranked among the {self.candidates} items held out of training)"
         else:
             how = f"full ranking over {self.candidates} items"
-        who = f"{self.users} users"
+        who = f"{self.users} users" + (" whose test item is held out" if p.name == "cold"
+                                       else "")
         if self.split_users is not None:
             who = f"{self.users} of {self.split_users} users (sample, seed {self.users_seed})"
         viewed = "filtered" if p.filter_viewed else "kept"
@@ -176,12 +188,22 @@ def evaluate(
     """
     if split not in ("valid", "test"):
         raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+    if protocol.name == "cold" and split != "test":
+        raise ValueError(f"the cold protocol scores the test split, not {split!r}")
     if batch_size < 1 or users < 0:
         raise ValueError(f"batch_size must be >= 1 and users >= 0 (0: every user), got "
                          f"{batch_size} and {users}")
     batch_size = min(batch_size, max(1, SCORES_PER_BATCH // corpus.vocab_size))
     data = corpus.split(split)
-    scored = user_sample(len(data), users, users_seed)  # [N] rows of the split, ascending
+    eligible = np.arange(len(data))  # the rows of the split this protocol scores
+    if protocol.name == "cold":
+        cold = torch.zeros(corpus.vocab_size, dtype=torch.bool)
+        cold[list(protocol.cold_items)] = True
+        eligible = np.flatnonzero(cold.numpy()[data.targets])
+        if len(eligible) == 0:
+            raise DataError(f"{corpus.name}: no user's test item is one of the "
+                            f"{len(protocol.cold_items):,} held-out items")
+    scored = eligible[user_sample(len(eligible), users, users_seed)]  # [N] ascending
     weights = _sampling_weights(corpus, protocol.negatives) if protocol.sampled else None
     ranks = []
     with (
@@ -195,18 +217,24 @@ def evaluate(
             if weights is not None:
                 allowed = sample_negatives(data, rows, weights, protocol.n_negatives,
                                            (protocol.seed, chunk), protocol.filter_viewed)
+            if protocol.name == "cold":
+                allowed = cold.expand(len(rows), -1).clone()
+                if protocol.filter_viewed:
+                    allowed.scatter_(1, torch.from_numpy(data.padded(rows)), False)
             for batch, part in _batches(rows, batch_size, allowed):
                 ranks.append(_rank_batch(scorer, data, batch, corpus.vocab,
                                          protocol.filter_viewed, part))
                 bar.update(len(batch))
-    sample = len(scored) < len(data)
+    sample = len(scored) < len(eligible)
+    candidates = {"full": corpus.n_items, "sampled": protocol.n_negatives + 1,
+                  "cold": len(protocol.cold_items)}[protocol.name]
     return EvalReport(
         protocol=protocol,
         split=split,
         users=len(scored),
-        candidates=protocol.n_negatives + 1 if protocol.sampled else corpus.n_items,
+        candidates=candidates,
         metrics=ranking_metrics(torch.cat(ranks), protocol.ks),
-        split_users=len(data) if sample else None,
+        split_users=len(eligible) if sample else None,
         users_seed=users_seed if sample else None,
     )
 

@@ -153,7 +153,7 @@ class Catalog:
             return ref
         if isinstance(ref, str) and ref.lstrip().startswith(ID_PREFIX):
             text = ref.lstrip()[len(ID_PREFIX) :].strip()
-            item = int(text) if text.isdigit() else text
+            item = int(text) if text.isascii() and text.isdigit() else text
             if item in self._position:
                 return item
             raise TitleNotFoundError(f"item id {item!r} is not in the catalogue"

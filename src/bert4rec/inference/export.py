@@ -10,14 +10,20 @@ the top `k`, as `Recommender.top_k` ranks them (docs/export.md):
     top_items  int64   [batch, k]           vocabulary indices, best first
     top_scores float32 [batch, k]           their scores; -inf where fewer than k are left
 
-The graph appends [MASK] itself. Each file is written to a temporary name, checked against
-PyTorch and only then renamed into place.
+The graph appends [MASK] itself. An export is one unit: its files (and the marker that makes
+the folder bert4rec's, `files.MARKER`) are written into a temporary folder beside `out`, the
+model file is checked against PyTorch, and only then is the folder renamed into place, so the
+model, its signature and its item table always come from one run. `out` must be new, empty,
+or (with `overwrite`) an export of bert4rec's that holds nothing else.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import platform
+import re
+import shutil
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,9 +39,29 @@ from bert4rec import __version__
 from bert4rec.data import columns as C
 from bert4rec.data.vocab import PAD
 from bert4rec.errors import Bert4RecError
+from bert4rec.files import (
+    MARKER,
+    check_folder,
+    check_writable,
+    foreign,
+    named,
+    read_marker,
+    remove_if_empty,
+    remove_owned,
+    temp_dir,
+    write_marker,
+)
 from bert4rec.model import BERT4Rec
-from bert4rec.rundir import WEIGHTS, atomic_write, file_sha256, load_model, read_items, write_json
+from bert4rec.rundir import (
+    WEIGHTS,
+    file_sha256,
+    load_model,
+    read_config,
+    read_items,
+    write_json,
+)
 
+logger = logging.getLogger(__name__)
 FORMATS = {"onnx": "model.onnx", "pt2": "model.pt2"}
 """Each export format and the file it writes."""
 ITEM_TABLE = "items.csv"
@@ -48,6 +74,11 @@ CHECK_HISTORIES = 64
 """How many seeded random histories each written file is checked on against PyTorch."""
 CHECK_TOLERANCE = 1e-3
 """Largest difference in any score, relative to the largest score, that the check accepts."""
+EXPORT = "export"
+"""The kind of folder an export is, as its marker names it."""
+STAGING, REPLACED = ".export", ".replaced"
+"""Suffixes of the temporary folders beside `out`: the export being written, and the export
+it replaces on its way out."""
 
 
 class ExportError(Bert4RecError):
@@ -75,27 +106,91 @@ class Scorer(nn.Module):
 
 
 def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None,
-           k: int = 10) -> Path:
+           k: int = 10, overwrite: bool = False) -> Path:
     """Write `run_dir`'s model in format `fmt` ("onnx" or "pt2") into the folder `out`
-    (default `run_dir/export`), with `items.csv` and a signature `<model file>.json`.
-    Returns the model file's path."""
+    (default `run_dir/export`), with `items.csv` and a signature `<model file>.json`, as one
+    unit (the module docstring). `out` must be new or empty; an earlier export there is
+    replaced only with `overwrite`. Returns the model file's path."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ExportError(f"k must be a positive whole number of items, got {k!r}")
     run_dir = Path(run_dir)
     out = run_dir / "export" if out is None else Path(out)
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out}: exists and is not a folder; --out names the folder to write")
+    read_config(run_dir)  # a missing run directory is named before `out` is
+    check_out(out, overwrite)
     model, _ = load_model(run_dir)
     items = read_items(run_dir)
     scorer = Scorer(model, k)
-    path = out / FORMATS[fmt]
-    writer = _write_onnx if fmt == "onnx" else _write_pt2
-    atomic_write(path, lambda temp: writer(scorer, temp))
-    atomic_write(out / ITEM_TABLE, lambda temp: item_table(items).write_csv(temp))
-    write_json(path.with_name(path.name + ".json"), signature(scorer, fmt, run_dir / WEIGHTS))
-    return path
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out)
+    staging = temp_dir(out.absolute().parent, prefix=f".{out.name}.", suffix=STAGING)
+    try:
+        name = FORMATS[fmt]
+        files = [name, name + ".json", ITEM_TABLE]
+        write_marker(staging, EXPORT, files)  # first: a leftover staging folder is ours
+        (_write_onnx if fmt == "onnx" else _write_pt2)(scorer, staging / name)
+        item_table(items).write_csv(staging / ITEM_TABLE)
+        write_json(staging / files[1], signature(scorer, fmt, run_dir / WEIGHTS))
+        _put_in_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # a folder this call made, all of it ours
+        raise
+    return out / name
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an `out` that an export may not become: not a folder, a
+    folder of the user's (anything in it without bert4rec's marker), an earlier export
+    without `overwrite`, or one that holds files bert4rec did not write (an export is
+    replaced as a whole, and those would go with it)."""
+    marker = check_folder(out, EXPORT, ExportError, "--out")
+    if marker is not None:
+        theirs = foreign(out, marker)
+        if theirs:
+            raise ExportError(f"{out}: holds files bert4rec did not write ({named(theirs)}) "
+                              "beside an earlier export, which is replaced as a whole: move "
+                              "them out or choose another --out")
+        if not overwrite:
+            raise ExportError(f"{out}: already holds an export; pass --overwrite "
+                              "(overwrite=True) to replace it, or choose another --out")
+    check_writable(out, ExportError, "--out")
+
+
+def _put_in_place(staging: Path, out: Path) -> None:
+    """Rename the finished `staging` folder to `out`: straight onto a new or empty folder;
+    over an earlier export by moving that one aside first, then deleting its files by name."""
+    if not out.exists() or not any(out.iterdir()):
+        os.replace(staging, out)
+        return
+    check_out(out, overwrite=True)  # still an export of ours and nothing else
+    aside = temp_dir(out.absolute().parent, prefix=f".{out.name}.", suffix=REPLACED)
+    os.replace(out, aside / "old")
+    os.replace(staging, out)
+    _remove_export(aside / "old")
+    remove_if_empty(aside)
+
+
+def remove_leftovers(out: Path) -> None:
+    """Delete what an export into `out` killed midway left beside it: its staging folder or
+    the export it was replacing, each recognised by its name and bert4rec's marker."""
+    parent = out.absolute().parent
+    pattern = re.compile(re.escape(f".{out.name}.") + r"[a-z0-9_]{8}"
+                         + f"({re.escape(STAGING)}|{re.escape(REPLACED)})")
+    for path in parent.iterdir() if parent.is_dir() else ():
+        if not pattern.fullmatch(path.name) or path.is_symlink() or not path.is_dir():
+            continue
+        logger.info("removing %s, left by an interrupted export", path)
+        for folder in (path / "old", path):
+            _remove_export(folder)
+
+
+def _remove_export(folder: Path) -> None:
+    """Delete an export folder's own files (its marker's) and the folder once empty."""
+    marker = read_marker(folder)
+    if marker is not None and marker.kind == EXPORT:
+        remove_owned(folder, [*marker.files, MARKER])
+    remove_if_empty(folder)
 
 
 def signature(scorer: Scorer, fmt: str, weights: Path) -> dict[str, Any]:
@@ -123,6 +218,7 @@ def signature(scorer: Scorer, fmt: str, weights: Path) -> dict[str, Any]:
         "mask_index": config.mask_token,
         "n_items": config.vocab.n_items,
         "window": window,
+        "item_features": config.item_features,
         "k": scorer.k,
         "item_table": ITEM_TABLE,
         "made_from": {"run": weights.parent.absolute().name, "weights_sha256": file_sha256(weights),

@@ -29,9 +29,10 @@ import torch
 from bert4rec.data import columns as C
 from bert4rec.data.batches import prediction_inputs
 from bert4rec.data.corpus import concatenated_ranges, flatten, left_pad
+from bert4rec.data.features import ItemFeatures
 from bert4rec.data.users import OnUnknown, UserHistories, check_on_unknown, more_note
 from bert4rec.data.vocab import Vocabulary
-from bert4rec.errors import ModelDirError, TitleNotFoundError, UnknownIdError
+from bert4rec.errors import DataError, ModelDirError, TitleNotFoundError, UnknownIdError
 from bert4rec.inference.catalog import Catalog, CatalogItem, ItemId
 from bert4rec.inference.requests import (
     BATCH_SIZE,
@@ -44,8 +45,10 @@ from bert4rec.inference.requests import (
     append_rows,
     check_k,
 )
+from bert4rec.inference.scoring import scoring_model
 from bert4rec.model import BERT4Rec
-from bert4rec.rundir import load_model, read_items, why_missing_in
+from bert4rec.rundir import load_model, read_features, read_items, why_missing_in
+from bert4rec.training.threads import tick as fit_threads
 
 # Most contributing history items reported per recommendation when explaining ...
 EXPLAIN_TOP = 3
@@ -297,7 +300,8 @@ class Ranker:
                 scores = self._scores_of(query.flat, query.offsets, rows)  # [b, V]
                 apply_filters(scores, query, rows)
                 items, values = self._best(scores, width)  # [b, width] each
-            top_items[rows], top_scores[rows] = items.numpy(), values.numpy()
+            top_items[rows], top_scores[rows] = items.cpu().numpy(), values.cpu().numpy()
+            fit_threads()  # to the other work now on the cores, every few seconds
             if progress is not None:
                 progress(len(rows))
         return Ranking(query, top_items, top_scores)
@@ -371,25 +375,69 @@ class Ranker:
 class Recommender(Ranker):
     """A trained BERT4Rec plus its item table, for inference only."""
 
-    def __init__(self, model: BERT4Rec, items: pl.DataFrame) -> None:
-        """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`."""
+    def __init__(self, model: BERT4Rec, items: pl.DataFrame, *, window: int | None = None,
+                 features: ItemFeatures | None = None) -> None:
+        """`items` has `index` (vocabulary index 1..n_items), `item`, `title`, `genres`.
+        `window` reads at most that many of each history's most recent items (the model
+        reads `max_len - 1`): faster, and approximate (top-10 agreement with the whole window
+        in docs/performance.md), so only where asked. `features`, for a model with item
+        features, their vocabulary (`add_items` needs it)."""
+        if window is not None and (isinstance(window, bool) or window < 1):
+            raise ValueError(f"window must be a whole number of items, at least 1, got "
+                             f"{window!r}")
         self.model = model.eval()
-        self.history_limit = model.config.max_len - 1
+        self.window = window
+        self.history_limit = min(model.config.max_len - 1, window or model.config.max_len)
+        self._scorer = scoring_model(model)  # the model, on faster kernels (scoring.py)
+        self._device = next(model.parameters()).device
+        self.features = features
         vocab = model.config.vocab
         with torch.no_grad():
-            weights = model.encoder.embeddings.item.weight.detach().float()  # [V, H]
+            weights = model.output_weight.detach().float()  # [V, H]
             self._unit_embeddings = torch.nn.functional.normalize(weights, dim=1)  # [V, H]
             prior = self._scores([[]])[0, vocab.item_columns]  # [n_items], empty history
         super().__init__(vocab, items, prior.tolist())
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> Recommender:
-        """Read a run directory (config.json, model.safetensors, items.parquet) written by fit."""
+    def load(cls, run_dir: str | Path, *, window: int | None = None,
+             device: str | torch.device = "cpu") -> Recommender:
+        """Read a run directory (config.json, model.safetensors, items.parquet) written by fit;
+        the model scores on `device`; `window` as for `Recommender`."""
         items = read_items(run_dir)
-        model, _ = load_model(run_dir)
-        recommender = cls(model, items)
+        model, _ = load_model(run_dir, torch.device(device))
+        recommender = cls(model, items, window=window, features=read_features(run_dir, model))
         recommender.catalog.why_missing = why_missing_in(run_dir, "item")
         return recommender
+
+    def add_items(self, table: pl.DataFrame) -> Recommender:
+        """This recommender with the items of `table` (an item table as `items_from_frame`
+        gives it, with the columns the model's features come from) that it does not know
+        yet, each scored by its features alone: no retraining. Known ids keep their trained
+        vectors; feature values the model never saw are left out."""
+        if self.features is None:
+            raise ModelDirError("this model was trained without item features, so it cannot "
+                                "score new items; train with --item-features (or "
+                                "Model(item_features=...)) to add items later")
+        ids = self._shown[C.ITEM]
+        if table[C.ITEM].dtype != ids.dtype:
+            cast = table[C.ITEM].cast(ids.dtype, strict=False)
+            if cast.null_count():
+                raise DataError(f"the new items' ids are {table[C.ITEM].dtype}, the model's "
+                                f"{ids.dtype}: {table[C.ITEM][cast.is_null().arg_max()]!r} "
+                                "does not convert")
+            table = table.with_columns(cast)
+        new = table.unique(C.ITEM, keep="first", maintain_order=True).filter(
+            ~pl.col(C.ITEM).is_in(ids.implode()))
+        if new.height == 0:
+            return self
+        model = self.model.with_new_items(torch.from_numpy(self.features.encode(new)))
+        rows = new.with_columns(pl.int_range(self.n_items + 1, self.n_items + 1 + new.height,
+                                             dtype=self._shown[C.INDEX].dtype).alias(C.INDEX))
+        shown = [c for c in (C.INDEX, C.ITEM, C.TITLE, C.GENRES) if c in rows.columns]
+        items = pl.concat([self._shown, rows.select(shown)], how="diagonal_relaxed")
+        added = Recommender(model, items, window=self.window, features=self.features)
+        added.catalog.why_missing = self.catalog.why_missing
+        return added
 
     def recommend(
         self, history: Sequence[ItemId], k: int = 10, *, filter_viewed: bool = FILTER_VIEWED,
@@ -433,10 +481,10 @@ class Recommender(Ranker):
         cosine[:, list(self.vocab.not_items)] = float("-inf")
         cosine[torch.arange(len(query)), query] = float("-inf")  # the item itself
         if candidates is not None:
-            cosine.masked_fill_(~candidates, float("-inf"))
+            cosine.masked_fill_(~candidates.to(cosine.device), float("-inf"))
         cosine[:, list(excluded)] = float("-inf")
         top = cosine.topk(width, dim=1)
-        return top.indices.numpy(), top.values.numpy()
+        return top.indices.cpu().numpy(), top.values.cpu().numpy()
 
     def _scores(self, indices: Sequence[Sequence[int]]) -> torch.Tensor:
         """Next-item logits [B, V] for histories of vocabulary indices; padding and [MASK]
@@ -448,14 +496,14 @@ class Recommender(Ranker):
                    ) -> torch.Tensor:
         """`_scores` for the histories `rows` of (flat, offsets). Inputs are only as wide as
         the longest history needs (left padding is invisible to the model), which keeps
-        short requests fast."""
-        config = self.model.config
+        short requests fast, and no wider than `window` allows."""
+        config, window = self.model.config, self.window
         longest = int((offsets[rows + 1] - offsets[rows]).max(initial=0))  # these rows only
-        width = min(config.max_len, longest + 1)
+        width = min(config.max_len, longest + 1, config.max_len if window is None else window + 1)
         recent = torch.from_numpy(left_pad(flat, offsets, rows, width - 1))  # [B, width - 1]
-        inputs = prediction_inputs(recent, width, config.mask_token)  # [B, width]
+        inputs = prediction_inputs(recent, width, config.mask_token).to(self._device)
         with torch.inference_mode():  # no autograd bookkeeping; callers edit the scores inside
-            return self.model(inputs).float()  # [B, V]; padding and [MASK] at -inf already
+            return self._scorer(inputs).float()  # [B, V]; padding and [MASK] at -inf already
 
     def explain(self, result: Recommendations) -> Recommendations:
         """`result` with each recommendation's `because` filled in. Leave-one-out: re-score the
@@ -502,7 +550,7 @@ def apply_filters(scores: torch.Tensor, query: Query, rows: np.ndarray) -> None:
     (`query.viewed`). Row i of `scores` belongs to the query's history `rows[i]`. Padding and
     [MASK] are -inf already (the scorer's). Every face's filters are these, here only."""
     if query.candidates is not None:
-        scores.masked_fill_(~query.candidates, float("-inf"))
+        scores.masked_fill_(~query.candidates.to(scores.device), float("-inf"))
     if query.filter_viewed:
         _leave_out(scores, query.flat, query.offsets, rows)
         if query.viewed is not None:
@@ -515,5 +563,5 @@ def _leave_out(scores: torch.Tensor, flat: np.ndarray, offsets: np.ndarray, rows
     row `r = rows[i]`."""
     lengths = offsets[rows + 1] - offsets[rows]
     items = flat[concatenated_ranges(offsets[rows], lengths)]
-    row_of = np.repeat(np.arange(len(rows)), lengths)
-    scores[torch.from_numpy(row_of), torch.from_numpy(items)] = float("-inf")
+    row_of = torch.from_numpy(np.repeat(np.arange(len(rows)), lengths))
+    scores[row_of.to(scores.device), torch.from_numpy(items).to(scores.device)] = float("-inf")

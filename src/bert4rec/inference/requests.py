@@ -64,6 +64,8 @@ class RecommendRequest:
         if self.histories is not None and any(_is_id(h) for h in self.histories):
             raise ValueError("histories is a list of histories, each a list of item ids or "
                              "titles: write histories=[[1, 2, 3]] for one")
+        if self.histories is not None:
+            _check_entries(self.histories)
         check_k(self.k)
 
     def __len__(self) -> int:
@@ -156,3 +158,15 @@ def _concat(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
     lengths = np.concatenate([np.diff(offsets) for _, offsets in parts])
     return (np.concatenate([flat for flat, _ in parts]),
             np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+
+
+def _check_entries(histories: Sequence[Sequence[Any]]) -> None:
+    """Refuse a history entry that is neither an id nor a title, naming where it is."""
+    for row, history in enumerate(histories):
+        if not isinstance(history, Sequence | np.ndarray):
+            continue  # an iterator: read once, where it is used
+        for column, entry in enumerate(history):
+            if not isinstance(entry, str | int | np.integer | np.str_) or isinstance(entry, bool):
+                raise ValueError(f"histories[{row}][{column}] is a {type(entry).__name__}; "
+                                 "each history entry is an item id (a number or text) or a "
+                                 "title")

@@ -7,12 +7,21 @@ what its content type says), `X-Frame-Options: DENY` (no framing, so no clickjac
 `Referrer-Policy: no-referrer`. The API's docs page (/docs) loads Swagger UI from this origin
 too (`/docs-assets`, the fastapi-offline package) but starts it with an inline script, so it
 keeps no CSP.
+
+It is the outermost layer, so it also answers for a bug below it: an exception that escapes
+the app becomes a 500 with a one-line JSON body (and the headers), and the traceback goes to
+the log, where Starlette's own error page would have gone out without them.
 """
 
 from __future__ import annotations
 
+import logging
+
 from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -38,9 +47,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         policy = scope["path"] not in DOCS_PAGES
+        started = False
 
         async def with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = MutableHeaders(scope=message)
                 for name, value in EVERY_RESPONSE.items():
                     headers[name] = value
@@ -48,4 +60,12 @@ class SecurityHeaders:
                     headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception:
+            log.exception("%s %s failed", scope.get("method"), scope["path"])
+            if started:  # too late for another answer: the connection is closed
+                raise
+            failed = JSONResponse({"detail": "internal error; the server log has the details"},
+                                  status_code=500)
+            await failed(scope, receive, with_headers)

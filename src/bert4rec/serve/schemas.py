@@ -2,13 +2,17 @@
 
 A history entry is an original item id (a JSON number, or a string for catalogues with string
 ids) or a title (a string, resolved like `Catalog.find`).
+
+Requests are validated strictly and cheaply: numbers are whole JSON numbers (no `true` for 1,
+no `1.0`, no text), booleans are `true` or `false`, and a list stops at its first bad entry
+(`fail_fast`), so a body of ten thousand bad entries costs one error, not ten thousand.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from bert4rec.inference.catalog import MAX_TITLE
 
@@ -19,10 +23,11 @@ MAX_FILTER = 10_000  # item ids in an allow or deny list
 MAX_ID = 300  # characters of a user or item id sent as text
 
 ItemRef = int | str
-HistoryRef = int | Annotated[str, Field(max_length=MAX_TITLE)]
+HistoryRef = StrictInt | Annotated[str, Field(strict=True, max_length=MAX_TITLE)]
 """A history entry: an id, or a title of at most MAX_TITLE characters (longer ones are 422)."""
-IdRef = int | Annotated[str, Field(max_length=MAX_ID)]
-"""A user or item id as the data has it: a JSON number, or a string for ids that are text."""
+IdRef = StrictInt | Annotated[str, Field(strict=True, max_length=MAX_ID)]
+"""A user or item id as the data has it: a JSON number, or a string for ids that are text
+(matched exactly: `"1"` is not the number 1)."""
 
 
 class RecommendRequest(BaseModel):
@@ -38,30 +43,34 @@ class RecommendRequest(BaseModel):
     history: list[HistoryRef] | None = Field(
         None,
         max_length=MAX_HISTORY,
+        fail_fast=True,
         description="item ids (numbers) or titles (strings), oldest first (instead of a user)",
         examples=[["Harry Potter and the Chamber of Secrets (2002)", 8368]],
     )
     recent: list[HistoryRef] | None = Field(
         None,
         max_length=MAX_HISTORY,
+        fail_fast=True,
         description="with 'user': item ids or titles the user interacted with since training, "
         "oldest first, added to their history without retraining (a user the model never saw "
         "is answered from these alone); unknown items are left out and counted",
         examples=[[2571, 1196]],
     )
-    k: int = Field(10, ge=1, le=MAX_K, description="number of recommendations")
-    filter_viewed: bool = Field(True, description="leave out items already in the history")
+    k: StrictInt = Field(10, ge=1, le=MAX_K, description="number of recommendations")
+    filter_viewed: StrictBool = Field(True, description="leave out items already in the history")
     items: list[IdRef] | None = Field(
-        None, max_length=MAX_FILTER, description="allow list: offer only these item ids"
+        None, max_length=MAX_FILTER, fail_fast=True,
+        description="allow list: offer only these item ids",
     )
     exclude: list[IdRef] | None = Field(
-        None, max_length=MAX_FILTER, description="deny list: never offer these item ids"
+        None, max_length=MAX_FILTER, fail_fast=True,
+        description="deny list: never offer these item ids",
     )
     on_unknown: Literal["raise", "skip"] = Field(
         "raise", description="an unknown user, item id or title: 'raise' answers 422 naming "
         "it, 'skip' leaves it out (an unknown user then gets no recommendations)",
     )
-    explain: bool = Field(
+    explain: StrictBool = Field(
         False, description="add the history items each recommendation owes most to"
     )
 

@@ -44,6 +44,7 @@ from bert4rec.data.batches import (
 )
 from bert4rec.data.cooccurrence import ppmi_embeddings
 from bert4rec.data.corpus import SequenceCorpus, Split
+from bert4rec.data.features import ItemFeatures
 from bert4rec.data.vocab import PAD, Vocabulary
 from bert4rec.errors import SettingsError
 from bert4rec.evaluation.protocols import item_counts
@@ -56,8 +57,10 @@ from bert4rec.evaluation.validation import (
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.training.checkpoint import Progress, masking_states, restore_state, save_state
 from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss
+from bert4rec.training.memory import check_fits
 from bert4rec.training.runtime import Runtime, joined_runtime
 from bert4rec.training.sparse_items import LazyAdam, OptimizerPair, clip_gradients, sparse_items
+from bert4rec.training.threads import tick as fit_threads
 from bert4rec.training.warm_start import WarmStart, start_from
 
 logger = logging.getLogger(__name__)
@@ -95,18 +98,23 @@ def make_loader(data: Split, vocab: Vocabulary, settings: Settings,
 
 
 def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Runtime,
-                log_frequency: torch.Tensor, *, start: WarmStart | None = None,
-                item_ids: np.ndarray | None = None) -> BERT4Rec:
+                log_frequency: torch.Tensor, *, features: ItemFeatures | None = None,
+                start: WarmStart | None = None, item_ids: np.ndarray | None = None
+                ) -> BERT4Rec:
     """A fresh BERT4Rec of `settings.model`'s shape on the runtime's device, started where
     training goes fastest: its output bias at the training items' `log_frequency` [V], and with
     `optim.item_init=cooccurrence` its item embeddings at the co-occurrence of `data`'s items.
-    With `start`, a trained model over other items, it begins from that model's weights instead
+    With item `features`, an item absent from `data` has features only. With `start`, a
+    trained model over other items, it begins from that model's weights instead
     (`warm_start.start_from`; `item_ids`, the original ids in vocabulary order, map the items).
     The item table is frozen at `optim.item_lr` 0, and has sparse gradients where the loss and
-    the device allow (`sparse_items`), set before any DDP wrapper sees it."""
+    the device allow (`sparse_items`; not with features), set before any DDP wrapper sees it."""
     optim = settings.optim
-    config = BERT4RecConfig.from_shape(settings.model, vocab.size)
+    config = BERT4RecConfig.from_shape(settings.model, vocab.size, features)
     model = BERT4Rec(config).to(runtime.device)
+    if features is not None:
+        trained = torch.from_numpy(item_counts(data, vocab) > 0)
+        model.set_item_features(torch.from_numpy(features.item_values), trained)
     model.start_at_popularity(log_frequency)
     if start is not None:
         counts = start_from(model, start, item_ids, data, optim.item_window)
@@ -115,7 +123,8 @@ def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Run
         model.start_items_at(ppmi_embeddings(data, vocab.size, config.hidden, optim.item_window))
     items = model.encoder.embeddings.item
     items.weight.requires_grad_(optim.item_lr > 0)  # frozen: no gradient, none to clip either
-    items.sparse = sparse_items(optim.loss, vocab.n_items, runtime.device, runtime.world)
+    items.sparse = (sparse_items(optim.loss, vocab.n_items, runtime.device, runtime.world)
+                    and features is None)
     return model
 
 
@@ -162,8 +171,10 @@ class TrainingRun:
         self.loader = make_loader(data, vocab, settings, runtime)
         counts = torch.from_numpy(item_counts(data, vocab))
         log_frequency = log_item_frequency(counts).to(runtime.device)  # [V]
-        self.model = build_model(data, vocab, settings, runtime, log_frequency, start=start,
-                                 item_ids=corpus.item_ids)
+        self.features = ItemFeatures.from_items(corpus.item_table, settings.model.item_features,
+                                                vocab.size)
+        self.model = build_model(data, vocab, settings, runtime, log_frequency,
+                                 features=self.features, start=start, item_ids=corpus.item_ids)
         self.sparse_items = self.model.encoder.embeddings.item.sparse
         self.item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
         self.optimizer = build_optimizer(self.model, settings.optim)
@@ -194,6 +205,7 @@ class TrainingRun:
                   disable=not show) as bar:
             for inputs, labels in loader:
                 losses.append(self.step(inputs, labels))
+                fit_threads()  # to the other work now on the cores, every few seconds
                 bar.update(1)
                 if len(losses) % POSTFIX_EVERY == 0:
                     recent = torch.stack(losses[-POSTFIX_EVERY:]).mean().item()
@@ -227,7 +239,7 @@ class TrainingRun:
                 return F.cross_entropy(self.wrapped(inputs, positions).float(), target_labels,
                                        ignore_index=IGNORE)
             hidden = self.wrapped(inputs, targets, project=False)  # [N, H]
-            return sampled_cloze_loss(hidden, self.model.output_weight, self.model.output_bias,
+            return sampled_cloze_loss(hidden, self.model.output_weight, self.model.item_bias,
                                       labels[targets], kind=optim.loss,
                                       n_negatives=optim.negatives,
                                       n_items=self.model.config.vocab.n_items,
@@ -304,6 +316,7 @@ def fit(
     if resume:
         _check_plan(out_dir, plan)
     with joined_runtime(settings.loop.device) as runtime:
+        check_fits(settings, corpus.vocab_size, runtime.device)  # before anything is allocated
         with rundir.removed_on_failed_start(out_dir, active=runtime.main):
             run = TrainingRun(corpus, settings, runtime, "train", progress, start=start)
             if final:
@@ -311,7 +324,7 @@ def fit(
             if resume and (out_dir / rundir.CHECKPOINT).is_file():
                 run.restore(out_dir)
             elif runtime.main:  # a run stopped before its first checkpoint starts again
-                _start_run_dir(out_dir, corpus, run.model, data, settings, plan)
+                _start_run_dir(out_dir, corpus, run, data, plan)
             if runtime.main:
                 rundir.record_provenance(out_dir, data["corpus"]["fingerprint"])
             finished = _select(run, corpus, out_dir, stop_after_epoch, callback)
@@ -485,11 +498,12 @@ def _fit_everything(corpus: SequenceCorpus, settings: Settings, out_dir: Path,
     data = {**data, "corpus": rundir.corpus_record(corpus)}
     rundir.remove_orphans(out_dir)
 
-    def ready(model: BERT4Rec) -> None:
-        _start_run_dir(out_dir, corpus, model, data, settings, plan)
+    def ready(run: TrainingRun) -> None:
+        _start_run_dir(out_dir, corpus, run, data, plan)
         rundir.record_provenance(out_dir, data["corpus"]["fingerprint"])
 
     with joined_runtime(settings.loop.device) as runtime:
+        check_fits(settings, corpus.vocab_size, runtime.device)  # before anything is allocated
         with rundir.removed_on_failed_start(out_dir, active=runtime.main):
             trained = _train_all(corpus, settings, runtime, settings.loop.epochs,
                                  show=progress, callback=callback, start=start, ready=ready)
@@ -505,14 +519,14 @@ def _fit_everything(corpus: SequenceCorpus, settings: Settings, out_dir: Path,
 def _train_all(corpus: SequenceCorpus, settings: Settings, runtime: Runtime, epochs: int, *,
                show: bool, callback: Callable[[BERT4Rec, dict[str, float]], None] | None,
                start: WarmStart | None,
-               ready: Callable[[BERT4Rec], None] | None = None) -> dict[str, Any]:
+               ready: Callable[[TrainingRun], None] | None = None) -> dict[str, Any]:
     """A run on every interaction (`corpus.split("all")`) for `epochs` epochs of the
     `loop.epochs` schedule, without validation. Returns the trained `model` with what
     metrics.json records of it: epochs, interactions, seconds and each epoch's loss and rate.
-    `ready(model)` runs on rank 0 once the model is built, before the first epoch."""
+    `ready(run)` runs on rank 0 once the run is built, before the first epoch."""
     run = TrainingRun(corpus, settings, runtime, "all", show, start=start)
     if ready is not None and runtime.main:
-        ready(run.model)
+        ready(run)
     clock, history = _Stopwatch(), []
     while run.progress.epoch < epochs:
         loss = run.run_epoch("final")
@@ -529,15 +543,23 @@ def _train_all(corpus: SequenceCorpus, settings: Settings, runtime: Runtime, epo
             "history": history}
 
 
-def _start_run_dir(out_dir: Path, corpus: SequenceCorpus, model: BERT4Rec,
-                   data: dict[str, Any], settings: Settings, plan: dict[str, Any]) -> None:
-    """Write config.json (with the `plan`: final fit, holdout, warm start), items.parquet and
-    users.parquet (`rundir.check_start` has refused an `out_dir` that holds a run, unless
-    resuming one stopped before its first checkpoint)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _start_run_dir(out_dir: Path, corpus: SequenceCorpus, run: TrainingRun,
+                   data: dict[str, Any], plan: dict[str, Any]) -> None:
+    """Claim `out_dir` and write config.json (with the `plan`: final fit, holdout, warm
+    start), items.parquet, users.parquet and, with item features, features.parquet
+    (`rundir.check_start` has refused an `out_dir` that holds a run, unless resuming one
+    stopped before its first checkpoint)."""
+    model, settings, features = run.model, run.settings, run.features
+    rundir.claim_run_dir(out_dir)
     rundir.write_config(out_dir, model.config, data, settings.to_dict(), fit=plan)
     rundir.atomic_write(out_dir / rundir.ITEMS, lambda t: corpus.item_table.write_parquet(t))
     rundir.write_users(out_dir, corpus)
+    if features is not None:
+        rundir.write_features(out_dir, features)
+        logger.info("item features (%s): %s", settings.model.item_features,
+                    features.describe())
+    elif settings.model.item_features:
+        logger.info("item features (%s): the item table has none", settings.model.item_features)
     logger.info("run %s: %s", out_dir, json.dumps(settings.to_dict()))
     logger.info("model: %s, %d parameters", json.dumps(model.config.to_dict()),
                 model.num_parameters())

@@ -54,8 +54,14 @@ class WarmStart:
         return cls(model, items[C.ITEM].to_numpy(), str(run_dir))
 
     def check_shape(self, shape: ModelSettings) -> None:
-        """Refuse model settings whose weights would not fit the old model's, naming one."""
+        """Refuse model settings whose weights would not fit the old model's, naming one;
+        and item features, which a warm start does not carry over yet."""
         old = self.model.config
+        if old.item_features or shape.item_features:
+            raise SettingsError(
+                f"a warm start does not carry item features yet ({old.item_features!r} in "
+                f"{self.source}, {shape.item_features!r} here): start from a run without "
+                "them, with item_features unset, or train afresh")
         for name in SHAPE:
             if getattr(shape, name) != getattr(old, name):
                 raise SettingsError(

@@ -1,0 +1,132 @@
+"""Cold items (issue 25): holding items out of training, the `cold` protocol that ranks a
+held-out test item among the held-out items, its baselines, and a model that learns to place
+never-seen items from their features alone."""
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from planted import tiny_settings
+from tiny_corpus import tiny_corpus
+
+from bert4rec.data.corpus import PrepareSettings, prepare
+from bert4rec.data.features import ItemFeatures
+from bert4rec.data.interactions import Interactions
+from bert4rec.errors import DataError
+from bert4rec.evaluation.cold import CategoryPopular, RandomItems, hold_out_items
+from bert4rec.evaluation.protocols import Protocol, evaluate, model_scorer
+
+
+def genre_corpus(n_users: int = 600, n_items: int = 80, groups: int = 4, seed: int = 0):
+    """Users who each stay within one genre (item id % groups), picking its items at random:
+    the next item's genre is the history's, nothing else is predictable."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(n_users):
+        genre = rng.integers(groups)
+        members = np.arange(genre, n_items, groups) + 1
+        for t, item in enumerate(rng.choice(members, size=rng.integers(6, 12))):
+            rows.append((user, int(item), t))
+    events = pl.DataFrame(rows, schema={"user": pl.Int64, "item": pl.Int64,
+                                        "timestamp": pl.Int64}, orient="row")
+    items = pl.DataFrame({"item": np.arange(1, n_items + 1), "title": None,
+                          "genres": [[f"g{(i - 1) % groups}"] for i in range(1, n_items + 1)]},
+                         schema={"item": pl.Int64, "title": pl.String,
+                                 "genres": pl.List(pl.String)})
+    corpus = prepare(Interactions(events, None, "genres"), PrepareSettings(min_rating=None))
+    return corpus.with_items(items)
+
+
+def test_held_out_items_are_never_trained_on_and_only_ever_a_last_item():
+    corpus = genre_corpus()
+    cold = hold_out_items(corpus, share=0.1, seed=7)
+    assert len(cold.items) == 8 and cold.items.tolist() == sorted(set(cold.items.tolist()))
+    held = np.zeros(corpus.vocab_size, dtype=bool)
+    held[cold.items] = True
+    for split in ("train", "train+valid"):
+        assert not held[cold.corpus.split(split).flat].any()
+    new = cold.corpus
+    for user in range(new.n_users):
+        sequence = new.sequence(user)
+        assert not held[sequence[:-1]].any()
+        if held[sequence[-1]]:
+            assert len(sequence) >= 3  # evaluable: the held-out item is its test target
+    expected = sum(held[corpus.sequence(u)[-1]] and (~held[corpus.sequence(u)]).sum() >= 2
+                   for u in range(corpus.n_users))
+    assert int(held[new.split("test").targets].sum()) == expected > 0
+    assert new.item_table.equals(corpus.item_table)  # the items stay, with their features
+
+
+def test_a_user_left_with_nothing_is_dropped_and_one_with_one_item_loses_its_cold_last():
+    corpus = tiny_corpus([[1, 2, 3, 4], [2, 1], [1, 1, 3], [2, 3, 4, 1, 4]])
+    cold = hold_out_items(corpus, share=0.25, seed=0)
+    (item,) = cold.items.tolist()
+    sequences = {int(corpus.user_ids[u]): [i for i in corpus.sequence(u).tolist()]
+                 for u in range(corpus.n_users)}
+    kept = {int(cold.corpus.user_ids[u]): cold.corpus.sequence(u).tolist()
+            for u in range(cold.corpus.n_users)}
+    for user, sequence in sequences.items():
+        warm = [i for i in sequence if i != item]
+        keep_last = sequence[-1] == item and len(warm) >= 2
+        if not warm:
+            assert user not in kept
+        else:
+            assert kept[user] == warm + ([item] if keep_last else [])
+
+
+def test_the_cold_protocol_ranks_the_target_among_the_unseen_held_out_items():
+    corpus = genre_corpus()
+    cold = hold_out_items(corpus, share=0.1, seed=7)
+    lowest_first = lambda histories: -torch.arange(corpus.vocab_size, dtype=torch.float32  # noqa: E731
+                                                   ).expand(len(histories), -1)
+    report = evaluate(lowest_first, cold.corpus, "test", cold.protocol(ks=(1, 10)))
+    data = cold.corpus.split("test")
+    rows = np.flatnonzero(np.isin(data.targets, cold.items))
+    ranks = [1 + int((cold.items < data.targets[r]).sum()) for r in rows]  # none is ever seen
+    assert report.users == len(rows)
+    assert report.metrics["HR@1"] == pytest.approx(np.mean([r == 1 for r in ranks]))
+    assert report.metrics["MRR"] == pytest.approx(np.mean([1 / r for r in ranks]))
+    assert report.candidates == 8
+    assert report.label() == (f"cold items (ranked among the 8 items held out of training), "
+                              f"test split, {len(rows)} users whose test item is held out, "
+                              "viewed items filtered")
+    assert report.to_dict()["protocol"] == "cold"
+    with pytest.raises(ValueError, match="the cold protocol scores the test split, not 'valid'"):
+        evaluate(lowest_first, cold.corpus, "valid", cold.protocol())
+    with pytest.raises(DataError, match="no user's test item is one of the 1 held-out items"):
+        evaluate(lowest_first, cold.corpus, "test", Protocol(name="cold", cold_items=(0,)))
+
+
+def test_category_popular_counts_the_users_categories_then_their_popularity():
+    values = np.array([[0, 0], [2, 0], [2, 3], [3, 0], [4, 0], [0, 0]])  # items 1-4
+    scorer = CategoryPopular(values, value_popularity=np.array([0.0, 0.0, 10.0, 30.0, 50.0]))
+    scores = scorer(torch.tensor([[0, 1, 2], [0, 0, 4]]))
+    tie = np.array([0.0, 10.0, 20.0, 30.0, 50.0, 0.0]) / 51.0  # the mean popularity of values
+    expected = np.array([[0, 2, 3, 1, 0, 0], [0, 0, 0, 0, 1, 0]]) + tie
+    np.testing.assert_allclose(scores.numpy(), expected)
+
+
+def test_random_items_scores_at_chance_and_category_popular_finds_the_genre():
+    corpus = genre_corpus()
+    cold = hold_out_items(corpus, share=0.1, seed=7)
+    features = ItemFeatures.from_items(corpus.item_table, "genres", corpus.vocab_size)
+    chance = evaluate(RandomItems(corpus.vocab_size), cold.corpus, "test", cold.protocol((2,)))
+    genre = evaluate(CategoryPopular.fit(cold.corpus, features), cold.corpus, "test",
+                     cold.protocol((2,)))
+    assert chance.metrics["HR@2"] < 0.45  # 2 of 8 by chance
+    assert genre.metrics["HR@2"] == 1.0  # seed 7 holds out two items of each genre
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_a_model_with_features_places_items_it_never_saw_by_their_genre(tmp_path):
+    from bert4rec.training.loop import fit
+
+    corpus = genre_corpus()
+    cold = hold_out_items(corpus, share=0.1, seed=7)
+    settings = tiny_settings(epochs=6, **{"model.item_features": "genres",
+                                          "model.id_dropout": 0.3})
+    result = fit(cold.corpus, settings, tmp_path / "run", progress=False)
+    scorer = model_scorer(result.model, "cpu")
+    report = evaluate(scorer, cold.corpus, "test", cold.protocol((2,)))
+    assert report.metrics["HR@2"] > 0.8  # chance: 0.25
