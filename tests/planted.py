@@ -44,8 +44,8 @@ def tiny_settings(epochs: int = 5, **changes):
 
 
 def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    """One process of a CPU DDP run (gloo) with a refit; saves its final weights (the refit
-    model's) as rank<N>.safetensors."""
+    """One process of a CPU DDP run (gloo) with a final fit; saves its final weights (the
+    final model's) as rank<N>.safetensors."""
     import os
     from pathlib import Path
 
@@ -57,8 +57,8 @@ def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    settings = tiny_settings(epochs=4, **{"loop.refit": True})
-    result = fit(planted_corpus(n_users=500), settings, out_dir, progress=False)
+    settings = tiny_settings(epochs=4)
+    result = fit(planted_corpus(n_users=500), settings, out_dir, progress=False, final=True)
     state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
     save_file(state, str(Path(out_dir).parent / f"rank{rank}.safetensors"))
 

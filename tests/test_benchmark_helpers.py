@@ -34,13 +34,11 @@ flops_per_sequence = benchmark("train_speed").flops_per_sequence
 def test_parse_overrides_types_values_by_field():
     assert parse_overrides(["model.hidden=128", "optim.lr=3e-3", "optim.loss=uniform"]) == {
         "model.hidden": 128, "optim.lr": 0.003, "optim.loss": "uniform"}
-    assert [parse_overrides([f"loop.refit={t}"])["loop.refit"] for t in ("True", "no")] == [
-        True, False]
 
 
 @pytest.mark.parametrize(("bad", "message"), [
     ("model.hiden=1", "known field"), ("hidden=1", "known field"), ("model.hidden", "known field"),
-    ("model.hidden=1.5", "expected int"), ("loop.refit=maybe", "expected bool"),
+    ("model.hidden=1.5", "expected int"), ("optim.lr=fast", "expected float"),
 ])
 def test_parse_overrides_names_bad_pairs(bad, message):
     with pytest.raises(SettingsError, match=message):

@@ -93,7 +93,6 @@ def test_unknown_settings_sections_and_presets_are_named():
     ("loop.seed", -1, r"loop\.seed must be >= 0, got -1"),
     ("loop.device", "gpu", r"loop\.device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
     ("loop.time_budget", -5.0, r"loop\.time_budget must be >= 0, got -5\.0"),
-    ("loop.refit", "yes", r"loop\.refit must be true or false, got 'yes'"),
     ("loop.epochs", True, r"loop\.epochs must be a whole number, got True"),
 ])
 def test_an_invalid_setting_is_refused_up_front_naming_the_field_and_value(key, value, message):
@@ -162,3 +161,16 @@ def test_a_retired_setting_loads_when_off_and_is_refused_when_on():
 ])
 def test_auto_reads_the_sequence_length_then_the_size(interactions, users, expected, why):
     assert auto_choice(interactions, users) == (expected, why)
+
+
+def test_loop_refit_is_retired_for_the_final_fit():
+    """config.json files written before 2026-12-04 hold `refit: false`: they still load; a
+    refit run is refused, and the setting is gone from the presets and the flags."""
+    stored = preset("fast").to_dict()
+    stored["loop"]["refit"] = False
+    assert Settings.from_dict(stored) == preset("fast")
+    stored["loop"]["refit"] = True
+    with pytest.raises(SettingsError, match=r"loop\.refit was retired .*\(True\)"):
+        Settings.from_dict(stored)
+    with pytest.raises(SettingsError, match=r"unknown setting 'loop\.refit'"):
+        preset("fast").override({"loop.refit": False})

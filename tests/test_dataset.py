@@ -104,7 +104,8 @@ def test_the_data_settings_have_one_set_of_defaults():
 def test_an_item_table_brings_titles_and_genres(pd):
     data = bert4rec.Dataset.from_frame(EVENTS.to_pandas(), user="uid", item="sku", timestamp="ts",
                                        items=MOVIES.to_pandas(), title="name", **KEEP_ALL)
-    items = {row["item"]: row for row in data.items.to_dicts()}
+    assert type(data.items).__module__.startswith("pandas")  # pandas in, pandas out
+    items = {row["item"]: row for row in pl.from_pandas(data.items).to_dicts()}
     assert items[10]["title"] == "Ten (1990)" and items[10]["genres"] == ["Drama", "Comedy"]
     assert items[20]["genres"] == [] and items[30]["title"] is None
     assert items[40]["title"] is None and 99 not in items

@@ -177,3 +177,17 @@ def test_many_users_in_batches_of_mixed_length_answer_as_one_at_a_time(model, da
     assert together.filter(pl.col("user").is_in(users[::17])).select("user", "item").equals(
         alone.select("user", "item"))
     assert np.array_equal(np.unique(together["user"].to_numpy()), np.sort(users))
+
+
+@pytest.mark.slow
+def test_fit_final_and_with_nothing_held_out(data):
+    """`fit(final=True)` keeps the selection model's figures, labelled, and answers with the
+    final model; `holdout="none"` trains the epochs it is given, with no figures."""
+    final = bert4rec.Model(**TINY).fit(data, progress=False, final=True)
+    metrics = final.metrics
+    assert metrics["final"]["epochs"] == metrics["best_epoch"] and metrics["test"]["HR@10"] > 0
+    assert metrics["figures_of"].startswith("the selection model")
+    assert final.recommend(users=["u3"], k=2).height == 2
+    everything = bert4rec.Model(**TINY).fit(data, progress=True, holdout="none")
+    assert everything.metrics["final"]["epochs"] == 3 and everything.metrics["valid"] is None
+    assert everything.recommend(users=["u3"], k=2).height == 2

@@ -1,5 +1,6 @@
 """docs/python.md runs as written: its Python blocks, in order and in one namespace, on the real
-ml-latest-small, and the output the page quotes is what they print."""
+ml-latest-small, and the output the page quotes is what they print (the temporal evaluation of
+section 7 included)."""
 
 import re
 from pathlib import Path
@@ -42,4 +43,10 @@ def test_the_python_tutorial_runs_as_written(data_dir, tmp_path, monkeypatch, ca
     assert (tmp_path / "runs" / "ml-latest-small" / "users.parquet").is_file()
     assert model.metrics["test"]["protocol"] == "full"
     assert namespace["sampled"]["protocol"] == "sampled"
-    assert namespace["recs"]["title"].to_list()  # the loaded model answers
+    assert namespace["recs"]["title"].to_list()  # the last recommendations: itemknn's
+    pd = pytest.importorskip("pandas")
+    assert isinstance(namespace["recs"], pd.DataFrame)  # pandas in, pandas out
+    report = namespace["report"]  # section 7: the temporal split, itemknn's report
+    assert report["protocol"] == "held-out frame" and report["users"] > 0
+    assert namespace["bert"].evaluate(test=namespace["liked"], ks=(10,))["users"] == \
+        report["users"]

@@ -61,7 +61,7 @@ def test_resume_refuses_other_data_settings_and_names_them(run, capsys):
     args = ["train", str(log), "--out", str(out), "--resume", *TINY]
     assert main([*args, "--min-user-interactions", "10"]) == 1
     line = error_line(capsys)
-    assert "cannot resume on other data" in line and "min_user_interactions 3 -> 10" in line
+    assert "cannot resume on other data" in line and "--min-user-interactions 3 -> 10" in line
     assert "users" in line  # the corpus changed too: its sizes are named
     assert (out / "metrics.json").read_text() == metrics
 

@@ -320,11 +320,6 @@ class LoopSettings:
         "the best weights so far are kept",
         allowed=NOT_NEGATIVE,
     )
-    refit: bool = _f(
-        False,
-        "after choosing the epoch on validation, train afresh on the training and validation "
-        "items for that many epochs and keep those weights (test then scores the refit model)",
-    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -337,11 +332,13 @@ SECTIONS: dict[str, type] = {
     "loop": LoopSettings,
 }
 
-RETIRED: dict[str, Any] = {"optim.ema_decay": 0.0}
-"""Settings that left with their experiment (removed on 2026-12-04: a moving average of the
-weights did not beat the raw weights on any data set), by the value at which they did nothing.
-A stored config.json or checkpoint that holds that value still loads, without it; any other
-value is refused, since these weights were made by code that no longer exists."""
+RETIRED: dict[str, Any] = {"optim.ema_decay": 0.0, "loop.refit": False}
+"""Settings that left with their experiment, by the value at which they did nothing, both
+removed on 2026-12-04: `optim.ema_decay` (a moving average of the weights did not beat the raw
+weights on any data set) and `loop.refit` (training again on everything but the test items,
+replaced by the final fit: `fit(..., final=True)`, `train --final`). A stored config.json or
+checkpoint that holds that value still loads, without it; any other value is refused, since
+these weights were made by code that no longer exists."""
 
 
 @dataclass(frozen=True)

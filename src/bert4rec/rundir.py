@@ -24,7 +24,7 @@ import pickle
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,9 @@ from safetensors.torch import save as safetensors_bytes
 
 from bert4rec.config import Interval
 from bert4rec.data import columns as C
-from bert4rec.data.corpus import SequenceCorpus
+from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
 from bert4rec.data.features import ItemFeatures
+from bert4rec.data.leftout import why_missing
 from bert4rec.data.users import UserHistories
 from bert4rec.errors import DataError, ModelDirError
 from bert4rec.files import (
@@ -62,6 +63,10 @@ WEIGHTS = "model.safetensors"
 ITEMS = "items.parquet"
 USERS = "users.parquet"
 """Each user's history (`data/users.py`): what recommending for a known user by id reads."""
+LEFT_OUT = "left_out.parquet"
+"""The users and items of the log that preparing left out, with their event counts
+(`data/leftout.py`): what an error reads to say why an id is unknown. Runs written before
+2026-12-04 lack it and say less."""
 FEATURES = "features.parquet"
 """With item features: each feature value's index, column and name, and the items that have it."""
 METRICS = "metrics.json"
@@ -69,9 +74,9 @@ PROVENANCE = "provenance.json"
 """How the run was made, one record per training session (`provenance.py`)."""
 CHECKPOINT = Path("checkpoints") / "last.pt"
 SELECTED = Path("checkpoints") / "selected.safetensors"
-"""With `loop.refit`: the weights chosen on validation, before the refit writes WEIGHTS."""
-WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(USERS), Path(FEATURES), Path(METRICS),
-           Path(PROVENANCE), CHECKPOINT, SELECTED)
+"""For a final fit: the weights chosen on validation, before the final model writes WEIGHTS."""
+WRITTEN = (Path(CONFIG), Path(WEIGHTS), Path(ITEMS), Path(USERS), Path(LEFT_OUT),
+           Path(FEATURES), Path(METRICS), Path(PROVENANCE), CHECKPOINT, SELECTED)
 """Every file a run writes through `atomic_write` (whose temporary names are `.NAME.*`)."""
 TENSORBOARD = "tensorboard"
 RUN = "run"
@@ -127,11 +132,13 @@ def file_sha256(path: Path) -> str:
 
 
 def write_config(
-    run_dir: Path, model: BERT4RecConfig, data: dict[str, Any], train: dict[str, Any]
+    run_dir: Path, model: BERT4RecConfig, data: dict[str, Any], train: dict[str, Any], *,
+    fit: dict[str, Any] | None = None,
 ) -> None:
-    """The run's config.json: model shape, how to rebuild the corpus, and the training settings."""
+    """The run's config.json: model shape, how to rebuild the corpus, the training settings
+    and, where given, how `fit` trained (`final`, `holdout`, `init_from`)."""
     values = {"format_version": FORMAT_VERSION, "model": model.to_dict(), "data": data,
-              "train": train}
+              "train": train, **({"fit": fit} if fit is not None else {})}
     write_json(run_dir / CONFIG, values)
 
 
@@ -335,12 +342,18 @@ def read_items(run_dir: str | Path) -> pl.DataFrame:
 
 
 def write_users(run_dir: Path, corpus: SequenceCorpus) -> None:
-    """users.parquet: every user of `corpus` and their whole history, atomically."""
+    """users.parquet (every user of `corpus`, their whole history and the further items they
+    saw) and left_out.parquet (the users and items the filters left out), atomically."""
     atomic_write(run_dir / USERS, UserHistories.from_corpus(corpus).write)
+    if corpus.left_out is not None:
+        left = pl.concat([corpus.left_out.users, corpus.left_out.items], how="diagonal")
+        atomic_write(run_dir / LEFT_OUT, left.select(C.USER, C.ITEM, pl.exclude(C.USER, C.ITEM))
+                     .write_parquet)
 
 
 def read_users(run_dir: str | Path, n_items: int) -> UserHistories:
-    """users.parquet of a run directory, checked against a model of `n_items` items."""
+    """users.parquet of a run directory, checked against a model of `n_items` items; an
+    unknown user's error says why, where left_out.parquet knows."""
     path = Path(run_dir) / USERS
     if not path.is_file():
         raise ModelDirError(
@@ -348,9 +361,29 @@ def read_users(run_dir: str | Path, n_items: int) -> UserHistories:
             "recommend from histories instead, or train it again"
         )
     try:
-        return UserHistories.read(path, n_items)
+        users = UserHistories.read(path, n_items)
     except DataError as err:
         raise ModelDirError(str(err)) from err
+    return replace(users, why_missing=why_missing_in(run_dir, "user"))
+
+
+def why_missing_in(run_dir: str | Path, kind: str) -> Callable[[Any], str]:
+    """A function saying why a user or item (`kind`) is not in the run's model, from
+    left_out.parquet and the prepare settings in config.json ("" for runs without them).
+    The files are read when it is called: only an error pays for them."""
+    path = Path(run_dir) / LEFT_OUT
+
+    def why(value: Any) -> str:
+        try:
+            left = pl.read_parquet(path) if path.is_file() else None
+            data = read_config(run_dir).get("data") or {}
+            settings = PrepareSettings(**{f.name: data[f.name] for f in fields(PrepareSettings)})
+        except (pl.exceptions.PolarsError, OSError, KeyError, TypeError, ValueError,
+                ModelDirError):
+            return ""
+        return why_missing(kind, value, left, settings)
+
+    return why
 
 
 def _read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -429,8 +462,7 @@ def check_out_dir(run_dir: Path, resume: bool) -> None:
     """Refuse, before any work, an --out that cannot become this run's directory: a file, a
     folder that cannot be written, a folder that holds files bert4rec did not write there
     (unless it is a run directory of bert4rec's), or (without `resume`) a run directory."""
-    if not _legacy_run(run_dir):
-        check_folder(run_dir, RUN, ModelDirError, "--out")
+    check_run_folder(run_dir, "--out")
     if (run_dir / CONFIG).exists() and not resume:
         raise ModelDirError(f"{run_dir}: already holds a run; pass --resume or choose a new --out")
     existing = next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())
@@ -439,6 +471,14 @@ def check_out_dir(run_dir: Path, resume: bool) -> None:
             f"{run_dir}: cannot write there ({existing} is not a writable folder); choose "
             "another --out"
         )
+
+
+def check_run_folder(run_dir: Path, flag: str) -> None:
+    """Refuse a folder bert4rec may not write a run into (`files.check_folder`: a file, or a
+    folder holding what bert4rec did not write, or marked as another kind), naming `flag`,
+    the option or argument that chose it. A run written before runs were marked is a run's."""
+    if not _legacy_run(run_dir):
+        check_folder(run_dir, RUN, ModelDirError, flag)
 
 
 def _legacy_run(run_dir: Path) -> bool:
@@ -457,8 +497,7 @@ def claim_run_dir(run_dir: Path) -> None:
     """Create `run_dir` (a new or empty folder, or a run's) and mark it as a run directory,
     checked once more now that the run starts writing (`check_out_dir` ran before the data
     was prepared)."""
-    if not _legacy_run(run_dir):
-        check_folder(run_dir, RUN, ModelDirError, "--out")
+    check_run_folder(run_dir, "--out")
     run_dir.mkdir(parents=True, exist_ok=True)
     if read_marker(run_dir) is None:
         write_marker(run_dir, RUN, RUN_FILES)

@@ -36,7 +36,7 @@ def one_error(capsys, argv: list[str]) -> str:
         (["--heads", "3"], "heads (3)"),
         (["--epochs", "0"], "epochs"),
         (["--mask-prob", "2"], "mask_prob"),
-        (["--min-user-interactions", "-1"], "min_user_interactions"),
+        (["--min-user-interactions", "-1"], "--min-user-interactions must be >= 0"),
         (["--hidden", "0"], "model.hidden must be in [1, 65536], got 0"),
         (["--heads", "0"], "model.heads must be in [1, 1024], got 0"),
     ],

@@ -166,7 +166,7 @@ def test_a_run_without_users_says_what_to_do(tmp_path, capsys):
 
 def test_a_user_id_written_as_a_title_gets_a_hint(run, text_run, capsys):
     message = one_error(capsys, ["recommend", str(run), "20"])
-    assert message.startswith("no item matches title '20'")
+    assert message.startswith("no item is titled '20'; item ids are written 'id:ID'")
     assert message.endswith("'20' is a user of the training log: write --user 20 to recommend "
                             "for that user")
     assert "is a user" not in one_error(capsys, ["recommend", str(run), "21"])

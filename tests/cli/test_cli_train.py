@@ -1,6 +1,7 @@
 """`bert4rec train`: flags override the preset, the run is reproducible, mistakes are clear."""
 
 import json
+import re
 
 import polars as pl
 import pytest
@@ -59,10 +60,58 @@ def test_config_json_holds_the_effective_settings_and_how_to_rebuild_the_data(lo
 
 
 @pytest.mark.slow
-def test_refit_flag_refits_and_is_recorded(log, tmp_path, capsys):
-    assert main(["train", str(log), "--out", str(tmp_path / "r"), "--refit", *TINY]) == 0
-    assert "refit for " in capsys.readouterr().out
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["loop"]["refit"]
+def test_final_trains_on_everything_and_says_whose_figures_are_shown(log, tmp_path, capsys):
+    assert main(["train", str(log), "--out", str(tmp_path / "r"), "--final", *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "valid (selection model): NDCG@10" in printed
+    assert "final model: " in printed and "each user's last two included" in printed
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["fit"]["final"] and "refit" not in config["train"]["loop"]
+    assert (tmp_path / "r" / "checkpoints" / "selected.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_holdout_none_trains_the_given_epochs_and_prints_no_figures(log, tmp_path, capsys):
+    assert main(["train", str(log), "--out", str(tmp_path / "n"), "--holdout", "none",
+                 *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "final model: 2 epochs on all" in printed and "valid" not in printed.split(
+        "run directory")[1]
+    assert json.loads((tmp_path / "n" / "metrics.json").read_text())["test"] is None
+
+
+@pytest.mark.slow
+def test_split_by_time_trains_before_the_cut_and_scores_after_it(log, tmp_path, capsys):
+    events = pl.read_csv(log)  # every user's n-th event at the same time: users go on past a cut
+    events = events.with_columns(
+        (pl.int_range(pl.len()).over("user") * 1000 + pl.col("user")).alias("timestamp"))
+    log = tmp_path / "interleaved.csv"
+    events.write_csv(log)
+    cut = int(events["timestamp"].quantile(0.8))
+    out = tmp_path / "t"
+    assert main(["train", str(log), "--out", str(out), "--split", f"time:{cut}", "--final",
+                 *TINY]) == 0
+    printed = capsys.readouterr().out
+    before = int((events["timestamp"] < cut).sum())
+    assert f"{before:,} events before it train, {events.height - before:,} from it" in printed
+    later = json.loads((out / "metrics.json").read_text())["later"]
+    assert later["split"] == f"time:{cut}" and set(later) == {"split", "final", "selection"}
+    assert later["final"]["events"] == events.height - before  # users of the log all stay
+    assert later["final"]["users_without_history"] == 0
+    assert later["final"]["NDCG@10"] != later["selection"]["NDCG@10"]
+    assert "later (time:" in printed and "final: NDCG@10" in printed
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["corpus"]["interactions"] <= before
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--split", "2003-01-01"], r"--split takes time:DATE \(such as time:2003-01-01\)"),
+    (["--split", "time:99999999"], "leaves .* events before it and 0 from it"),
+    (["--holdout", "none", "--resume"], "--holdout none keeps no checkpoint"),
+])
+def test_lifecycle_flags_are_checked(log, tmp_path, capsys, flags, message):
+    assert main(["train", str(log), "--out", str(tmp_path / "x"), *flags, *TINY]) == 1
+    assert re.search(message, capsys.readouterr().err)
 
 
 @pytest.mark.slow

@@ -55,6 +55,9 @@ def test_leave_one_out_split():
     refit = corpus.split("train+valid")  # everything but the test item, targets none
     assert refit.history(0).tolist() == [1, 2, 3] and refit.history(1).tolist() == [5, 6]
     assert refit.targets is None and refit.users.tolist() == [0, 1]
+    everything = corpus.split("all")  # what a final fit trains on: nothing held out
+    assert everything.history(0).tolist() == [1, 2, 3, 4] and everything.targets is None
+    assert everything.history(1).tolist() == [5, 6] and everything.users.tolist() == [0, 1]
 
 
 def test_left_pad_keeps_most_recent():

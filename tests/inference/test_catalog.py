@@ -95,11 +95,41 @@ def test_wrong_year_is_not_found_and_offers_the_film(catalog):
 
 
 def test_unknown_title_raises_with_candidates(catalog):
-    with pytest.raises(TitleNotFoundError, match="no item matches title 'Harry'") as info:
-        catalog.find("Harry")
+    with pytest.raises(TitleNotFoundError, match="no item matches title 'Hary Poter'") as info:
+        catalog.find("Hary Poter")
     assert {item for item, _ in info.value.candidates} >= {10, 11}
     with pytest.raises(TitleNotFoundError, match="empty title"):
         catalog.find("  ")
+
+
+def test_the_start_of_one_title_finds_it_and_of_several_lists_them(catalog):
+    """Issue 24: "Harry Potter and the Goblet" is Goblet of Fire; "Harry Potter" is eight
+    films, listed (most popular first) instead of "no item matches"."""
+    assert catalog.find("Harry Potter and the Cham") == 11
+    assert catalog.find("the matrix rel") == 2 and catalog.find("Harry (2001)") == 10
+    with pytest.raises(AmbiguousTitleError, match=r"'Harry' begins 2 titles: Harry Potter and "
+                       r"the Chamber of Secrets \(2002\) \[id 11\]; Harry Potter and the "
+                       "Sorcerer") as info:
+        catalog.find("Harry")
+    assert [item for item, _ in info.value.candidates] == [11, 10]
+    many = Catalog(pl.DataFrame({"item": list(range(1, 31)),
+                                 "title": [f"Part {i} (2000)" for i in range(1, 31)]}))
+    with pytest.raises(AmbiguousTitleError, match=r"begins 30 titles: .*; and 20 more; write more"
+                       ) as info:
+        many.find("Part")
+    assert len(info.value.candidates) == 10
+
+
+def test_a_bare_number_that_is_no_title_says_how_ids_are_written(catalog):
+    with pytest.raises(TitleNotFoundError, match=r"no item is titled '7'; to name the item "
+                       r"with id 7 \(Seven \(a.k.a. Se7en\) \(1995\)\), write 'id:7'") as info:
+        catalog.find("7")
+    assert info.value.candidates[0] == (7, "Seven (a.k.a. Se7en) (1995)")
+    with pytest.raises(TitleNotFoundError, match="item ids are written 'id:ID', and no item has "
+                       "id 99"):
+        catalog.find("99")
+    films = Catalog(pl.DataFrame({"item": [1, 2], "title": ["1941 (1979)", "Fargo (1996)"]}))
+    assert films.find("1941") == 1  # a number that is a title is that title
 
 
 def test_resolve_takes_ids_or_titles(catalog):

@@ -4,6 +4,7 @@
 
 import json
 
+import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 from tiny_run import USERS, make_run_dir
@@ -14,9 +15,11 @@ from bert4rec.inference import recommender as recommender_module
 from bert4rec.inference.requests import RecommendRequest
 from bert4rec.serve import create_app
 
-# (who, options): by user and by history (an id and a title), with each filter
+# (who, options): by user (with events since training too) and by history (an id and a
+# title), with each filter
 QUERIES = [
     ({"user": 7}, {"k": 5}),
+    ({"user": 9, "recent": [1214, 99999, 1200]}, {"k": 6}),
     ({"user": 8}, {"k": 14, "filter_viewed": False}),
     ({"history": [4896, "Harry Potter and the Chamber of Secrets (2002)"]},
      {"k": 10, "items": [1, 260, 1196, 2571, 4896, 26958], "exclude": [260]}),
@@ -35,9 +38,19 @@ def client(run):
         yield client
 
 
+def events(who) -> pl.DataFrame:
+    """`who`'s recent events as an events frame, oldest first."""
+    recent = who["recent"]
+    return pl.DataFrame({"user": [who["user"]] * len(recent), "item": recent,
+                         "timestamp": range(len(recent))})
+
+
 def python(run, who, options) -> list[tuple[int, float]]:
     model = bert4rec.Model.load(run)
-    if "user" in who:
+    if "recent" in who:
+        with pytest.warns(UserWarning, match="1 of the 3 new events"):
+            frame = model.recommend(users=[who["user"]], interactions=events(who), **options)
+    elif "user" in who:
         frame = model.recommend(users=[who["user"]], **options)
     else:
         frame = model.recommend(histories=[who["history"]], **options)
@@ -50,6 +63,9 @@ def command_line(run, who, options, tmp_path, capsys) -> list[tuple[int, float]]
         argv += ["--user", str(who["user"])]
     else:
         argv += [f"id:{ref}" if isinstance(ref, int) else ref for ref in who["history"]]
+    if "recent" in who:
+        events(who).write_csv(tmp_path / "events.csv")
+        argv += ["--events", str(tmp_path / "events.csv")]
     argv += ["-k", str(options["k"]), "--json"]
     if not options.get("filter_viewed", True):
         argv.append("--keep-seen")
@@ -67,6 +83,7 @@ def command_line(run, who, options, tmp_path, capsys) -> list[tuple[int, float]]
 def http(client, who, options) -> list[tuple[int, float]]:
     answer = client.post("/recommend", json={**who, **options})
     assert answer.status_code == 200, answer.text
+    assert answer.json()["recent_unknown"] == (1 if "recent" in who else 0)
     return [(r["item"], r["score"]) for r in answer.json()["items"]]
 
 
@@ -93,9 +110,9 @@ def test_a_filter_changed_in_apply_filters_changes_every_face(run, client, tmp_p
     banned = python(run, who, options)[0][0]  # the first recommendation, so far
     plain, calls = recommender_module.apply_filters, []
 
-    def also_banned(scores, histories, filter_viewed, candidates):
+    def also_banned(scores, query, rows):
         calls.append(len(scores))
-        plain(scores, histories, filter_viewed, candidates)
+        plain(scores, query, rows)
         scores[:, client.app.state.recommender.index_of(banned)] = float("-inf")
 
     monkeypatch.setattr(recommender_module, "apply_filters", also_banned)

@@ -35,9 +35,10 @@ def test_openapi_paths_are_pinned(client):
     assert sorted(schema["paths"]["/recommend"]) == ["post"]
     request = schema["components"]["schemas"]["RecommendRequest"]
     assert sorted(request["properties"]) == ["exclude", "explain", "filter_viewed", "history",
-                                             "items", "k", "on_unknown", "user"]
+                                             "items", "k", "on_unknown", "recent", "user"]
     assert request["properties"]["k"]["maximum"] == 100
-    for name, most in (("history", 500), ("items", 10_000), ("exclude", 10_000)):
+    for name, most in (("history", 500), ("recent", 500), ("items", 10_000),
+                       ("exclude", 10_000)):
         assert request["properties"][name]["anyOf"][0]["maxItems"] == most, name
 
 
@@ -204,7 +205,7 @@ def test_unknown_user_or_item_is_422_naming_it_or_skipped(client):
     text = client.post("/recommend", json={"user": "7"})  # the ids are numbers
     assert text.status_code == 422 and "their ids are integers" in text.json()["detail"]
     assert recommended(client, user=99, on_unknown="skip") == {
-        "user": 99, "history": [], "items": [], "filter_viewed": True}
+        "user": 99, "history": [], "items": [], "filter_viewed": True, "recent_unknown": 0}
 
     answer = client.post("/recommend", json={"user": 7, "items": [1, 12345], "exclude": [54321]})
     assert answer.status_code == 422 and answer.json()["ids"] == [12345]

@@ -106,15 +106,45 @@ def test_page_builds_a_history_and_shows_recommendations(server, browser):
         assert hrefs == list(rec["links"].values()), rec["title"]
     assert any(r["links"] for r in expected) and any(not r["links"] for r in expected)
 
-    # each result's similar items, as GET /items/{id}/similar gives them
-    similar = httpx.get(f"{server}/items/{expected[0]['item']}/similar", params={"k": 5}).json()
-    rows[0].find_element(By.CSS_SELECTOR, ".show-similar").click()
-    nested = wait.until(lambda b: [e.text for e in rows[0].find_elements(
-        By.CSS_SELECTOR, ".similar .title")] or None)
-    assert nested == [i["title"] for i in similar["items"]]
-    assert len(rows[0].find_elements(By.CSS_SELECTOR, ".similar .bar")) == 5
+    # each result's similar items, as GET /items/{id}/similar gives them, less the history
+    # while "Hide what I watched" is checked (issue 24): a row whose five nearest hold some
+    history = {4896, 5816, 2571}
+    position = next(n for n, rec in enumerate(expected)
+                    if history & {i["item"] for i in nearest(server, rec["item"], 5)})
+    nested = open_similar(browser, rows[position])
+    unseen = [i["title"] for i in nearest(server, expected[position]["item"], 8)
+              if i["item"] not in history][:5]
+    assert nested == unseen and len(nested) == 5
+    assert len(rows[position].find_elements(By.CSS_SELECTOR, ".similar .bar")) == 5
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "web_page.png"))
+
+    # unchecked: the API's five nearest, history and all
+    browser.find_element(By.ID, "exclude-seen").click()
+    everything = httpx.post(server + "/recommend", json={
+        "history": [4896, 5816, 2571], "k": 10, "filter_viewed": False}).json()["items"]
+    wait.until(lambda b: [e.text for e in b.find_elements(
+        By.CSS_SELECTOR, "#results > li > .title")] == [r["title"] for r in everything])
+    rows = browser.find_elements(By.CSS_SELECTOR, "#results > li")
+    position = next(n for n, rec in enumerate(everything)
+                    if history & {i["item"] for i in nearest(server, rec["item"], 5)})
+    assert open_similar(browser, rows[position]) == [
+        i["title"] for i in nearest(server, everything[position]["item"], 5)]
+
+
+def nearest(server: str, item: int, k: int) -> list[dict]:
+    """GET /items/{item}/similar's items."""
+    return httpx.get(f"{server}/items/{item}/similar", params={"k": k}).json()["items"]
+
+
+def open_similar(browser, row) -> list[str]:
+    """Click a result's "Similar" and return the titles it then lists."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    row.find_element(By.CSS_SELECTOR, ".show-similar").click()
+    return WebDriverWait(browser, 10).until(lambda b: [e.text for e in row.find_elements(
+        By.CSS_SELECTOR, ".similar .title")] or None)
 
 
 def test_nonsense_search_says_no_match(server, browser):

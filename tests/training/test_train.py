@@ -1,5 +1,6 @@
 """fit(): learns a planted pattern, writes a loadable run directory, resumes exactly, is
-deterministic, runs under DDP and refits; run directories refuse pickled or mismatched files."""
+deterministic, runs under DDP, fits a final model on everything and warm-starts; run
+directories refuse pickled or mismatched files."""
 
 import json
 import shutil
@@ -18,7 +19,7 @@ from bert4rec.config import OptimSettings
 from bert4rec.data.corpus import PrepareSettings, prepare
 from bert4rec.data.interactions import Interactions
 from bert4rec.data.users import UserHistories
-from bert4rec.errors import ModelDirError
+from bert4rec.errors import ModelDirError, SettingsError
 from bert4rec.evaluation.protocols import evaluate, model_scorer, train_item_counts
 from bert4rec.rundir import corpus_record, load_checkpoint, load_model
 from bert4rec.training.loop import fit, learning_rate
@@ -186,7 +187,7 @@ def test_validation_on_a_user_sample_is_labelled_and_test_scores_every_user(smal
 
 
 @pytest.mark.slow
-def test_two_process_ddp_on_cpu_trains_refits_and_ranks_agree(tmp_path):
+def test_two_process_ddp_on_cpu_trains_a_final_model_and_ranks_agree(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -195,9 +196,9 @@ def test_two_process_ddp_on_cpu_trains_refits_and_ranks_agree(tmp_path):
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["valid"]["HR@10"] > 0.5  # popularity is near 0.25 here
-    kept = load_file(tmp_path / "run" / "model.safetensors")  # rank 0 wrote the refit model
+    kept = load_file(tmp_path / "run" / "model.safetensors")  # rank 0 wrote the final model
     assert all(torch.equal(kept[k], rank0[k]) for k in kept)
-    assert metrics["refit"]["epochs"] == metrics["best_epoch"] and metrics["test"]["HR@10"] > 0.5
+    assert metrics["final"]["epochs"] == metrics["best_epoch"] and metrics["test"]["HR@10"] > 0.5
 
 
 @pytest.fixture
@@ -250,45 +251,73 @@ def test_time_budget_stops_after_the_first_epoch_past_it_and_keeps_the_best(corp
     assert [record["epoch"] for record in seen] == [1] and seen[0]["seconds"] > 0
 
 
-def late_item_corpus(n_users: int = 300) -> tuple:
-    """Cycle walks whose item Z (id 999) only ever comes last: as the validation item of the
-    even users and as the test item of the odd ones. Only a refit, which trains on validation
-    items, can learn that Z ends sequences; returns the corpus and the odd users' test rows."""
+def last_pair_corpus(n_users: int = 300) -> tuple:
+    """Cycle walks that end in a planted pair: (998, 999) for the even users, (996, 997) for
+    the odd ones. The pairs are only ever each user's last two items (its validation and test
+    items), so only a model that trains on those can learn that 999 follows 998. Returns the
+    corpus, the even users (corpus positions) and the vocabulary indices of 998 and 999."""
     rng = np.random.default_rng(5)
     cycle = rng.permutation(30) + 100
     users, items, times = [], [], []
     for user in range(n_users):
         walk = cycle[(rng.integers(30) + np.arange(rng.integers(8, 14))) % 30].tolist()
-        walk += [999, walk[0]] if user % 2 == 0 else [walk[0], 999]
+        walk += [998, 999] if user % 2 == 0 else [996, 997]
         users += [user] * len(walk)
         items += walk
         times += list(range(len(walk)))
     events = pl.DataFrame({"user": users, "item": items, "timestamp": times})
-    corpus = prepare(Interactions(events, None, "late"), PrepareSettings(min_rating=None))
-    odd = np.flatnonzero(corpus.user_ids % 2 == 1)
-    return corpus, odd
+    corpus = prepare(Interactions(events, None, "pairs"), PrepareSettings(min_rating=None))
+    even = np.flatnonzero(corpus.user_ids % 2 == 0)
+    first, second = (int(np.flatnonzero(corpus.item_ids == i)[0]) + 1 for i in (998, 999))
+    return corpus, even, first, second
+
+
+def partner_share(model, corpus, users, partner) -> float:
+    """How often `partner` is the top item after the test history of `users` (which ends with
+    the pair's first item)."""
+    scores = model_scorer(model, "cpu")(torch.from_numpy(corpus.split("test").padded(users)))
+    return (scores.argmax(dim=1) == partner).float().mean().item()
 
 
 @pytest.mark.slow
-def test_refit_trains_on_the_validation_items_for_the_chosen_epochs(tmp_path):
-    corpus, odd = late_item_corpus()
-    z = int(np.flatnonzero(corpus.item_ids == 999)[0]) + 1  # vocab index: ids shift past PAD
-    assert (corpus.split("train").flat != z).all() and (corpus.split("train+valid").flat == z).any()
-    settings = tiny_settings(epochs=4, **{"loop.refit": True})
-    result = fit(corpus, settings, tmp_path / "refit", progress=False)
-    metrics = json.loads((tmp_path / "refit" / "metrics.json").read_text())
-    assert metrics["refit"]["epochs"] == result.best_epoch == metrics["best_epoch"]
-    assert metrics["test"] == result.test
-    assert metrics["refit"]["selected_test"] == result.selected_test != result.test
-    model, _ = load_model(tmp_path / "refit")
-    selected = load_file(tmp_path / "refit" / "checkpoints" / "selected.safetensors")
-    assert not torch.equal(selected["output_bias"], model.state_dict()["output_bias"])
+def test_a_final_fit_learns_a_pair_seen_only_as_the_last_two_items(tmp_path):
+    corpus, even, first, second = last_pair_corpus()
+    assert not np.isin([first, second], corpus.split("train").flat).any()
+    result = fit(corpus, tiny_settings(epochs=4), tmp_path / "final", progress=False,
+                 final=True)
+    metrics = json.loads((tmp_path / "final" / "metrics.json").read_text())
+    assert metrics["final"]["epochs"] == result.best_epoch == metrics["best_epoch"] >= 1
+    assert metrics["final"]["interactions"] == corpus.n_interactions
+    assert metrics["figures_of"].startswith("the selection model")
+    assert metrics["test"] == result.test and result.final["epochs"] == result.best_epoch
+    config = json.loads((tmp_path / "final" / "config.json").read_text())
+    assert config["fit"] == {"final": True, "holdout": "last-two", "init_from": None}
+    model, _ = load_model(tmp_path / "final")
+    selection = load_model(tmp_path / "final")[0]
+    selection.load_state_dict(load_file(tmp_path / "final" / rundir.SELECTED))
+    even_test = np.flatnonzero(np.isin(corpus.split("test").users, even))
+    assert partner_share(selection, corpus, even_test, second) < 0.1  # never trained on it
+    assert partner_share(model, corpus, even_test, second) > 0.9
 
-    def z_rank_share(weights):
-        model.load_state_dict(weights)
-        test = corpus.split("test")
-        scores = model_scorer(model, "cpu")(torch.from_numpy(test.padded(odd)))
-        return (scores.topk(10).indices == z).any(dim=1).float().mean().item()
 
-    assert z_rank_share(selected) < 0.1  # never a training target: Z stays at the bottom
-    assert z_rank_share(load_file(tmp_path / "refit" / "model.safetensors")) > 0.9
+@pytest.mark.slow
+def test_nothing_held_out_trains_the_given_epochs_on_everything(tmp_path):
+    corpus, even, _, second = last_pair_corpus()
+    result = fit(corpus, tiny_settings(epochs=4), tmp_path / "all", progress=False,
+                 holdout="none")
+    metrics = json.loads((tmp_path / "all" / "metrics.json").read_text())
+    assert metrics["valid"] is None and metrics["test"] is None
+    assert metrics["final"]["epochs"] == 4 == len(result.history) and result.test is None
+    assert not (tmp_path / "all" / "checkpoints").exists()  # nothing to resume
+    model, _ = load_model(tmp_path / "all")
+    even_test = np.flatnonzero(np.isin(corpus.split("test").users, even))
+    assert partner_share(model, corpus, even_test, second) > 0.9
+    with pytest.raises(SettingsError, match="holdout must be one of last-two, none"):
+        fit(corpus, tiny_settings(epochs=1), tmp_path / "x", holdout="last")
+
+
+def test_a_resume_with_another_plan_is_refused(corpus, tmp_path):
+    fit(corpus, tiny_settings(epochs=2), tmp_path / "run", progress=False, stop_after_epoch=1)
+    with pytest.raises(SettingsError, match=r"another plan .*final False -> True"):
+        fit(corpus, tiny_settings(epochs=2), tmp_path / "run", progress=False, resume=True,
+            final=True)

@@ -17,6 +17,7 @@ import traceback
 from bert4rec import __version__
 from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.cli.terminal import one_line
+from bert4rec.cli.wording import in_flags
 from bert4rec.errors import Bert4RecError
 from bert4rec.training.threads import governed, prepare_process
 
@@ -124,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def describe(err: BaseException) -> str:
-    """An exception as a message: an operating-system error as `PATH: reason`."""
+    """An exception as a message: an operating-system error as `PATH: reason`; the Python
+    arguments a library error names, as the flags that do the same (`cli/wording.py`)."""
     if isinstance(err, OSError) and err.strerror and err.filename is not None:
         target = f" -> {err.filename2}" if err.filename2 is not None else ""
         return f"{err.filename}{target}: {err.strerror}"
-    return str(err) or type(err).__name__
+    return in_flags(str(err)) or type(err).__name__

@@ -67,5 +67,4 @@ def train(data_dir: str | None, out: Path) -> None:
     if result.test:
         figures = ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()
                             if isinstance(v, float))
-        how = "refit to" if result.selected_test is not None else "best"
-        print(f"test ({how} epoch {result.best_epoch}): {figures}")
+        print(f"test (best epoch {result.best_epoch}): {figures}")

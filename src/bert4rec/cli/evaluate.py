@@ -1,7 +1,9 @@
 """`bert4rec evaluate RUN_DIR` and `bert4rec baseline NAME SOURCE`: one labelled evaluation.
 
 Both call `bert4rec.evaluation.protocols.evaluate` with the same protocol options, so a model and a
-baseline measured on the same corpus, split and protocol are directly comparable.
+baseline measured on the same corpus, split and protocol are directly comparable. With `--test
+FILE` both score a held-out file of your own instead (`Model.evaluate(test=...)`,
+`Baseline.evaluate(test=...)`).
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from bert4rec import rundir
 from bert4rec.cli.data import add_source_options, corpus_from_args
 from bert4rec.config import EVAL_BATCH_SIZE
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
-from bert4rec.data.interactions import LogColumns
-from bert4rec.errors import ModelDirError
+from bert4rec.data.interactions import TABLE_SUFFIXES, LogColumns, read_table
+from bert4rec.errors import DataError, ModelDirError
 from bert4rec.evaluation import baselines
 from bert4rec.evaluation.metrics import DEFAULT_KS
 from bert4rec.evaluation.protocols import EVAL_DEVICE, EvalReport, Protocol, evaluate, model_scorer
@@ -124,6 +128,8 @@ def print_report(report: EvalReport, name: str, as_json: bool) -> None:
 
 
 def run_baseline(args: argparse.Namespace) -> int:
+    if args.test:
+        return run_baseline_test(args)
     corpus = corpus_from_args(args)
     scorer = baselines.fit_baseline(args.name, corpus)
     print_report(run_evaluation(scorer, corpus, args), args.name, args.json)
@@ -150,6 +156,8 @@ def corpus_for_run(
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.test:
+        return run_evaluate_test(args)
     run_dir = Path(args.run_dir)
     device = pick_device(args.device)
     model, config = rundir.load_model(run_dir, device)
@@ -162,6 +170,82 @@ def run_evaluate(args: argparse.Namespace) -> int:
     report = run_evaluation(model_scorer(model, device), corpus, args)
     print_report(report, run_dir.name, args.json)
     return 0
+
+
+def add_test_options(parser: argparse.ArgumentParser, columns: bool) -> None:
+    """--test FILE (and --history FILE): score a held-out file of your own."""
+    parser.add_argument("--test", metavar="FILE", type=Path,
+                        help="score this held-out file (CSV, TSV or Parquet, one row per event, "
+                        "such as the later part of a split by time) instead of the built-in "
+                        "split: each of its users gets the top max(--ks) items after their "
+                        "history; --split, --protocol and the sampling options do not apply")
+    parser.add_argument("--history", metavar="FILE", type=Path,
+                        help="with --test: each user's history from this file (default: what "
+                        "the model or baseline was fitted on)")
+    if columns:  # `baseline` has --user-col and --item-col from its source options already
+        parser.add_argument("--user-col", help="with --test: the user column (default: the "
+                            "training log's)")
+        parser.add_argument("--item-col", help="with --test: the item column (default: the "
+                            "training log's)")
+        parser.add_argument("--time-col", help="with --history: the time column (default: "
+                            "the training log's)")
+
+
+def read_frame(path: Path) -> pl.DataFrame:
+    """A CSV, TSV or Parquet table, as the log readers read one."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected a CSV, TSV or Parquet table)")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise DataError(f"{path}: unknown table format {suffix!r}; expected one of "
+                        f"{', '.join(sorted(TABLE_SUFFIXES))}")
+    return read_table(path, TABLE_SUFFIXES[suffix])
+
+
+def run_evaluate_test(args: argparse.Namespace) -> int:
+    """`evaluate RUN --test FILE`: the run's recommendations for FILE's users, measured."""
+    from bert4rec.api import Model
+
+    history = read_frame(args.history) if args.history else None
+    report = Model.load(args.run_dir).evaluate(
+        test=read_frame(args.test), history=history, ks=args.ks, user=args.user_col,
+        item=args.item_col, timestamp=args.time_col)
+    print_frame_report(report, Path(args.run_dir).name, args.test, args.json)
+    return 0
+
+
+def run_baseline_test(args: argparse.Namespace) -> int:
+    """`baseline NAME SOURCE --test FILE`: the baseline fitted on SOURCE, scored on FILE."""
+    from bert4rec.api import Dataset
+    from bert4rec.inference.baseline import Baseline
+
+    data = Dataset(corpus_from_args(args), {"columns": {"user": args.user_col,
+                                                        "item": args.item_col,
+                                                        "timestamp": args.time_col}})
+    history = read_frame(args.history) if args.history else None
+    report = Baseline(args.name).fit(data).evaluate(test=read_frame(args.test), history=history,
+                                                    ks=args.ks)
+    print_frame_report(report, args.name, args.test, args.json)
+    return 0
+
+
+def print_frame_report(report: dict[str, Any], name: str, test: Path, as_json: bool) -> None:
+    """One JSON object, or a table headed by what was scored."""
+    if as_json:
+        print(json.dumps({"scorer": name, "test": str(test), **report}))
+        return
+    print(f"{name}: {test.name}, {report['users']:,} users ({report['users_without_history']:,} "
+          f"without a history left out), {report['events']:,} held-out events "
+          f"({report['unknown_items']:,} of items the model does not know), full ranking over "
+          f"{report['candidates']:,} items, viewed items filtered")
+    ks = sorted({int(key.split("@")[1]) for key in report if key.startswith("NDCG@")})
+    names = ["NDCG", "HR", "Recall", "Coverage", "Popularity"]
+    names = [n for n in names if f"{n}@{ks[0]}" in report]
+    print(f"{'k':>4}  " + "  ".join(f"{n + '@k':>12}" for n in names))
+    for k in ks:
+        print(f"{k:>4}  " + "  ".join(f"{report[f'{n}@{k}']:>12.4f}" for n in names))
+    mrr = next(key for key in report if key.startswith("MRR@"))
+    print(f"{mrr}  {report[mrr]:.4f}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -179,6 +263,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help=f"auto, cpu, cuda, cuda:N or mps (default {EVAL_DEVICE}: CUDA, then "
                      "MPS, then the CPU)")
     add_eval_options(run)
+    add_test_options(run, columns=True)
     run.set_defaults(handler=run_evaluate)
     baseline = subparsers.add_parser(
         "baseline",
@@ -193,4 +278,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_source_options(baseline)
     add_eval_options(baseline)
+    add_test_options(baseline, columns=False)
     baseline.set_defaults(handler=run_baseline)

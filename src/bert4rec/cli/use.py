@@ -12,15 +12,18 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from bert4rec import rundir
+from bert4rec.cli.evaluate import read_frame
 from bert4rec.cli.formatting import as_dict, as_json, format_table
 from bert4rec.cli.idlists import read_id_list, typed
 from bert4rec.cli.output import check_output, write_table
 from bert4rec.cli.terminal import escaped_json, printable
 from bert4rec.data import columns as C
 from bert4rec.data.features import read_item_table
+from bert4rec.data.users import UserHistories
 from bert4rec.errors import TitleNotFoundError
+from bert4rec.inference.held_out import recent_from
 from bert4rec.inference.recommender import Recommendations, Recommender
-from bert4rec.inference.requests import BATCH_SIZE, RecommendRequest
+from bert4rec.inference.requests import BATCH_SIZE, RecommendRequest, unknown_events
 from bert4rec.training.threads import HELP as THREADS_HELP
 
 FOUNDING_QUERY = [
@@ -42,15 +45,19 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.items_table:
         rec = rec.add_items(read_new_items(args.run_dir, args.items_table))
     allowed, denied = id_lists(rec, args)
-    users = None
+    users, recent = None, None
+    if args.events is not None:
+        recent = recent_events(args.run_dir, args.events)
     if args.history:
         who = {"histories": [args.history]}
     else:
         users = rundir.read_users(args.run_dir, rec.n_items)
         integer = users.ids.dtype.kind in "iu"
-        who = {"users": users.ids if args.all_users else [typed(u, integer) for u in args.users]}
+        who = {"users": every_user(users, recent) if args.all_users
+               else [typed(u, integer) for u in args.users]}
     request = RecommendRequest(**who, k=args.k, filter_viewed=not args.keep_seen, items=allowed,
-                               exclude=denied, on_unknown="skip" if args.skip_unknown else "raise")
+                               exclude=denied, on_unknown="skip" if args.skip_unknown else "raise",
+                               recent=recent)
     with tqdm(total=len(request), desc="recommend", unit="user",
               disable=None if output is not None else True) as bar:
         try:
@@ -58,6 +65,11 @@ def run_recommend(args: argparse.Namespace) -> int:
                                  progress=bar.update)
         except TitleNotFoundError as err:
             raise user_hint(err, rec, args.run_dir) from err
+    if recent is not None:
+        query = ranking.query
+        said = f"{query.recent_events:,} new events added to the histories of the users asked"
+        print(f"bert4rec recommend: {args.events}: {said}"
+              + (f"; {unknown_events(query)}" if query.recent_unknown else ""), file=sys.stderr)
     if output is not None:
         write_table(rec.frame(ranking), output, args.overwrite)
         print(f"wrote recommendations for {len(ranking.query):,} {ranking.query.key}s to "
@@ -73,6 +85,24 @@ def run_recommend(args: argparse.Namespace) -> int:
     else:
         print(users_table(ranking.query.keys, results, args.explain))
     return 0
+
+
+def recent_events(run_dir: str, path: Path) -> dict[Any, list[Any]]:
+    """`--events FILE`: each user's events in FILE (CSV, TSV or Parquet, columns named as in
+    the training log), oldest first, as `RecommendRequest.recent` takes them."""
+    columns = (rundir.read_config(run_dir).get("data") or {}).get("columns") or {}
+    return recent_from(read_frame(path), user=columns.get("user") or C.USER,
+                       item=columns.get("item") or C.ITEM,
+                       timestamp=columns.get("timestamp", C.TIMESTAMP))
+
+
+def every_user(users: UserHistories, recent: dict[Any, list[Any]] | None) -> list[Any]:
+    """`--all-users`: every user the model knows, then the new users of `--events`."""
+    known = users.ids.tolist()
+    if not recent:
+        return known
+    seen = set(known)
+    return known + [user for user in recent if user not in seen]
 
 
 def read_new_items(run_dir: str, path: str):
@@ -113,6 +143,9 @@ def check_recommend_args(args: argparse.Namespace) -> None:
                          f"--all-users: {which}")
     if args.all_users and not args.output:
         raise ValueError("--all-users writes a file: add --output recs.parquet (or .csv)")
+    if args.events is not None and args.history:
+        raise ValueError("--events adds new events to the histories of --user or --all-users; "
+                         "a history of TITLEs holds only what it lists")
     clash = [flag for flag, value in (("--explain", args.explain), ("--json", args.json))
              if value and args.output]
     if clash:
@@ -214,6 +247,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recommend.add_argument("--explain", action="store_true",
                            help="show the history titles each recommendation owes most to")
     recommend.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    recommend.add_argument("--events", metavar="FILE", type=Path,
+                           help="new events since training (CSV, TSV or Parquet; columns named "
+                           "as in the training log) added to the users' histories without "
+                           "retraining; users new to the model are answered from them alone; "
+                           "events of unknown items are left out and counted")
     recommend.set_defaults(handler=run_recommend)
 
     similar = subparsers.add_parser(

@@ -22,13 +22,16 @@ import polars as pl
 
 from bert4rec.data.columns import GENRES, INDEX, ITEM, RATING, TIMESTAMP, TITLE, USER
 from bert4rec.data.interactions import Interactions
+from bert4rec.data.leftout import LeftOut, left_out
 from bert4rec.data.vocab import PAD, Vocabulary
 from bert4rec.errors import DataError
 from bert4rec.files import temp_dir
 
 logger = logging.getLogger(__name__)
-FORMAT_VERSION = 3  # 2: the item table keeps further columns (links); 3: duplicates dropped
-SPLITS = ("train", "valid", "test", "train+valid")
+# 2: the item table keeps further columns (links); 3: exact duplicates dropped;
+# 4: what the filters left out (left_out.npz and its tables)
+FORMAT_VERSION = 4
+SPLITS = ("train", "valid", "test", "train+valid", "all")
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class SequenceCorpus:
     item_table: pl.DataFrame
     name: str
     settings: PrepareSettings
+    left_out: LeftOut | None = None
+    """What the filters took away (`data/leftout.py`); None for a corpus built by hand."""
     duplicates: int = 0
     """Exact duplicate events (same user, item and time) that `prepare` dropped."""
 
@@ -160,13 +165,14 @@ class SequenceCorpus:
 
         Users with fewer than 3 items cannot be evaluated: their whole sequence is training data
         and they are left out of `valid` and `test`. `train+valid` is the training part plus
-        each validation item (everything but the test item), for a refit once the epoch is chosen.
+        each validation item (everything but the test item); `all` is every sequence whole,
+        what a final fit trains on once the epoch is chosen.
         """
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
         lengths, evaluable = self.lengths, self.evaluable
-        holdout = {"train": 2, "valid": 2, "test": 1, "train+valid": 1}[name]
-        training = name.startswith("train")
+        holdout = {"train": 2, "valid": 2, "test": 1, "train+valid": 1, "all": 0}[name]
+        training = name.startswith("train") or name == "all"
         users = np.arange(self.n_users) if training else np.flatnonzero(evaluable)
         keep = lengths[users] - np.where(evaluable[users], holdout, 0)
         starts = self.offsets[users]
@@ -206,8 +212,8 @@ class SequenceCorpus:
             raise DataError(
                 f"{self.name}: no user has 3 or more items ({self.n_users:,} users, longest "
                 f"sequence {int(self.lengths.max(initial=0))}), so nothing is left to validate "
-                "and test on; keep more interactions per user (lower --min-rating or pass "
-                "--all-ratings) or use a log with longer histories"
+                "and test on; keep more interactions per user (lower min_rating or pass "
+                "min_rating=None) or use a log with longer histories"
             )
 
     def statistics(self) -> dict[str, float | int | str]:
@@ -241,6 +247,11 @@ class SequenceCorpus:
                 item_ids=self.item_ids,
             )
             self.item_table.write_parquet(staging / "items.parquet")
+            if self.left_out is not None:
+                np.savez(staging / "left_out.npz", seen_flat=self.left_out.seen_flat,
+                         seen_offsets=self.left_out.seen_offsets)
+                self.left_out.users.write_parquet(staging / "left_out_users.parquet")
+                self.left_out.items.write_parquet(staging / "left_out_items.parquet")
             meta = {
                 "format_version": FORMAT_VERSION,
                 "name": self.name,
@@ -267,6 +278,12 @@ class SequenceCorpus:
             )
         with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
             parts = {key: arrays[key] for key in arrays.files}
+        if (directory / "left_out.npz").is_file():
+            with np.load(directory / "left_out.npz", allow_pickle=False) as arrays:
+                parts["left_out"] = LeftOut(
+                    arrays["seen_flat"], arrays["seen_offsets"],
+                    pl.read_parquet(directory / "left_out_users.parquet"),
+                    pl.read_parquet(directory / "left_out_items.parquet"))
         return cls(
             item_table=pl.read_parquet(directory / "items.parquet"),
             name=meta["name"],
@@ -300,21 +317,24 @@ def prepare(
 ) -> SequenceCorpus:
     """Filter (rating; exact duplicates, the same user, item and time, dropped and counted;
     then item count, then user count), build the vocabulary and order each user's items by
-    timestamp, ties in input order."""
+    timestamp, ties in input order; record what the filters left out."""
     events, duplicates = _filtered(interactions, settings)
     order = _time_order(events[USER], events[TIMESTAMP])
     item_ids, items_flat = _vocabulary(events[ITEM].to_numpy()[order])
     users = events[USER].to_numpy()[order]
     boundaries = np.flatnonzero(users[1:] != users[:-1]) + 1
     offsets = np.concatenate([[0], boundaries, [len(users)]]).astype(np.int64)
+    user_ids, item_ids = _storable(users[offsets[:-1]]), _storable(item_ids)
     return SequenceCorpus(
         items_flat=items_flat,
         offsets=offsets,
-        user_ids=_storable(users[offsets[:-1]]),
-        item_ids=_storable(item_ids),
-        item_table=_item_table(_storable(item_ids), interactions.items),
+        user_ids=user_ids,
+        item_ids=item_ids,
+        item_table=_item_table(item_ids, interactions.items),
         name=interactions.name,
         settings=settings,
+        left_out=left_out(interactions.events, interactions.items, settings.min_rating,
+                          user_ids, item_ids),
         duplicates=duplicates,
     )
 
@@ -345,8 +365,8 @@ def _filtered(interactions: Interactions, settings: PrepareSettings) -> tuple[pl
     if events.height == 0:
         raise DataError(
             f"{interactions.name}: no interactions left after filtering with {settings} "
-            f"({interactions.events.height:,} before); lower --min-rating (or pass "
-            "--all-ratings), --min-user-interactions or --min-item-interactions"
+            f"({interactions.events.height:,} before); lower min_rating (or pass "
+            "min_rating=None), min_user_interactions or min_item_interactions"
         )
     return events.select(USER, ITEM, TIMESTAMP), duplicates
 

@@ -1,5 +1,6 @@
 """DataFrames handed in from Python (pandas or polars) as `Interactions`: the same column checks
-as a log file gets, with errors that name the column, the row and the argument to change."""
+as a log file gets, with errors that name the column, the row and the argument to change; and
+results handed back in the kind of frame that came in (`handed_out`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ ROW_ORDER = "__bert4rec_row__"
 """The column that stands for time when no timestamp column is named: the row number."""
 
 
+def is_pandas(frame: Any) -> bool:
+    """Whether `frame` is a pandas DataFrame (told without importing pandas)."""
+    return type(frame).__module__.partition(".")[0] == "pandas" and hasattr(frame, "columns")
+
+
 def to_polars(frame: Any, name: str) -> pl.DataFrame:
     """A polars DataFrame (or LazyFrame) as it is, a pandas DataFrame converted; anything else
     is refused by its type. The index of a pandas frame is not a column: `reset_index()` first
@@ -36,7 +42,7 @@ def to_polars(frame: Any, name: str) -> pl.DataFrame:
         return frame.collect()
     if isinstance(frame, pl.DataFrame):
         return frame
-    if type(frame).__module__.partition(".")[0] == "pandas" and hasattr(frame, "columns"):
+    if is_pandas(frame):
         try:
             return pl.from_pandas(frame)
         except ImportError as err:
@@ -47,6 +53,18 @@ def to_polars(frame: Any, name: str) -> pl.DataFrame:
             raise DataError(f"{name}: {_pandas_problem(frame)}cannot convert this pandas "
                             f"DataFrame to polars ({str(err).splitlines()[0]})") from err
     raise DataError(f"{name}: expected a pandas or polars DataFrame, got {type(frame).__name__}")
+
+
+def handed_out(frame: pl.DataFrame, pandas: bool) -> Any:
+    """A result as the caller's kind of frame: pandas when a pandas frame went in (genres
+    become arrays of names), else polars as it is."""
+    if not pandas:
+        return frame
+    try:
+        return frame.to_pandas()
+    except ImportError as err:
+        raise DataError(f"answering in pandas needs pyarrow ({err}); pip install "
+                        "'bert4rec[pandas]'") from err
 
 
 def _pandas_problem(frame: Any) -> str:

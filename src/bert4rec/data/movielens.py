@@ -164,7 +164,7 @@ def locate(name: str, data_dir: str | Path | None = None) -> Path:
         tried = [str(c) for root in data_roots(data_dir) for c in candidates(name, root)]
         raise FileNotFoundError(
             f"MovieLens release {name} not found (looked for {', '.join(tried)}); "
-            f"run `bert4rec data download {name}` or pass --data-dir"
+            f"run `bert4rec data download {name}` or pass data_dir="
         )
     return found
 

@@ -2,10 +2,12 @@
 
 `Catalog.find(title)` tries, in order: the exact title; the same names compared without case,
 accents and punctuation (MovieLens "a.k.a." and original-language alternatives and "Matrix,
-The" inversions all count as names); the same without leading articles; then a fuzzy match
-(rapidfuzz) that is accepted only when it is close and clearly better than the runner-up.
-A year in parentheses narrows every step. Anything else raises `TitleNotFoundError` or
-`AmbiguousTitleError` carrying the closest candidates.
+The" inversions all count as names); the same without leading articles; the start of a name
+("Harry Potter and the Goblet" is Goblet of Fire; "Harry Potter" starts eight names and is
+ambiguous); then a fuzzy match (rapidfuzz) that is accepted only when it is close and clearly
+better than the runner-up. A year in parentheses narrows every step. Anything else raises
+`TitleNotFoundError` or `AmbiguousTitleError` carrying the closest candidates; a bare number
+that is no title says that ids are written `id:2571`.
 
 The work per query is bounded, so that no request can stall a server: titles longer than
 `MAX_TITLE` are refused at once, and fuzzy scoring runs over at most `FUZZY_CANDIDATES` names
@@ -15,7 +17,7 @@ that share the most character trigrams with the query (`TrigramIndex`), with a s
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +47,8 @@ PREFIX_WEIGHT = 0.95
 MAX_TITLE = 300
 # Text that names an item by id rather than by title: "id:2571".
 ID_PREFIX = "id:"
+# Candidates an ambiguous title lists at most (the error says how many more there are).
+MAX_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ class Catalog:
             raise DataError("item table lists some item ids more than once; ids must be unique")
         self.rank_by(popularity if popularity is not None else [0.0] * len(self._ids))
         self._build_index()
+        self.why_missing: Callable[[ItemId], str] = lambda item: ""
+        """Why an item id is not in the catalogue (a clause for the error; "" if unknown):
+        `Recommender.load` sets it from the run's record of the items preparing left out."""
 
     def rank_by(self, popularity: Sequence[float]) -> None:
         """Order equally good autocomplete matches by `popularity` (one number per item-table
@@ -124,7 +131,8 @@ class Catalog:
         """Id, title and genres of one item; `TitleNotFoundError` if the id is unknown."""
         pos = self._position.get(item)
         if pos is None:
-            raise TitleNotFoundError(f"item id {item!r} is not in the catalogue", str(item), [])
+            raise TitleNotFoundError(f"item id {item!r} is not in the catalogue"
+                                     f"{self.why_missing(item)}", str(item), [])
         return self._entry(pos)
 
     def title(self, item: ItemId) -> str:
@@ -148,11 +156,13 @@ class Catalog:
             item = int(text) if text.isascii() and text.isdigit() else text
             if item in self._position:
                 return item
-            raise TitleNotFoundError(f"item id {item!r} is not in the catalogue", ref, [])
+            raise TitleNotFoundError(f"item id {item!r} is not in the catalogue"
+                                     f"{self.why_missing(item)}", ref, [])
         if isinstance(ref, str):
             return self.find(ref)
         raise TitleNotFoundError(
-            f"item id {ref!r} is not in the catalogue; pass an id from the item table or a title",
+            f"item id {ref!r} is not in the catalogue{self.why_missing(ref)}; pass an id from "
+            "the item table or a title",
             str(ref),
             [],
         )
@@ -175,18 +185,57 @@ class Catalog:
             hits = sorted(pos for pos in hits if year is None or self._years[pos] == year)
             if hits:
                 return self._one(query, hits)
+        if query.isdigit():
+            self._not_an_id(query)
+        starting = self._starting(keys | bare_keys, year)
+        if starting:
+            return self._one(query, starting, "starts")
         return self._fuzzy(query)
 
-    def _one(self, query: str, positions: list[int]) -> ItemId:
+    def _one(self, query: str, positions: list[int], how: str = "matches") -> ItemId:
+        """The item at the one position; several raise `AmbiguousTitleError` listing the
+        first `MAX_LISTED`."""
         if len(positions) == 1:
             return self._ids[positions[0]]
-        candidates = [(self._ids[pos], self._titles[pos]) for pos in positions]
+        candidates = [(self._ids[pos], self._titles[pos]) for pos in positions[:MAX_LISTED]]
+        more = len(positions) - len(candidates)
+        listed = _listing(candidates) + (f"; and {more:,} more" if more else "")
+        what = "begins" if how == "starts" else "matches"
         raise AmbiguousTitleError(
-            f"title {query!r} matches {len(positions)} items: {_listing(candidates)}; "
-            "add the year in parentheses or pass the item id",
+            f"title {query!r} {what} {len(positions):,} titles: {listed}; "
+            "write more of the title, add the year in parentheses or pass the item id",
             query,
             candidates,
         )
+
+    def _starting(self, keys: set[str], year: int | None) -> list[int]:
+        """Positions of the items with a name starting with one of `keys` (normalised), of
+        `year` when given: the most popular first, then the shortest title."""
+        keys = {key for key in keys if key}
+        if not keys:
+            return []
+        found = {pos for name, pos in zip(self._keys, self._key_owner, strict=True)
+                 if name.startswith(tuple(keys))
+                 and (year is None or self._years[pos] == year)}
+        return sorted(found, key=lambda pos: (-self._popularity[pos], len(self._titles[pos]),
+                                              self._titles[pos]))
+
+    def _not_an_id(self, query: str) -> None:
+        """A bare number that is no title: raise, saying how an item id is written (and the
+        item with that id first among the candidates, if there is one)."""
+        number = int(query)
+        if number in self._position:
+            entry = self.entry(number)
+            hint = (f"to name the item with id {number} ({entry.title}), write "
+                    f"'{ID_PREFIX}{number}'")
+            candidates = [(entry.item, entry.title)]
+        else:
+            hint = f"item ids are written '{ID_PREFIX}ID', and no item has id {number}"
+            candidates = []
+        candidates += [(c.item, c.title) for c in self.closest(query)
+                       if c.item != number]
+        raise TitleNotFoundError(f"no item is titled {query!r}; {hint}", query,
+                                 candidates[:5])
 
     def _fuzzy(self, query: str) -> ItemId:
         """Accept a close fuzzy match only when no other item comes near it."""

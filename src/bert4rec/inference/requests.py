@@ -1,17 +1,17 @@
 """What every face asks of a trained model, and what it gets back, in one vocabulary.
 
 A `RecommendRequest` is one request as the Python API (`Model.recommend`), the command line
-(`bert4rec recommend`) and the HTTP API (`POST /recommend`) all take it: users by id or
-histories of item ids and titles, `k`, `filter_viewed`, an allow list (`items`), a deny list
-(`exclude`) and what to do with unknown ids (`on_unknown`). `Recommender.query` resolves it
-to a `Query` (vocabulary indices), `Recommender.rank` scores a `Query` into a `Ranking`, and
-`Recommender.answer` is the two in a row: the one recommend path. The faces only parse their
-input into a request and format the ranking they get back.
+(`bert4rec recommend`) and the HTTP API (`POST /recommend`) all take it: users by id (with any
+`recent` events since training) or histories of item ids and titles, `k`, `filter_viewed`, an
+allow list (`items`), a deny list (`exclude`) and what to do with unknown ids (`on_unknown`).
+`Recommender.query` resolves it to a `Query` (vocabulary indices), `Recommender.rank` scores a
+`Query` into a `Ranking`, and `Recommender.answer` is the two in a row: the one recommend
+path. The faces only parse their input into a request and format the ranking they get back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from bert4rec.data import columns as C
+from bert4rec.data.corpus import concatenated_ranges
 from bert4rec.data.users import OnUnknown, check_on_unknown
 from bert4rec.inference.catalog import ItemId
 
@@ -38,7 +39,10 @@ class RecommendRequest:
     history is used) or for each of `histories` (item ids or titles, oldest first), from the
     `items` allowed (every item if None) less those in `exclude`, leaving out each history's
     own items when `filter_viewed`. An unknown user, item id or title raises an error naming
-    it, or with `on_unknown="skip"` is left out. Checked when built."""
+    it, or with `on_unknown="skip"` is left out. `recent` maps users to events since training
+    (item ids or titles, oldest first), added to their stored histories without retraining: a
+    user the model never saw is answered from these alone, and events of items the model does
+    not know are left out and counted (`Query.recent_unknown`). Checked when built."""
 
     users: Sequence[Any] | None = None
     histories: Sequence[Sequence[ItemId]] | None = None
@@ -47,12 +51,16 @@ class RecommendRequest:
     items: Sequence[ItemId] | None = None
     exclude: Sequence[ItemId] | None = None
     on_unknown: OnUnknown = "raise"
+    recent: Mapping[Any, Sequence[ItemId]] | None = None
 
     def __post_init__(self) -> None:
         check_on_unknown(self.on_unknown)
         if (self.users is None) == (self.histories is None):
             raise ValueError("recommend takes users=[...] or histories=[[...], ...], not both "
                              "and not neither")
+        if self.recent is not None and self.users is None:
+            raise ValueError("recent events extend users' stored histories: give users=[...] "
+                             "with them (a history already holds what it holds)")
         if self.histories is not None and any(_is_id(h) for h in self.histories):
             raise ValueError("histories is a list of histories, each a list of item ids or "
                              "titles: write histories=[[1, 2, 3]] for one")
@@ -69,8 +77,11 @@ class RecommendRequest:
 class Query:
     """A request resolved to vocabulary indices: `keys` (the users found, or each history's
     position) with their histories `flat[offsets[b]:offsets[b + 1]]`, oldest first; `k`,
-    `filter_viewed`, and `candidates`, the entries that may be offered (bool [vocab_size];
-    None: every item)."""
+    `filter_viewed`, `candidates`, the entries that may be offered (bool [vocab_size];
+    None: every item), and `viewed`, (flat, offsets) of the further items each history's
+    user saw that `filter_viewed` leaves out too (those the rating filter took from the
+    history; None: none); `recent_events` and `recent_unknown`: the request's recent events
+    for these users, and how many of them named items the model does not know (left out)."""
 
     key: str
     keys: list[Any]
@@ -79,6 +90,9 @@ class Query:
     k: int
     filter_viewed: bool
     candidates: torch.Tensor | None
+    viewed: tuple[np.ndarray, np.ndarray] | None = None
+    recent_events: int = 0
+    recent_unknown: int = 0
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -88,11 +102,15 @@ class Query:
         """One query of the histories of `queries`, in order: what concurrent requests of the
         same `k`, `filter_viewed` and candidates share (they must agree on those)."""
         first = queries[0]
-        lengths = np.concatenate([np.diff(q.offsets) for q in queries])
-        return cls(first.key, [key for q in queries for key in q.keys],
-                   np.concatenate([q.flat for q in queries]),
-                   np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-                   first.k, first.filter_viewed, first.candidates)
+        flat, offsets = _concat([(q.flat, q.offsets) for q in queries])
+        viewed = None
+        if any(q.viewed is not None for q in queries):
+            viewed = _concat([q.viewed if q.viewed is not None
+                              else (np.zeros(0, np.int64), np.zeros(len(q) + 1, np.int64))
+                              for q in queries])
+        return cls(first.key, [key for q in queries for key in q.keys], flat, offsets,
+                   first.k, first.filter_viewed, first.candidates, viewed,
+                   sum(q.recent_events for q in queries), sum(q.recent_unknown for q in queries))
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,13 @@ class Ranking:
     scores: np.ndarray
 
 
+def unknown_events(query: Query) -> str:
+    """What every face says of a request's recent events that named unknown items."""
+    return (f"{query.recent_unknown:,} of the {query.recent_events:,} new events name items the "
+            "model does not know (new since training, or not in its catalogue); they were left "
+            "out")
+
+
 def check_k(k: int) -> None:
     """Refuse a `k` that is not a positive whole number, naming it."""
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -114,6 +139,25 @@ def check_k(k: int) -> None:
 def _is_id(value: Any) -> bool:
     """Whether `value` is one id or title rather than a history of them."""
     return isinstance(value, str | bytes | int | np.integer)
+
+
+def append_rows(first: tuple[np.ndarray, np.ndarray], then: tuple[np.ndarray, np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged rows (flat, offsets): row b of `first` followed by row b of `then`."""
+    (a_flat, a_offsets), (b_flat, b_offsets) = first, then
+    a_lengths, b_lengths = np.diff(a_offsets), np.diff(b_offsets)
+    offsets = np.concatenate([[0], np.cumsum(a_lengths + b_lengths)]).astype(np.int64)
+    flat = np.empty(offsets[-1], dtype=np.int64)
+    flat[concatenated_ranges(offsets[:-1], a_lengths)] = a_flat
+    flat[concatenated_ranges(offsets[:-1] + a_lengths, b_lengths)] = b_flat
+    return flat, offsets
+
+
+def _concat(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged rows (flat, offsets) of several parts as one, in order."""
+    lengths = np.concatenate([np.diff(offsets) for _, offsets in parts])
+    return (np.concatenate([flat for flat, _ in parts]),
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
 
 
 def _check_entries(histories: Sequence[Sequence[Any]]) -> None:

@@ -172,11 +172,13 @@ def _routes() -> APIRouter:
             users=None if body.user is None else [body.user],
             histories=None if body.user is not None else [body.history],
             k=body.k, filter_viewed=body.filter_viewed, items=body.items, exclude=body.exclude,
-            on_unknown=body.on_unknown)
-        results = await batch.recommend(ask, state.users, body.explain)
+            on_unknown=body.on_unknown,
+            recent=None if body.recent is None else {body.user: body.recent})
+        results, query = await batch.answer(ask, state.users, body.explain)
         if not results:  # an unknown user, skipped
             return S.RecommendResponse(user=body.user, history=[], items=[],
-                                       filter_viewed=body.filter_viewed)
+                                       filter_viewed=body.filter_viewed,
+                                       recent_unknown=query.recent_unknown)
         history = results[0].history
         if body.user is not None:  # what the model read of a user's whole history
             history = _shown_history(state, history[-(batch.rec.model.config.max_len - 1) :])
@@ -185,6 +187,7 @@ def _routes() -> APIRouter:
             history=[_item(entry, state.links) for entry in history],
             items=_ranked(results[0], state.links),
             filter_viewed=body.filter_viewed,
+            recent_unknown=query.recent_unknown,
         )
 
     @router.get("/items", response_model=S.SearchResponse)

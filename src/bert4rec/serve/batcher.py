@@ -65,12 +65,18 @@ class MicroBatcher:
         """`Recommender.answer(request, users)` as one `Recommendations` per history answered
         (none for an unknown user skipped), batched with whatever other requests arrive
         meanwhile; `explain` adds each recommendation's explanation."""
+        return (await self.answer(request, users, explain))[0]
+
+    async def answer(self, request: RecommendRequest, users: UserHistories | None = None,
+                     explain: bool = False) -> tuple[list[Recommendations], Query]:
+        """`recommend`, with the `Query` the request resolved to (what it counted of its
+        recent events, for one)."""
         if _ids_only(request, self.rec.catalog):
             query = self.rec.query(request)  # lookups, no matching
         else:
             query = await asyncio.to_thread(self.rec.query, request, users)
         if not len(query):
-            return []
+            return [], query
         loop = asyncio.get_running_loop()
         allowed = None  # digested here, not in the one worker thread
         if query.candidates is not None:
@@ -78,7 +84,7 @@ class MicroBatcher:
         job = _Job(query, explain, loop, loop.create_future(),
                    (query.k, query.filter_viewed, allowed))
         self._queue.put(job)
-        return await job.future
+        return await job.future, query
 
     def close(self) -> None:
         """Let queued jobs finish, then stop the worker thread."""

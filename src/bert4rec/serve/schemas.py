@@ -31,8 +31,8 @@ IdRef = StrictInt | Annotated[str, Field(strict=True, max_length=MAX_ID)]
 
 
 class RecommendRequest(BaseModel):
-    """Whose next items: a known `user` (their whole history as trained on) or a `history`;
-    how many; and which items may be offered."""
+    """Whose next items: a known `user` (their whole history as trained on, plus any `recent`
+    events since) or a `history`; how many; and which items may be offered."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -46,6 +46,15 @@ class RecommendRequest(BaseModel):
         fail_fast=True,
         description="item ids (numbers) or titles (strings), oldest first (instead of a user)",
         examples=[["Harry Potter and the Chamber of Secrets (2002)", 8368]],
+    )
+    recent: list[HistoryRef] | None = Field(
+        None,
+        max_length=MAX_HISTORY,
+        fail_fast=True,
+        description="with 'user': item ids or titles the user interacted with since training, "
+        "oldest first, added to their history without retraining (a user the model never saw "
+        "is answered from these alone); unknown items are left out and counted",
+        examples=[[2571, 1196]],
     )
     k: StrictInt = Field(10, ge=1, le=MAX_K, description="number of recommendations")
     filter_viewed: StrictBool = Field(True, description="leave out items already in the history")
@@ -70,6 +79,9 @@ class RecommendRequest(BaseModel):
         if (self.user is None) == (self.history is None):
             raise ValueError("give either 'user' (a user id) or 'history' (item ids or "
                              "titles), not both and not neither")
+        if self.recent is not None and self.user is None:
+            raise ValueError("'recent' adds events to a user's history: give it with 'user' "
+                             "(a 'history' holds only what it lists)")
         return self
 
 
@@ -114,6 +126,9 @@ class RecommendResponse(BaseModel):
     history: list[Item]
     items: list[Recommendation]
     filter_viewed: bool
+    recent_unknown: int = Field(
+        0, description="how many of the request's 'recent' events named items the model does "
+        "not know (left out)")
 
 
 class SimilarResponse(BaseModel):

@@ -4,9 +4,12 @@ Building blocks first (the rate schedule, the loader, the model, the optimiser),
 `TrainingRun`, which holds one run's loader, model, optimiser and progress and
 trains it an epoch at a time, then `fit`: set up (device, DDP when launched by torchrun), select
 the epoch on validation (`evaluation.validation`) with early stopping, score test
-with the selected weights and, with `loop.refit`, train a second run on everything but the test
-items for that many epochs. Under DDP each process trains on its shard of the windows; only
-rank 0 evaluates, logs and writes, and it broadcasts what it measured so every process stops
+with the selected weights and, for a final fit, train a second run on every interaction (each
+user's last two included) for that many epochs (`_final`). With nothing held out
+(`holdout="none"`) the one run trains on everything for `loop.epochs` (`_fit_everything`). A
+run may start from a trained model (`WarmStart`, training/warm_start.py) instead of the seed's
+random weights. Under DDP each process trains on its shard of the windows; only rank 0
+evaluates, logs and writes, and it broadcasts what it measured so every process stops
 together.
 """
 
@@ -44,6 +47,7 @@ from bert4rec.data.cooccurrence import ppmi_embeddings
 from bert4rec.data.corpus import SequenceCorpus, Split
 from bert4rec.data.features import ItemFeatures
 from bert4rec.data.vocab import PAD, Vocabulary
+from bert4rec.errors import SettingsError
 from bert4rec.evaluation.protocols import item_counts
 from bert4rec.evaluation.validation import (
     score_test,
@@ -58,10 +62,14 @@ from bert4rec.training.memory import check_fits
 from bert4rec.training.runtime import Runtime, joined_runtime
 from bert4rec.training.sparse_items import LazyAdam, OptimizerPair, clip_gradients, sparse_items
 from bert4rec.training.threads import tick as fit_threads
+from bert4rec.training.warm_start import WarmStart, start_from
 
 logger = logging.getLogger(__name__)
 
 POSTFIX_EVERY = 50  # steps between progress-bar loss updates; each one syncs with the device
+HOLDOUTS = ("last-two", "none")
+"""What a run holds out of each user's sequence: the last two items (validation picks the
+epoch, test scores the result), or nothing (`loop.epochs` on everything, no figures)."""
 
 
 def learning_rate(optim: OptimSettings, step: int, steps_per_epoch: int, total_steps: int) -> float:
@@ -94,14 +102,17 @@ def make_loader(data: Split, vocab: Vocabulary, settings: Settings,
 
 
 def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Runtime,
-                log_frequency: torch.Tensor, *, features: ItemFeatures | None = None
+                log_frequency: torch.Tensor, *, features: ItemFeatures | None = None,
+                start: WarmStart | None = None, item_ids: np.ndarray | None = None
                 ) -> BERT4Rec:
     """A fresh BERT4Rec of `settings.model`'s shape on the runtime's device, started where
     training goes fastest: its output bias at the training items' `log_frequency` [V], and with
     `optim.item_init=cooccurrence` its item embeddings at the co-occurrence of `data`'s items.
-    With item `features`, an item absent from `data` has features only. The item table is
-    frozen at `optim.item_lr` 0, and has sparse gradients where the loss and the device allow
-    (`sparse_items`; not with features), set before any DDP wrapper sees it."""
+    With item `features`, an item absent from `data` has features only. With `start`, a
+    trained model over other items, it begins from that model's weights instead
+    (`warm_start.start_from`; `item_ids`, the original ids in vocabulary order, map the items).
+    The item table is frozen at `optim.item_lr` 0, and has sparse gradients where the loss and
+    the device allow (`sparse_items`; not with features), set before any DDP wrapper sees it."""
     optim = settings.optim
     pairs = transition_keys(data, vocab.size) if settings.model.transitions else None
     config = BERT4RecConfig.from_shape(settings.model, vocab.size, features,
@@ -113,7 +124,10 @@ def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Run
     model.start_at_popularity(log_frequency)
     if model.transitions is not None:
         model.transitions.start_at(*(t.to(runtime.device) for t in pairs))
-    if optim.item_init == "cooccurrence":
+    if start is not None:
+        counts = start_from(model, start, item_ids, data, optim.item_window)
+        logger.info("warm start from %s: %s", start.source, counts)
+    elif optim.item_init == "cooccurrence":
         model.start_items_at(ppmi_embeddings(data, vocab.size, config.hidden, optim.item_window))
     items = model.encoder.embeddings.item
     items.weight.requires_grad_(optim.item_lr > 0)  # frozen: no gradient, none to clip either
@@ -177,7 +191,8 @@ class TrainingRun:
     """
 
     def __init__(self, corpus: SequenceCorpus, settings: Settings, runtime: Runtime,
-                 split: str = "train", show_progress: bool = True) -> None:
+                 split: str = "train", show_progress: bool = True, *,
+                 start: WarmStart | None = None) -> None:
         torch.manual_seed(settings.loop.seed)
         self.settings, self.runtime, self.show_progress = settings, runtime, show_progress
         data, vocab = corpus.split(split), corpus.vocab  # the split, computed once per run
@@ -187,12 +202,14 @@ class TrainingRun:
         self.features = ItemFeatures.from_items(corpus.item_table, settings.model.item_features,
                                                 vocab.size)
         self.model = build_model(data, vocab, settings, runtime, log_frequency,
-                                 features=self.features)
+                                 features=self.features, start=start, item_ids=corpus.item_ids)
         self.sparse_items = self.model.encoder.embeddings.item.sparse
         self.item_log_q = log_frequency if settings.optim.loss == "in-batch" else None
         self.optimizer = build_optimizer(self.model, settings.optim)
         self.wrapped = DistributedDataParallel(self.model) if runtime.world > 1 else self.model
         self.progress = Progress()
+        self.kept = Path(rundir.WEIGHTS)
+        """Where in the run directory the weights chosen on validation go."""
 
     @property
     def lr(self) -> float:
@@ -303,8 +320,9 @@ class FitResult:
     test: dict[str, Any] | None
     history: list[dict[str, float]] = field(default_factory=list)
     finished: bool = True
-    selected_test: dict[str, Any] | None = None
-    """With `loop.refit`: test figures of the selected weights before the refit replaced them."""
+    final: dict[str, Any] | None = None
+    """For a final fit: how the model was trained on everything (epochs, interactions,
+    seconds); `valid` and `test` are then the selection model's, `model` the final one."""
 
 
 def fit(
@@ -317,6 +335,9 @@ def fit(
     stop_after_epoch: int | None = None,
     progress: bool = True,
     callback: Callable[[BERT4Rec, dict[str, float]], None] | None = None,
+    final: bool = False,
+    holdout: str = "last-two",
+    start: WarmStart | None = None,
 ) -> FitResult:
     """Train on `corpus.split("train")`, pick the epoch with the best validation metric, write
     the run directory `out_dir` and return the model with those best weights.
@@ -325,29 +346,60 @@ def fit(
     from `out_dir/checkpoints/last.pt` (or starts afresh in `out_dir` if no epoch finished).
     `stop_after_epoch` ends this call after that epoch (the schedule still spans
     `settings.loop.epochs`), so a later `resume=True` carries on.
-    With `settings.loop.refit`, a second model then trains on everything but the test items for
-    the chosen number of epochs (`_refit`); its weights and test figures are the run's.
+    With `final`, a second model then trains on every interaction for the chosen number of
+    epochs (`_final`): it is the run's model, and metrics.json keeps the selection model's
+    validation and test figures, labelled so. With `holdout="none"` nothing is held out: one
+    model trains on every interaction for `loop.epochs` (`_fit_everything`), with no figures.
+    `start` begins from a trained model's weights (a warm start) instead of the seed's.
     `callback(model, record)` runs on rank 0 after each epoch with that epoch's record (loss,
-    rate, validation metrics, seconds of this call so far); time spent in callbacks counts
+    rate, validation metrics, seconds of this call so far; in the final model's epochs
+    `"final": True` and `"final_epochs"`, how many it trains); time spent in callbacks counts
     neither there nor against `loop.time_budget`.
     """
+    if holdout not in HOLDOUTS:
+        raise SettingsError(f"holdout must be one of {', '.join(HOLDOUTS)}, got {holdout!r}")
     out_dir = Path(out_dir)
+    plan = {"final": final or holdout == "none", "holdout": holdout,
+            "init_from": None if start is None else start.source}
+    if holdout == "none":
+        return _fit_everything(corpus, settings, out_dir, data or {}, plan,
+                               progress=progress, callback=callback, start=start)
     data = rundir.check_start(out_dir, corpus, data or {}, resume)
+    if resume:
+        _check_plan(out_dir, plan)
     with joined_runtime(settings.loop.device) as runtime:
         check_fits(settings, corpus.vocab_size, runtime.device)  # before anything is allocated
         with rundir.removed_on_failed_start(out_dir, active=runtime.main):
-            run = TrainingRun(corpus, settings, runtime, "train", progress)
+            run = TrainingRun(corpus, settings, runtime, "train", progress, start=start)
+            if final:
+                run.kept = rundir.SELECTED
             if resume and (out_dir / rundir.CHECKPOINT).is_file():
                 run.restore(out_dir)
             elif runtime.main:  # a run stopped before its first checkpoint starts again
-                _start_run_dir(out_dir, corpus, run.model, data, settings, run.features)
+                _start_run_dir(out_dir, corpus, run, data, plan)
             if runtime.main:
                 rundir.record_provenance(out_dir, data["corpus"]["fingerprint"])
             finished = _select(run, corpus, out_dir, stop_after_epoch, callback)
             result = _finish(run, corpus, out_dir, finished)
-        if finished and settings.loop.refit:
-            result = _refit(corpus, settings, runtime, out_dir, result, progress)
+        if finished and final:
+            result = _final(corpus, settings, runtime, out_dir, result,
+                            show=progress, callback=callback, start=start)
         return result
+
+
+def _check_plan(out_dir: Path, plan: dict[str, Any]) -> None:
+    """Refuse to resume a run with another plan (final fit or not, warm start or not) than
+    config.json records of its start."""
+    if not (out_dir / rundir.CONFIG).is_file():
+        return
+    recorded = rundir.read_config(out_dir).get("fit") or {"final": False,
+                                                           "holdout": "last-two",
+                                                           "init_from": None}
+    changed = [f"{key} {recorded.get(key)!r} -> {value!r}" for key, value in plan.items()
+               if recorded.get(key) != value]
+    if changed:
+        raise SettingsError(f"{out_dir}: started with another plan than this resume "
+                            f"({'; '.join(changed)}); resume it as it was started")
 
 
 def _select(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
@@ -424,7 +476,7 @@ def _write_epoch(run: TrainingRun, record: dict[str, float], improved: bool, out
     (`valid_name` says whether validation scored a sample of users)."""
     metric = run.settings.loop.metric
     if improved:
-        rundir.save_weights(run.model, out_dir / _selected_weights(run.settings))
+        rundir.save_weights(run.model, out_dir / run.kept)
     for key, number in record.items():
         if key != "epoch":
             group = "train" if key in ("loss", "lr") else "valid"
@@ -439,7 +491,7 @@ def _finish(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
     other ranks); once training is over, rank 0 scores test and writes metrics.json."""
     settings, runtime, progress = run.settings, run.runtime, run.progress
     if runtime.main:
-        weights = out_dir / _selected_weights(settings)
+        weights = out_dir / run.kept
         run.model.load_state_dict(load_file(str(weights), device=str(runtime.device)))
     if runtime.world > 1:  # from rank 0's memory: other nodes need not see its disk
         for tensor in run.model.state_dict().values():
@@ -460,47 +512,98 @@ def _finish(run: TrainingRun, corpus: SequenceCorpus, out_dir: Path,
                      progress.history, finished)
 
 
-def _refit(corpus: SequenceCorpus, settings: Settings, runtime: Runtime, out_dir: Path,
-           selected: FitResult, show: bool) -> FitResult:
-    """The refit loop: train afresh on the training and validation items for the selected
-    number of epochs, on the schedule that was validated (`loop.epochs` long), and keep those
-    weights: the run's model and test figures become the refit's. Nothing is validated: the
-    validation items are now training data. The selected model's test figures stay in
-    `metrics.json` for comparison.
-    """
-    run = TrainingRun(corpus, settings, runtime, "train+valid", show)
-    started, losses = time.monotonic(), []
-    while run.progress.epoch < selected.best_epoch:
-        losses.append(run.run_epoch("refit"))
-        logger.info("refit epoch %d of %d: loss %.4f", run.progress.epoch, selected.best_epoch,
-                    losses[-1])
-    model = run.model.eval()
+def _final(corpus: SequenceCorpus, settings: Settings, runtime: Runtime, out_dir: Path,
+           selected: FitResult, *, show: bool,
+           callback: Callable[[BERT4Rec, dict[str, float]], None] | None,
+           start: WarmStart | None) -> FitResult:
+    """The final fit: train afresh (from `start` again, for a warm start) on every
+    interaction, each user's last two included, for the selected number of epochs on the
+    schedule that was validated (`loop.epochs` long), and keep those weights as the run's
+    model. Nothing is validated or tested: nothing is held out. metrics.json keeps the
+    selection model's figures (its weights stay in `checkpoints/selected.safetensors`) and
+    says so."""
+    trained = _train_all(corpus, settings, runtime, selected.best_epoch,
+                         show=show, callback=callback, start=start)
+    model = trained.pop("model")
     if not runtime.main:
-        return replace(selected, model=model, test=None)
+        return replace(selected, model=model, final=trained)
     rundir.save_weights(model, out_dir / rundir.WEIGHTS)
-    test = score_test(model, corpus, settings.loop, runtime.device)
     metrics = json.loads((out_dir / rundir.METRICS).read_text())
-    metrics["test"] = test
-    metrics["refit"] = {"epochs": run.progress.epoch, "seconds": time.monotonic() - started,
-                        "losses": losses, "selected_test": selected.test}
+    metrics["figures_of"] = ("the selection model (trained without each user's last two "
+                             "items: checkpoints/selected.safetensors); model.safetensors is "
+                             "the final model, trained on every interaction")
+    metrics["final"] = trained
     rundir.write_json(out_dir / rundir.METRICS, metrics)
-    logger.info("refit for %d epochs: test %s", run.progress.epoch, test)
-    return replace(selected, model=model, test=test, selected_test=selected.test)
+    logger.info("final fit for %d epochs on all %d interactions", trained["epochs"],
+                corpus.n_interactions)
+    return replace(selected, model=model, final=trained)
 
 
-def _selected_weights(settings: Settings) -> Path:
-    """Where the weights chosen on validation live: the run's model, unless a refit follows."""
-    return rundir.SELECTED if settings.loop.refit else Path(rundir.WEIGHTS)
+def _fit_everything(corpus: SequenceCorpus, settings: Settings, out_dir: Path,
+                    data: dict[str, Any], plan: dict[str, Any], *, progress: bool,
+                    callback: Callable[[BERT4Rec, dict[str, float]], None] | None,
+                    start: WarmStart | None) -> FitResult:
+    """`fit` with nothing held out: train on every interaction for `loop.epochs`, the count
+    the caller chose, and write the run directory. There is nothing to validate or test, so
+    metrics.json has no figures, and nothing to resume from: a failed run leaves nothing."""
+    rundir.check_out_dir(out_dir, resume=False)
+    data = {**data, "corpus": rundir.corpus_record(corpus)}
+    rundir.remove_orphans(out_dir)
+
+    def ready(run: TrainingRun) -> None:
+        _start_run_dir(out_dir, corpus, run, data, plan)
+        rundir.record_provenance(out_dir, data["corpus"]["fingerprint"])
+
+    with joined_runtime(settings.loop.device) as runtime:
+        check_fits(settings, corpus.vocab_size, runtime.device)  # before anything is allocated
+        with rundir.removed_on_failed_start(out_dir, active=runtime.main):
+            trained = _train_all(corpus, settings, runtime, settings.loop.epochs,
+                                 show=progress, callback=callback, start=start, ready=ready)
+            model = trained.pop("model")
+            if runtime.main:
+                rundir.save_weights(model, out_dir / rundir.WEIGHTS)
+                rundir.write_json(out_dir / rundir.METRICS, {
+                    "holdout": "none", "valid": None, "test": None, "final": trained,
+                    "figures_of": "nothing: no interaction was held out"})
+        return FitResult(out_dir, model, 0, {}, None, trained["history"], True, trained)
 
 
-def _start_run_dir(out_dir: Path, corpus: SequenceCorpus, model: BERT4Rec,
-                   data: dict[str, Any], settings: Settings,
-                   features: ItemFeatures | None) -> None:
-    """Write config.json, items.parquet, users.parquet and, with item features,
-    features.parquet (`rundir.check_start` has refused an `out_dir` that holds a run, unless
-    resuming one stopped before its first checkpoint)."""
+def _train_all(corpus: SequenceCorpus, settings: Settings, runtime: Runtime, epochs: int, *,
+               show: bool, callback: Callable[[BERT4Rec, dict[str, float]], None] | None,
+               start: WarmStart | None,
+               ready: Callable[[TrainingRun], None] | None = None) -> dict[str, Any]:
+    """A run on every interaction (`corpus.split("all")`) for `epochs` epochs of the
+    `loop.epochs` schedule, without validation. Returns the trained `model` with what
+    metrics.json records of it: epochs, interactions, seconds and each epoch's loss and rate.
+    `ready(run)` runs on rank 0 once the run is built, before the first epoch."""
+    run = TrainingRun(corpus, settings, runtime, "all", show, start=start)
+    if ready is not None and runtime.main:
+        ready(run)
+    clock, history = _Stopwatch(), []
+    while run.progress.epoch < epochs:
+        loss = run.run_epoch("final")
+        record = {"epoch": run.progress.epoch, "loss": loss, "lr": run.lr}
+        history.append(record)
+        logger.info("final epoch %d of %d: loss %.4f", run.progress.epoch, epochs, loss)
+        if callback is not None and runtime.main:
+            seconds = clock.seconds()
+            with clock.paused():
+                callback(run.model, {**record, "seconds": seconds, "final": True,
+                                     "final_epochs": epochs})
+    return {"model": run.model.eval(), "epochs": run.progress.epoch,
+            "interactions": corpus.n_interactions, "seconds": clock.seconds(),
+            "history": history}
+
+
+def _start_run_dir(out_dir: Path, corpus: SequenceCorpus, run: TrainingRun,
+                   data: dict[str, Any], plan: dict[str, Any]) -> None:
+    """Claim `out_dir` and write config.json (with the `plan`: final fit, holdout, warm
+    start), items.parquet, users.parquet and, with item features, features.parquet
+    (`rundir.check_start` has refused an `out_dir` that holds a run, unless resuming one
+    stopped before its first checkpoint)."""
+    model, settings, features = run.model, run.settings, run.features
     rundir.claim_run_dir(out_dir)
-    rundir.write_config(out_dir, model.config, data, settings.to_dict())
+    rundir.write_config(out_dir, model.config, data, settings.to_dict(), fit=plan)
     rundir.atomic_write(out_dir / rundir.ITEMS, lambda t: corpus.item_table.write_parquet(t))
     rundir.write_users(out_dir, corpus)
     if features is not None:

@@ -34,7 +34,7 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
         name = "mps" if torch.backends.mps.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+        raise ValueError(f"device {name!r} requested but CUDA is not available; pass device='cpu'")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
     return device

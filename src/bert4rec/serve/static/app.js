@@ -185,7 +185,11 @@ function linksOut(links) {
     }));
 }
 
-// The items whose embeddings are closest to `rec`'s, fetched once and shown under it.
+const SIMILAR_SHOWN = 5;
+const MAX_K = 100; // the API's most similar items per request
+
+// The items whose embeddings are closest to `rec`'s, fetched once and shown under it; with
+// "Hide what I watched" checked, none of the history (asked for as many more as it holds).
 async function toggleSimilar(rec, toggle, list) {
   const open = list.hidden;
   list.hidden = !open;
@@ -193,11 +197,14 @@ async function toggleSimilar(rec, toggle, list) {
   toggle.textContent = open ? "Hide similar" : "Similar";
   if (!open || list.dataset.loaded) return;
   list.replaceChildren(el("li", { className: "hint", textContent: "Looking…" }));
+  const seen = new Set($("exclude-seen").checked ? state.history.map((item) => item.item) : []);
+  const k = Math.min(MAX_K, SIMILAR_SHOWN + seen.size);
   try {
-    const found = await getJSON(`/items/${encodeURIComponent(rec.item)}/similar?k=5`);
+    const found = await getJSON(`/items/${encodeURIComponent(rec.item)}/similar?k=${k}`);
+    const shown = found.items.filter((item) => !seen.has(item.item)).slice(0, SIMILAR_SHOWN);
     list.dataset.loaded = "yes";
     list.replaceChildren(
-      ...found.items.map((item) => {
+      ...shown.map((item) => {
         const add = el("button", { type: "button", className: "add", textContent: "+ add" });
         add.addEventListener("click", () => addToHistory(item));
         const cosine = Math.max(0, item.score);
