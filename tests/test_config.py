@@ -14,6 +14,7 @@ from bert4rec.config import (
     SECTIONS,
     Settings,
     allowed_values,
+    auto_choice,
     field_defaults,
     preset,
 )
@@ -150,6 +151,16 @@ def test_a_retired_setting_loads_when_off_and_is_refused_when_on():
         Settings.from_dict(stored)
     with pytest.raises(SettingsError, match=r"unknown setting 'optim\.ema_decay'"):
         preset("fast").override({"optim.ema_decay": 0.0})
+
+
+@pytest.mark.parametrize(("interactions", "users", "expected", "why"), [
+    (198_502, 22_363, "short", "8.9 interactions per user, fewer than 20"),
+    (48_562, 609, "small", "48,562 interactions, fewer than 300,000"),
+    (1_000_209, 6_040, "large", "1,000,209 interactions, at least 300,000"),
+    (10, 0, "short", "10.0 interactions per user, fewer than 20"),
+])
+def test_auto_reads_the_sequence_length_then_the_size(interactions, users, expected, why):
+    assert auto_choice(interactions, users) == (expected, why)
 
 
 def test_loop_refit_is_retired_for_the_final_fit():

@@ -114,3 +114,22 @@ def test_the_config_refuses_features_without_slots():
 
     with pytest.raises(SettingsError, match="both 0 or neither"):
         BERT4RecConfig(vocab_size=7, feature_vocab_size=6)
+
+
+def test_new_items_keep_the_learnt_transitions_of_the_old_ones():
+    torch.manual_seed(0)
+    config = BERT4RecConfig(vocab_size=7, max_len=6, hidden=8, layers=1, heads=2,
+                            feature_vocab_size=6, feature_slots=3, item_features="genres",
+                            transitions=True, transition_pairs=2, transition_width=1)
+    model = BERT4Rec(config)
+    model.set_item_features(VALUES, HAS_ID)
+    model.transitions.start_at(torch.tensor([2 * 7 + 3, 4 * 7 + 1]), torch.ones(2))
+    with torch.no_grad():
+        model.transitions.values.copy_(torch.tensor([5.0, 9.0]))
+    model.eval()
+    histories = torch.tensor([[1, 2, 6], [0, 4, 6]])  # newest items 2 and 4, [MASK] last
+    before = model(histories)
+    grown = model.with_new_items(torch.tensor([[2, 3, 0]]))
+    after = grown(torch.tensor([[1, 2, 7], [0, 4, 7]]))
+    torch.testing.assert_close(after[:, :6], before[:, :6])
+    assert grown.transitions.pairs(torch.tensor([2, 4]), torch.tensor([3, 1])).tolist() == [5, 9]

@@ -135,10 +135,10 @@ def test_config_json_must_fit_the_weights(tmp_path):
     cases = {
         ("heads", 4): r"model\.heads 4 \(the weights have 2\)",
         ("hidden", 4096): r"model\.hidden 4096 \(the weights have 16\)",
-        ("heads", 0): r"model\.heads must be a whole number >= 1, got 0",
-        ("hidden", -16): r"model\.hidden must be a whole number >= 1, got -16",
+        ("heads", 0): r"model\.heads must be a whole number in \[1, 1024\], got 0",
+        ("hidden", -16): r"model\.hidden must be a whole number in \[1, 65536\], got -16",
         ("layers", 3): r"model\.layers 3 \(the weights have 1\)",
-        ("max_len", "8"): r"model\.max_len must be a whole number >= 1, got '8'",
+        ("max_len", "8"): r"model\.max_len must be a whole number in \[2, 65536\], got '8'",
         ("dropout", 1.5): r"model\.dropout must be in \[0, 1\], got 1\.5",
     }
     for (name, value), message in cases.items():

@@ -247,7 +247,8 @@ class Model:
         if stored and self.preset == AUTO:
             settings, name = Settings.from_dict(stored).override(self.overrides), "warm start"
         else:
-            name = auto_preset(data.n_interactions) if self.preset == AUTO else self.preset
+            name = (auto_preset(data.n_interactions, data.n_users) if self.preset == AUTO
+                    else self.preset)
             settings = named_preset(name).override(self.overrides)
         if start is not None:
             start.check_shape(settings.model)

@@ -141,6 +141,16 @@ class ModelSettings:
     )
     ff_mult: int = _f(4, "feed-forward inner width as a multiple of hidden",
                       allowed=Interval(1, 64))
+    causal: bool = _f(
+        False,
+        "attend only to earlier positions and train every position to predict the next item "
+        "(SASRec's objective) instead of the cloze task; the masking settings then do not apply",
+    )
+    transitions: bool = _f(
+        False,
+        "learn a logit for each pair of consecutive training items (previous -> next), added to "
+        "the next item's score: the exact transitions that item vectors blur",
+    )
     item_features: str = _f(
         "",
         "item-table columns whose values become features of every item (genres, brand, ...; "
@@ -490,23 +500,51 @@ sequence that move back in time by up to 100 items each epoch, 80 epochs, and it
 that start at co-occurrence and move at a tenth of the rate (ML-1M test full NDCG@10 0.1687,
 from 0.1624 with the random start; docs/results.md)."""
 
+SHORT = replace(
+    SMALL,
+    model=replace(SMALL.model, causal=True, transitions=True, dropout=0.5, item_features="auto"),
+    optim=replace(SMALL.optim, loss="uniform", negatives=1024),
+    loop=replace(SMALL.loop, epochs=20, batch_size=64),
+)
+"""For short sequences, as in most shops' logs (Amazon Beauty: 8.9 items per user): `small`,
+but each position predicts the next item from the ones before it (SASRec's objective, which
+trains on every position of a short sequence instead of a fifth of them), a learnt logit for
+each pair of consecutive items seen in training (what a first-order Markov chain counts),
+the item table's categorical columns as features where it has any, dropout 0.5, 1,024 uniform
+negatives per batch of 64, 20 epochs (docs/results.md)."""
+
 PRESETS: dict[str, Settings] = {
-    "seed": SEED, "paper": PAPER, "fast": FAST, "small": SMALL, "large": LARGE,
+    "seed": SEED, "paper": PAPER, "fast": FAST, "small": SMALL, "large": LARGE, "short": SHORT,
 }
 
 AUTO = "auto"
 """Not a preset but a rule: `auto_preset` picks one of AUTO_CHOICES from the data."""
 
-AUTO_CHOICES = ("small", "large")
+AUTO_CHOICES = ("short", "small", "large")
+
+SHORT_SEQUENCES = 20
+"""`auto` trains `short` where users have fewer than this many interactions on average: Amazon
+Beauty (8.9) gains from it; the MovieLens logs (80 and more) keep `small` or `large`."""
 
 SMALL_DATA_INTERACTIONS = 300_000
-"""`auto` trains `small` below this many interactions and `large` from it on: ML-100k (100,000)
-and ml-latest-small (48,562) gain from `small`, ML-1M (1,000,209) from `large`."""
+"""Otherwise `auto` trains `small` below this many interactions and `large` from it on: ML-100k
+(100,000) and ml-latest-small (48,562) gain from `small`, ML-1M (1,000,209) from `large`."""
 
 
-def auto_preset(n_interactions: int) -> str:
-    """The preset `auto` stands for on a corpus of `n_interactions`."""
-    return AUTO_CHOICES[0] if n_interactions < SMALL_DATA_INTERACTIONS else AUTO_CHOICES[1]
+def auto_choice(n_interactions: int, n_users: int) -> tuple[str, str]:
+    """The preset `auto` stands for on a corpus of `n_interactions` by `n_users`, and why, in
+    words."""
+    mean = n_interactions / max(n_users, 1)
+    if mean < SHORT_SEQUENCES:
+        return "short", f"{mean:.1f} interactions per user, fewer than {SHORT_SEQUENCES}"
+    if n_interactions < SMALL_DATA_INTERACTIONS:
+        return "small", f"{n_interactions:,} interactions, fewer than {SMALL_DATA_INTERACTIONS:,}"
+    return "large", f"{n_interactions:,} interactions, at least {SMALL_DATA_INTERACTIONS:,}"
+
+
+def auto_preset(n_interactions: int, n_users: int) -> str:
+    """The preset `auto` stands for on a corpus of `n_interactions` by `n_users`."""
+    return auto_choice(n_interactions, n_users)[0]
 
 
 def preset(name: str) -> Settings:

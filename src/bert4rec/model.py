@@ -27,6 +27,9 @@ ITEM_START_STD = 0.1
 times the random start's 0.02, so that a frozen table can move logits past the popularity
 bias (on ml-latest-small 0.1 beat 0.02, 0.3 and 1.0; docs/training-recipe.md)."""
 
+TRANSITION_START = 2.0
+"""Where the transition logits start: this times log(1 + the pair's count in training)."""
+
 INIT_BLOCK_ROWS = 1 << 20
 """Embedding tables are started this many rows at a time: torch's `trunc_normal_` draws by
 rejection with about three more copies of its tensor, 10 GB at once for a 10M x 64 item table
@@ -50,6 +53,12 @@ class BERT4RecConfig(ModelSettings):
     vocab_size: int = field(metadata={"allowed": Interval(3)})
     """Entries of the vocabulary (`Vocabulary.size`: padding, the items, [MASK]); at least one
     item."""
+    transition_pairs: int = field(default=0, metadata={"allowed": Interval(0)})
+    """With `transitions`: how many (previous, next) item pairs have a learnt logit (from the
+    training data); 0 otherwise."""
+    transition_width: int = field(default=0, metadata={"allowed": Interval(0)})
+    """With `transitions`: the most pairs that start at any one item (the fixed width a
+    prediction gathers, so that it exports); 0 otherwise."""
     feature_vocab_size: int = field(default=0, metadata={"allowed": Interval(0)})
     """Rows of the item-feature value table (data/features.py: padding, "no known value", the
     values); 0 without item features."""
@@ -64,14 +73,18 @@ class BERT4RecConfig(ModelSettings):
 
     @classmethod
     def from_shape(cls, shape: ModelSettings, vocab_size: int,
-                   features: ItemFeatures | None = None) -> BERT4RecConfig:
+                   features: ItemFeatures | None = None,
+                   transition_pairs: int = 0, transition_width: int = 0) -> BERT4RecConfig:
         """The network of `shape` over a vocabulary of `vocab_size` entries, with the item
-        `features` chosen from the data (their columns replace `shape.item_features`)."""
+        `features` chosen from the data (their columns replace `shape.item_features`) and,
+        with `shape.transitions`, `transition_pairs` learnt pairs, at most `transition_width`
+        from any one item."""
         values = {f.name: getattr(shape, f.name) for f in fields(ModelSettings)}
+        pairs = {"transition_pairs": transition_pairs, "transition_width": transition_width}
         if features is None:
-            return cls(vocab_size=vocab_size, **{**values, "item_features": ""})
+            return cls(vocab_size=vocab_size, **pairs, **{**values, "item_features": ""})
         return cls(vocab_size=vocab_size, feature_vocab_size=features.size,
-                   feature_slots=features.slots,
+                   feature_slots=features.slots, **pairs,
                    **{**values, "item_features": ",".join(features.columns)})
 
     @property
@@ -272,10 +285,12 @@ class Block(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Embeddings, N blocks and a final LayerNorm: items [B, T] -> hidden states [B, T, H]."""
+    """Embeddings, N blocks and a final LayerNorm: items [B, T] -> hidden states [B, T, H].
+    Bidirectional, or with `config.causal` each position attends to itself and earlier ones."""
 
     def __init__(self, config: BERT4RecConfig) -> None:
         super().__init__()
+        self.causal = config.causal
         self.embeddings = Embeddings(config)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
         self.norm = nn.LayerNorm(config.hidden)
@@ -284,10 +299,86 @@ class Encoder(nn.Module):
         """With `last`, only the last position's state [B, 1, H]: the final block then
         computes nothing the other positions alone need (1.7x fewer products at width 64)."""
         keep = (items != PAD)[:, None, None, :]  # [B, 1, 1, T]
+        allowed = causal_mask(keep) if self.causal else keep
         x = self.embeddings(items)  # [B, T, H]
         for depth, block in enumerate(self.blocks, start=1):
-            x = block(x, keep, last and depth == len(self.blocks))
+            final = last and depth == len(self.blocks)  # the last query row of a causal mask
+            x = block(x, keep if final else allowed, final)  # sees every real key
         return self.norm(x)
+
+
+def causal_mask(keep: torch.Tensor) -> torch.Tensor:
+    """[B, 1, 1, T] real keys -> [B, 1, T, T]: each query sees the real keys at or before it,
+    and always itself, so a padding query attends to itself rather than to nothing (an empty
+    row would give NaN states, and NaN times a zero attention weight is still NaN)."""
+    t = keep.shape[-1]
+    earlier = torch.ones(t, t, dtype=torch.bool, device=keep.device).tril()  # [T, T]
+    itself = torch.eye(t, dtype=torch.bool, device=keep.device)
+    return (keep & earlier) | itself
+
+
+class TransitionBias(nn.Module):
+    """A learnt logit for each pair of consecutive items seen in training (previous -> next),
+    added to the next item's score. These are the exact transitions a first-order Markov chain
+    counts; item vectors of a few dozen dimensions blur them, and on short sequences they
+    decide much of the ranking. `keys` (previous * vocab_size + next, ascending) are fixed when
+    training starts (`start_at`), with `starts` [V + 1], where each previous item's pairs
+    begin; `values` are learnt with the rest."""
+
+    def __init__(self, vocab_size: int, n_pairs: int, width: int = 0) -> None:
+        super().__init__()
+        self.vocab_size, self.width = vocab_size, width
+        self.register_buffer("keys", torch.zeros(n_pairs, dtype=torch.long))
+        self.register_buffer("starts", torch.zeros(vocab_size + 1, dtype=torch.long))
+        self.values = nn.Parameter(torch.zeros(n_pairs))
+
+    @torch.no_grad()
+    def start_at(self, keys: torch.Tensor, counts: torch.Tensor) -> None:
+        """Fix the pairs, `keys` [P] ascending (previous * vocab_size + next), and start each
+        logit at TRANSITION_START * log(1 + its count in training): a pair seen once would
+        otherwise move by about one learning rate per epoch, far too slowly to matter."""
+        self.keys.copy_(keys)
+        rows = torch.arange(self.vocab_size + 1, device=keys.device) * self.vocab_size
+        self.starts.copy_(torch.searchsorted(keys, rows))
+        self.values.copy_(TRANSITION_START * counts.to(self.values).log1p())
+
+    def add_rows(self, logits: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """`logits` [N, V] plus, in each row n, the learnt logit of every pair starting at
+        `previous[n]` (in place, so no second [N, V] tensor). Training takes exactly those
+        pairs; a prediction gathers `width` slots per row, which has fixed shapes and exports."""
+        if len(self.keys) == 0:
+            return logits
+        if not self.training:
+            return self._add_rows_fixed(logits, previous)
+        v = self.vocab_size
+        low = torch.searchsorted(self.keys, previous * v)  # [N] first pair of each row
+        counts = torch.searchsorted(self.keys, (previous + 1) * v) - low  # [N]
+        rows = torch.repeat_interleave(torch.arange(len(previous), device=logits.device), counts)
+        starts = torch.repeat_interleave(low - (counts.cumsum(0) - counts), counts)
+        pairs = starts + torch.arange(len(rows), device=logits.device)  # [M] into keys
+        columns = self.keys[pairs] - previous[rows] * v
+        return logits.index_put_((rows, columns), self.values[pairs].to(logits.dtype),
+                                 accumulate=True)
+
+    def _add_rows_fixed(self, logits: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """`add_rows` through `width` slots per row [N, width]; the unused ones add 0 to
+        column 0 (padding, whose logit is -inf anyway)."""
+        low, high = self.starts[previous], self.starts[previous + 1]  # [N]
+        slots = low[:, None] + torch.arange(self.width, device=logits.device)  # [N, D]
+        used = slots < high[:, None]
+        slots = slots.clamp(max=len(self.keys) - 1)
+        columns = torch.where(used, self.keys[slots] % self.vocab_size, 0)
+        values = torch.where(used, self.values[slots], 0.0).to(logits.dtype)
+        return logits.scatter_add_(1, columns, values)
+
+    def pairs(self, previous: torch.Tensor, following: torch.Tensor) -> torch.Tensor:
+        """The learnt logit of each pair (previous, following), 0 for a pair never seen in
+        training; the two broadcast (`previous[:, None]` against [S] candidates gives [N, S])."""
+        key = previous * self.vocab_size + following
+        if len(self.keys) == 0:
+            return torch.zeros(key.shape, device=key.device)
+        found = torch.searchsorted(self.keys, key).clamp(max=len(self.keys) - 1)
+        return torch.where(self.keys[found] == key, self.values[found], 0.0)
 
 
 class BERT4Rec(nn.Module):
@@ -307,6 +398,9 @@ class BERT4Rec(nn.Module):
         )
         self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
         self.register_buffer("not_items", torch.tensor(config.vocab.not_items), persistent=False)
+        self.transitions = (TransitionBias(config.vocab_size, config.transition_pairs,
+                                           config.transition_width)
+                            if config.transitions else None)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -363,6 +457,12 @@ class BERT4Rec(nn.Module):
         for key, rows in new_rows.items():
             before = state[key]
             state[key] = torch.cat([before[:-1], rows.to(before), before[-1:]])
+        if self.transitions is not None:  # pair keys re-encoded over the larger vocabulary
+            keys, size = state["transitions.keys"], self.config.vocab_size
+            state["transitions.keys"] = keys // size * grown.config.vocab_size + keys % size
+            starts = state["transitions.starts"]  # new items and [MASK] start no pair
+            state["transitions.starts"] = torch.cat([starts[:size - 1],
+                                                     starts[-1:].expand(added + 2)])
         grown.load_state_dict(state)
         return grown.to(self.output_bias.device).eval()
 
@@ -382,24 +482,30 @@ class BERT4Rec(nn.Module):
     def forward(
         self, items: torch.Tensor,
         targets: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
-        project: bool = True,
+        project: bool = True, previous: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits [N, V] at positions where `targets` [B, T] is True (or at the N positions
         `targets` = (rows, columns) indexes, repeats allowed), else [B, V] at T - 1.
 
         With `project=False` it stops before the output layer and returns the transformed
         states [N or B, H], for losses that score only some items (sampled softmax).
+        `previous` [N]: the item before each target, for the transition logits (training
+        passes it; a prediction takes the history's newest item).
         """
         features = self.encoder.embeddings.features
         if features is not None and self.training and features.id_dropout > 0:
             features.hide_ids()  # this step's, for the inputs and the output layer alike
         if targets is None:
+            if self.config.causal:
+                items = newest_item_last(items, self.config.mask_token)
+            if self.transitions is not None:  # the newest history item: before [MASK], or last
+                previous = newest_history_item(items, self.config.causal)
             selected = self.encoder(items, last=True)[:, -1]  # [B, H]
         else:
             selected = self.encoder(items)[targets]  # [N, H]
         if not project:
             return self.transform(selected)
-        return self.project(selected)
+        return self.project(selected, previous)
 
     @property
     def output_weight(self) -> torch.Tensor:
@@ -413,8 +519,9 @@ class BERT4Rec(nn.Module):
         features = self.encoder.embeddings.features
         return self.output_bias if features is None else features.bias(self.output_bias)
 
-    def project(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Hidden states [N, H] -> logits [N, V] through the head and the tied item embedding.
+    def project(self, hidden: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states [N, H] -> logits [N, V] through the head and the tied item embedding,
+        plus the transition logits of the items `previous` [N] where the model has them.
 
         Padding and [MASK] are never predictions: their logits are -inf, which also keeps the
         output loss from moving their embeddings. The -inf goes into the bias [V] rather than
@@ -423,11 +530,34 @@ class BERT4Rec(nn.Module):
         """
         h = self.transform(hidden)  # [N, H]
         bias = self.item_bias.index_fill(0, self.not_items, float("-inf"))  # [V]
-        return F.linear(h, self.output_weight, bias)  # [N, V]
+        logits = F.linear(h, self.output_weight, bias)  # [N, V]
+        if self.transitions is not None and previous is not None:
+            logits = self.transitions.add_rows(logits, previous)
+        return logits
 
     def num_parameters(self) -> int:
         """Count of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def newest_history_item(items: torch.Tensor, causal: bool) -> torch.Tensor:
+    """[B]: the newest item of each prediction input's history (PAD for an empty one): a causal
+    model's last column, a cloze model's column before [MASK]."""
+    if causal:
+        return items[:, -1]
+    return items[:, -2] if items.shape[1] > 1 else torch.full_like(items[:, 0], PAD)
+
+
+def newest_item_last(items: torch.Tensor, mask_token: int) -> torch.Tensor:
+    """Prediction inputs (history + [MASK], [B, T]) for a causal model, which predicts from the
+    state of the newest item: the [MASK] column is dropped. An empty history keeps its [MASK]
+    (the model then answers from the bias, near popularity)."""
+    if items.shape[1] == 1:  # [MASK] alone: every history is empty
+        return items
+    history = items[:, :-1]  # [B, T - 1]
+    empty = (history == PAD).all(dim=1, keepdim=True)  # [B, 1]
+    newest = torch.arange(history.shape[1], device=items.device) == history.shape[1] - 1
+    return torch.where(empty & newest, mask_token, history)  # no branch: exportable
 
 
 def value_means(per_item: torch.Tensor, item_values: torch.Tensor, has_id: torch.Tensor,

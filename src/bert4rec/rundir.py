@@ -34,6 +34,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
+from bert4rec.config import Interval
 from bert4rec.data import columns as C
 from bert4rec.data.corpus import PrepareSettings, SequenceCorpus
 from bert4rec.data.features import ItemFeatures
@@ -251,10 +252,10 @@ def model_config(config: dict[str, Any], config_path: Path, weights: Path) -> BE
         if f.name not in values:
             continue
         number = isinstance(value, int | float) and not isinstance(value, bool)
-        least = 0 if f.name.startswith("feature_") else 1  # 0: no item features
-        if f.type == "int" and not (number and isinstance(value, int) and value >= least):
+        allowed = f.metadata.get("allowed") or Interval(1)
+        if f.type == "int" and not (number and isinstance(value, int) and value in allowed):
             raise ModelDirError(
-                f"{config_path}: model.{f.name} must be a whole number >= {least}, got {value!r}"
+                f"{config_path}: model.{f.name} must be a whole number {allowed}, got {value!r}"
             )
         if f.type == "float" and not (number and 0 <= value <= 1):
             raise ModelDirError(f"{config_path}: model.{f.name} must be in [0, 1], got {value!r}")
@@ -307,6 +308,7 @@ def _shape_facts(shapes: dict[str, tuple[int, ...]], path: Path) -> dict[str, in
     inner = shapes.get("encoder.blocks.0.ff.0.weight")
     if inner and hidden:
         facts["ff_mult"] = inner[0] // hidden
+    facts["transition_pairs"] = shapes.get("transitions.values", (0,))[0]
     values = shapes.get("encoder.embeddings.features.item_values", (0, 0))
     facts["feature_vocab_size"] = shapes.get("encoder.embeddings.features.value_bias", (0,))[0]
     facts["feature_slots"] = values[1] if len(values) == 2 else 0

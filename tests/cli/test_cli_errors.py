@@ -134,8 +134,10 @@ def test_broken_run_directories(tmp_path, capsys):
     pristine = json.loads((run / "config.json").read_text())
     for name, value, message in [("heads", 4, "model.heads 4 (the weights have 2)"),
                                  ("hidden", 4096, "model.hidden 4096 (the weights have 16)"),
-                                 ("heads", 0, "model.heads must be a whole number >= 1, got 0"),
-                                 ("hidden", -16, "model.hidden must be a whole number >= 1")]:
+                                 ("heads", 0, "model.heads must be a whole number in [1, 1024], "
+                                              "got 0"),
+                                 ("hidden", -16, "model.hidden must be a whole number in "
+                                                 "[1, 65536], got -16")]:
         config = {**pristine, "model": {**pristine["model"], name: value}}
         (run / "config.json").write_text(json.dumps(config))
         assert message in one_error(capsys, ["recommend", str(run), "Alien"])

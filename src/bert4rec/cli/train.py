@@ -31,10 +31,9 @@ from bert4rec.config import (
     FIELD_TYPES,
     PRESETS,
     SECTIONS,
-    SMALL_DATA_INTERACTIONS,
     Settings,
     allowed_values,
-    auto_preset,
+    auto_choice,
     preset,
 )
 from bert4rec.data import columns as C
@@ -73,15 +72,13 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def resolved_preset(name: str, n_interactions: int) -> tuple[str, str]:
-    """`name`, or for `auto` the preset it picks for a corpus of `n_interactions`; with the
-    words that say why."""
+def resolved_preset(name: str, n_interactions: int, n_users: int) -> tuple[str, str]:
+    """`name`, or for `auto` the preset it picks for a corpus of `n_interactions` by `n_users`;
+    with the words that say why."""
     if name != AUTO:
         return name, name
-    chosen = auto_preset(n_interactions)
-    side = "under" if n_interactions < SMALL_DATA_INTERACTIONS else "at least"
-    return chosen, (f"auto: {chosen} ({n_interactions:,} interactions, {side} "
-                    f"{SMALL_DATA_INTERACTIONS:,})")
+    chosen, why = auto_choice(n_interactions, n_users)
+    return chosen, f"auto: {chosen} ({why})"
 
 
 def data_description(args: argparse.Namespace) -> dict:
@@ -193,7 +190,7 @@ def training_settings(args: argparse.Namespace, corpus: SequenceCorpus,
         settings = Settings.from_dict(stored).override(overrides)
         why = f"the settings of {args.init_from} (warm start)"
     else:
-        name, why = resolved_preset(args.preset, corpus.n_interactions)
+        name, why = resolved_preset(args.preset, corpus.n_interactions, corpus.n_users)
         settings, why = preset(name).override(overrides), f"preset {why}"
     if start is not None:
         start.check_shape(settings.model)

@@ -75,10 +75,10 @@ class WindowDataset(Dataset):
     """
 
     def __init__(self, split, max_len: int, windows_per_sequence: int = 1, *,
-                 max_shift: int = 0, seed: int = 0) -> None:
+                 max_shift: int = 0, seed: int = 0, min_items: int = 1) -> None:
         self.flat, self.offsets = np.asarray(split.flat), split.offsets
         self.max_len, self.per_sequence = max_len, windows_per_sequence
-        self.max_shift, self.seed = max_shift, seed
+        self.max_shift, self.seed, self.min_items = max_shift, seed, min_items
         self._place(None)
 
     def set_epoch(self, epoch: int) -> None:
@@ -89,8 +89,9 @@ class WindowDataset(Dataset):
             self._place(rng.integers(0, np.minimum(room, self.max_shift) + 1))
 
     def _place(self, shift: np.ndarray | None) -> None:
-        self.ends, self.lengths = window_bounds(self.offsets, self.max_len, self.per_sequence,
-                                                shift)  # [N] each; lengths: real items
+        ends, lengths = window_bounds(self.offsets, self.max_len, self.per_sequence, shift)
+        kept = lengths >= self.min_items  # a next-item window needs two items
+        self.ends, self.lengths = ends[kept], lengths[kept]  # [N] each; lengths: real items
 
     def rows(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
         """Windows `indices` as a LongTensor [len(indices), max_len], left-padded."""
@@ -176,6 +177,23 @@ class ClozeCollate:
         inputs, labels = cloze_mask(trim_padding(windows), self.masking, self.mask_token,
                                     self.generator)
         width = min(-(-inputs.shape[1] // WIDTH_STEP) * WIDTH_STEP, windows.shape[1])
+        return round_width(inputs, width), round_width(labels, width)
+
+
+class NextItemCollate:
+    """`collate_fn` for a causal model: each window [T] becomes its first T - 1 items as input
+    and, at every real input position, the item that follows as the label (SASRec's training:
+    a target at every position, where the cloze task has one in five). Trimmed and rounded
+    in width as `ClozeCollate` does; its generator is unused but checkpointed alike."""
+
+    def __init__(self) -> None:
+        self.generator = torch.Generator()
+
+    def __call__(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        trimmed = trim_padding(windows)
+        inputs = trimmed[:, :-1]
+        labels = torch.where(inputs != PAD, trimmed[:, 1:], PAD)
+        width = min(-(-inputs.shape[1] // WIDTH_STEP) * WIDTH_STEP, windows.shape[1] - 1)
         return round_width(inputs, width), round_width(labels, width)
 
 

@@ -39,6 +39,7 @@ from bert4rec.data.batches import (
     IGNORE,
     ClozeCollate,
     LengthBucketSampler,
+    NextItemCollate,
     WindowDataset,
     padded_targets,
 )
@@ -88,11 +89,14 @@ def make_loader(data: Split, vocab: Vocabulary, settings: Settings,
                 runtime: Runtime) -> DataLoader:
     """Shuffled, masked training batches of this process's shard of the windows of `data`.
     The masking generator is seeded once, here: each epoch's masks follow from the last's."""
-    windows = WindowDataset(data, settings.model.max_len, settings.masking.windows_per_sequence,
-                            max_shift=settings.masking.window_shift, seed=settings.loop.seed)
+    causal = settings.model.causal  # windows one item longer: inputs max_len, labels shifted
+    windows = WindowDataset(data, settings.model.max_len + causal,
+                            settings.masking.windows_per_sequence,
+                            max_shift=settings.masking.window_shift, seed=settings.loop.seed,
+                            min_items=1 + causal)
     sampler = LengthBucketSampler(windows.lengths, settings.loop.batch_size, rank=runtime.rank,
                                   world=runtime.world, seed=settings.loop.seed)
-    collate = ClozeCollate(settings.masking, vocab.mask)
+    collate = NextItemCollate() if causal else ClozeCollate(settings.masking, vocab.mask)
     collate.generator.manual_seed(settings.loop.seed * 1000 + runtime.rank)
     return DataLoader(windows, batch_sampler=sampler, collate_fn=collate)
 
@@ -110,12 +114,16 @@ def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Run
     The item table is frozen at `optim.item_lr` 0, and has sparse gradients where the loss and
     the device allow (`sparse_items`; not with features), set before any DDP wrapper sees it."""
     optim = settings.optim
-    config = BERT4RecConfig.from_shape(settings.model, vocab.size, features)
+    pairs = transition_keys(data, vocab.size) if settings.model.transitions else None
+    config = BERT4RecConfig.from_shape(settings.model, vocab.size, features,
+                                       *transition_shape(pairs, vocab.size))
     model = BERT4Rec(config).to(runtime.device)
     if features is not None:
         trained = torch.from_numpy(item_counts(data, vocab) > 0)
         model.set_item_features(torch.from_numpy(features.item_values), trained)
     model.start_at_popularity(log_frequency)
+    if model.transitions is not None:
+        model.transitions.start_at(*(t.to(runtime.device) for t in pairs))
     if start is not None:
         counts = start_from(model, start, item_ids, data, optim.item_window)
         logger.info("warm start from %s: %s", start.source, counts)
@@ -126,6 +134,26 @@ def build_model(data: Split, vocab: Vocabulary, settings: Settings, runtime: Run
     items.sparse = (sparse_items(optim.loss, vocab.n_items, runtime.device, runtime.world)
                     and features is None)
     return model
+
+
+def transition_keys(data: Split, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every pair of consecutive items in `data`'s sequences, once, as previous * vocab_size +
+    next, ascending (the pairs `model.transitions` learns a logit for), and how often each
+    occurs."""
+    flat = np.asarray(data.flat, dtype=np.int64)
+    begins = np.zeros(len(flat), dtype=bool)  # position i starts a sequence
+    begins[np.asarray(data.offsets[:-1])[np.diff(data.offsets) > 0]] = True
+    keys = flat[:-1] * vocab_size + flat[1:]  # the pair (i, i + 1) ...
+    keys, counts = np.unique(keys[~begins[1:]], return_counts=True)  # ... within a sequence
+    return torch.from_numpy(keys), torch.from_numpy(counts)
+
+
+def transition_shape(pairs: tuple[torch.Tensor, torch.Tensor] | None,
+                     vocab_size: int) -> tuple[int, int]:
+    """How many `transition_keys` pairs there are, and the most that start at one item."""
+    if pairs is None or not len(pairs[0]):
+        return 0, 0
+    return len(pairs[0]), int(torch.bincount(pairs[0] // vocab_size).max())
 
 
 def build_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimizer | OptimizerPair:
@@ -199,18 +227,23 @@ class TrainingRun:
         loader.dataset.set_epoch(epoch)
         loader.batch_sampler.set_epoch(epoch, loader.dataset.lengths)
         self.wrapped.train()
-        losses = []
         show = self.show_progress and self.runtime.main
+        total = torch.zeros((), device=self.runtime.device)  # summed in place: no tensor per step
+        recent = torch.zeros((), device=self.runtime.device)
+        steps = 0
         with tqdm(total=len(loader), desc=f"{label} {epoch}", unit="batch", leave=False,
                   disable=not show) as bar:
             for inputs, labels in loader:
-                losses.append(self.step(inputs, labels))
+                loss = self.step(inputs, labels)
+                total += loss
+                recent += loss
+                steps += 1
                 fit_threads()  # to the other work now on the cores, every few seconds
                 bar.update(1)
-                if len(losses) % POSTFIX_EVERY == 0:
-                    recent = torch.stack(losses[-POSTFIX_EVERY:]).mean().item()
-                    bar.set_postfix(loss=f"{recent:.3f}", refresh=False)
-        return torch.stack(losses).mean().item() if losses else float("nan")
+                if steps % POSTFIX_EVERY == 0:
+                    bar.set_postfix(loss=f"{recent.item() / POSTFIX_EVERY:.3f}", refresh=False)
+                    recent.zero_()
+        return total.item() / steps if steps else float("nan")
 
     def step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One optimiser step on a cloze batch (`inputs`, `labels` [B, T]; labels 0 where
@@ -232,19 +265,38 @@ class TrainingRun:
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The cloze loss `optim.loss` at the labelled positions; bf16 autocast on CUDA."""
         optim = self.settings.optim
-        targets = labels != PAD  # [B, T]
+        before = self.previous_items(inputs, labels)  # [B, T] or None
+        positions, target_labels = padded_targets(labels)  # few sizes: a flat heap
+        previous = None if before is None else before[positions]
         with torch.autocast("cuda", torch.bfloat16, enabled=self.runtime.device.type == "cuda"):
-            if optim.loss == "full":  # targets padded to few sizes: a flat heap (padded_targets)
-                positions, target_labels = padded_targets(labels)
-                return F.cross_entropy(self.wrapped(inputs, positions).float(), target_labels,
-                                       ignore_index=IGNORE)
-            hidden = self.wrapped(inputs, targets, project=False)  # [N, H]
+            if optim.loss == "full":
+                return F.cross_entropy(self.wrapped(inputs, positions, previous=previous).float(),
+                                       target_labels, ignore_index=IGNORE)
+            hidden = self.wrapped(inputs, positions, project=False)  # [N', H]
+            pair_logits = None
+            if previous is not None:
+                transitions = self.model.transitions
+
+                def pair_logits(following: torch.Tensor) -> torch.Tensor:
+                    return transitions.pairs(previous.view(-1, *[1] * (following.dim() - 1)),
+                                             following)
             return sampled_cloze_loss(hidden, self.model.output_weight, self.model.item_bias,
-                                      labels[targets], kind=optim.loss,
+                                      target_labels, kind=optim.loss,
                                       n_negatives=optim.negatives,
                                       n_items=self.model.config.vocab.n_items,
                                       item_log_q=self.item_log_q,
-                                      sparse_grad=self.sparse_items)
+                                      sparse_grad=self.sparse_items, pair_logits=pair_logits)
+
+    def previous_items(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        """For the transition logits: the item before each position [B, T] (a causal model's
+        input is that item; in a cloze batch, the true item one column left, masked or not),
+        or None for a model without them."""
+        if self.model.transitions is None:
+            return None
+        if self.model.config.causal:
+            return inputs
+        true_items = torch.where(labels != PAD, labels, inputs)
+        return F.pad(true_items[:, :-1], (1, 0), value=PAD)
 
     def save(self, out_dir: Path, masking: list[torch.Tensor]) -> None:
         """Write `checkpoints/last.pt`: everything a resumed run needs to go on exactly;

@@ -13,13 +13,18 @@ the correction that keeps the estimate consistent (Bengio & Senecal 2008; Yi et 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from bert4rec.data.vocab import Vocabulary
+from bert4rec.data.batches import IGNORE
+from bert4rec.data.vocab import PAD, Vocabulary
 
 SAMPLED_LOSSES = ("uniform", "in-batch")
+
+PairLogits = Callable[[torch.Tensor], torch.Tensor]
+"""Extra logits for candidate items, per row: [N] targets -> [N], [1, S] negatives -> [N, S]."""
 
 def sampled_cross_entropy(
     hidden: torch.Tensor,
@@ -31,20 +36,29 @@ def sampled_cross_entropy(
     log_q_negatives: torch.Tensor,
     log_q_targets: torch.Tensor,
     sparse_grad: bool = False,
+    pair_logits: PairLogits | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of each target against shared `negatives [S]`, with logQ correction.
 
-    A negative equal to a row's own target (an "accidental hit") is removed from that row.
+    A negative equal to a row's own target (an "accidental hit") is removed from that row, and
+    a row whose target is IGNORE (padding, so that batches take few shapes) adds nothing.
     With `sparse_grad` the rows of `weight` are gathered with a sparse gradient (only the
     rows used), for an item table trained by a sparse optimiser (sparse_items.py).
+    `pair_logits(candidates)` adds each row's transition logits (`TransitionBias.pairs`) to
+    the targets [N] and to the negatives [1, S] -> [N, S].
     """
+    real = targets != IGNORE
+    targets = torch.where(real, targets, PAD)  # padding rows look up row 0 and are left out
     target_rows = F.embedding(targets, weight, sparse=sparse_grad)  # [N, H]
     negative_rows = F.embedding(negatives, weight, sparse=sparse_grad)  # [S, H]
     positive = (hidden * target_rows).sum(-1) + bias[targets] - log_q_targets  # [N]
     negative = hidden @ negative_rows.T + bias[negatives] - log_q_negatives  # [N, S]
+    if pair_logits is not None:
+        positive = positive + pair_logits(targets)
+        negative = negative + pair_logits(negatives[None, :])
     negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
     logits = torch.cat([positive[:, None], negative], dim=1).float()  # [N, 1 + S]
-    return F.cross_entropy(logits, torch.zeros_like(targets))
+    return F.cross_entropy(logits, torch.where(real, 0, IGNORE), ignore_index=IGNORE)
 
 
 def sampled_cloze_loss(
@@ -59,13 +73,14 @@ def sampled_cloze_loss(
     item_log_q: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     sparse_grad: bool = False,
+    pair_logits: PairLogits | None = None,
 ) -> torch.Tensor:
     """The sampled-softmax training loss at masked positions.
 
     `kind`: "uniform" (`n_negatives` items drawn uniformly from 1..n_items, shared by the
     batch) or "in-batch" (the batch's own targets are the negatives; `item_log_q [V]`, the log
     of each item's share of training interactions, corrects for their popularity bias).
-    `sparse_grad`: see `sampled_cross_entropy`.
+    `sparse_grad`, `pair_logits`: see `sampled_cross_entropy`.
     """
     if kind == "uniform":
         vocab = Vocabulary(n_items) if n_items is not None else Vocabulary.of_size(weight.shape[0])
@@ -75,15 +90,17 @@ def sampled_cloze_loss(
         log_q = torch.full((), -math.log(n_items), device=hidden.device)
         return sampled_cross_entropy(
             hidden, weight, bias, targets, negatives, log_q_negatives=log_q,
-            log_q_targets=log_q.expand_as(targets), sparse_grad=sparse_grad
+            log_q_targets=log_q.expand_as(targets), sparse_grad=sparse_grad,
+            pair_logits=pair_logits,
         )
     if kind == "in-batch":
         if item_log_q is None:
             raise ValueError("in-batch negatives need item_log_q (log item frequency)")
-        negatives = torch.unique(targets)
+        negatives = torch.unique(targets[targets != IGNORE])
         return sampled_cross_entropy(
             hidden, weight, bias, targets, negatives, log_q_negatives=item_log_q[negatives],
-            log_q_targets=item_log_q[targets], sparse_grad=sparse_grad
+            log_q_targets=item_log_q[targets.clamp(min=PAD)], sparse_grad=sparse_grad,
+            pair_logits=pair_logits,
         )
     raise ValueError(f"unknown sampled loss {kind!r}; expected one of {', '.join(SAMPLED_LOSSES)}")
 

@@ -77,7 +77,8 @@ def start_from(model: BERT4Rec, start: WarmStart, item_ids: np.ndarray, data: Sp
                window: int) -> dict[str, int]:
     """Set `model` (over the vocabulary of `item_ids`, vocabulary order) to `start`'s weights:
     every encoder weight, and for each item the old model knew its vector and bias; new items
-    from their co-occurrence with known ones in `data` within `window` positions. Returns the
+    from their co-occurrence with known ones in `data` within `window` positions. Transition
+    logits (`model.transitions`) keep their start from the new log's pair counts. Returns the
     counts config.json records: known, new, and new items placed by co-occurrence."""
     start.check_shape(model.config)
     vocab, old_vocab = model.config.vocab, start.model.config.vocab
@@ -89,8 +90,8 @@ def start_from(model: BERT4Rec, start: WarmStart, item_ids: np.ndarray, data: Sp
                         "same kind and values")
     old = start.model.state_dict()
     state = model.state_dict()
-    for name, tensor in old.items():
-        if name not in (ITEM_WEIGHT, BIAS):
+    for name, tensor in old.items():  # transition logits: from the new log's pairs
+        if name not in (ITEM_WEIGHT, BIAS) and not name.startswith("transitions."):
             state[name] = tensor.to(state[name])
     weight, bias = state[ITEM_WEIGHT], state[BIAS]
     rows = torch.from_numpy(np.flatnonzero(known) + 1)  # new indices of the known items
