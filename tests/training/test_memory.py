@@ -5,6 +5,9 @@ anything is allocated."""
 from __future__ import annotations
 
 import os
+import platform
+import subprocess
+import sys
 
 import pytest
 from test_run_dir import TINY, write_log
@@ -13,6 +16,7 @@ from bert4rec.cli import main
 from bert4rec.config import preset
 from bert4rec.errors import SettingsError
 from bert4rec.model import BERT4Rec, BERT4RecConfig
+from bert4rec.training.memory import fix_mmap_threshold
 
 
 def error_line(capsys) -> str:
@@ -79,3 +83,38 @@ def test_check_fits_passes_the_presets_on_a_large_catalogue():
     with pytest.raises(SettingsError, match=r"TiB in all"):
         check_fits(preset("fast").override({"model.hidden": 65_536, "model.layers": 1024}),
                    27_002, torch.device("cpu"))
+
+
+
+HEAP_PROBE = """
+import sys
+import torch
+from bert4rec.training.memory import fix_mmap_threshold
+if sys.argv[1] == "fixed":
+    assert fix_mmap_threshold({})
+def rss():
+    with open("/proc/self/status") as status:
+        return next(int(x.split()[1]) for x in status if x.startswith("VmRSS:")) // 1024
+base = rss()
+for size in (20, 12, 16, 9, 24):  # MiB, each freed again, as a step's temporaries are
+    block = torch.ones(size << 18)
+    del block
+print(rss() - base)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="the fix is for glibc's allocator")
+def test_freed_step_temporaries_go_back_to_the_system_under_glibc():
+    """glibc by default raises its mapping threshold to the largest block freed, so the next
+    blocks come from the heap and stay resident after they are freed; with the fixed threshold
+    each was a mapping of its own, unmapped when freed."""
+    kept = {mode: int(subprocess.run([sys.executable, "-c", HEAP_PROBE, mode], check=True,
+                                     capture_output=True, text=True).stdout)
+            for mode in ("default", "fixed")}
+    assert kept["default"] >= 12 and kept["fixed"] <= 4, kept  # MiB still resident
+
+
+def test_a_threshold_the_user_set_is_left_alone():
+    assert not fix_mmap_threshold({"MALLOC_MMAP_THRESHOLD_": "65536"})

@@ -5,9 +5,10 @@ masked targets every step, glibc's heap fragmented: on ML-100k (`fast` at 200-it
 thread) the process grew from 0.7 to 1.4 GiB in 25 epochs and to 3.1 GiB in 190, while under
 jemalloc it stayed flat. Training batches now come in few shapes (`data/batches.py`), which
 keeps glibc flat too (+7% from epoch 5 to 25, peak 0.87 GiB); jemalloc stays a little leaner
-(+2%, 0.75 GiB). `malloc_trim` and a fixed mmap threshold had not cured it (measured in
-docs/performance.md). jemalloc can only be chosen before the process starts, so
-the command line restarts itself once with `LD_PRELOAD` set, as PyTorch's own CPU launcher
+(+2%, 0.75 GiB). `malloc_trim` had not cured it; a 1 MiB mmap threshold did, at a cost in
+speed, and training now fixes it at 8 MiB on glibc (`training/memory.py`;
+docs/performance.md). jemalloc can only be chosen before the process starts, so the command
+line restarts itself once with `LD_PRELOAD` set, as PyTorch's own CPU launcher
 (`torch.backends.xeon.run_cpu`) does. `BERT4REC_MALLOC=system` keeps the C library's allocator.
 
 Training keeps freed pages (`TRAINING_CONF`): a training step reuses the same sizes, so handing

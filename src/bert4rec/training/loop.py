@@ -58,7 +58,7 @@ from bert4rec.evaluation.validation import (
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.training.checkpoint import Progress, masking_states, restore_state, save_state
 from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss
-from bert4rec.training.memory import check_fits
+from bert4rec.training.memory import check_fits, fix_mmap_threshold
 from bert4rec.training.runtime import Runtime, joined_runtime
 from bert4rec.training.sparse_items import LazyAdam, OptimizerPair, clip_gradients, sparse_items
 from bert4rec.training.threads import tick as fit_threads
@@ -194,6 +194,7 @@ class TrainingRun:
                  split: str = "train", show_progress: bool = True, *,
                  start: WarmStart | None = None) -> None:
         torch.manual_seed(settings.loop.seed)
+        fix_mmap_threshold()  # freed step temporaries go back to the system (glibc)
         self.settings, self.runtime, self.show_progress = settings, runtime, show_progress
         data, vocab = corpus.split(split), corpus.vocab  # the split, computed once per run
         self.loader = make_loader(data, vocab, settings, runtime)
