@@ -60,7 +60,6 @@ def test_a_prediction_adds_the_newest_history_items_transitions():
     torch.testing.assert_close(plain[1:-1], torch.zeros(10))
 
 
-@pytest.mark.slow
 def test_a_run_learns_transitions_and_its_directory_keeps_them(tmp_path):
     corpus = planted_corpus()
     settings = tiny_settings(epochs=3, **{"model.causal": True, "model.transitions": True,
