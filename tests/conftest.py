@@ -34,16 +34,23 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(autouse=True, scope="session")
 def _fixed_threads():
-    """A fixed torch thread count (the usable CPUs, torch's own default here) for the whole
-    session unless the environment sets one: fitted counts follow the load, and runs repeat
-    bit for bit only at a fixed count (training/threads.py). Tests of the fitting remove it."""
+    """One torch thread for the whole session unless the environment sets BERT4REC_THREADS:
+    fitted counts follow the load, and runs repeat bit for bit only at a fixed count
+    (training/threads.py). One, because the suite's tensors are tiny: at two threads each
+    operation waits for a second core, which a shared 2-core machine has often lent to other
+    work (the fast lane at load average 5.6: 43 s at one thread, 74-138 s at two). Tests of
+    the fitting remove it."""
+    import torch
+
     if "BERT4REC_THREADS" in os.environ:
         yield
         return
-    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    os.environ["BERT4REC_THREADS"] = str(len(cpus) if cpus else os.cpu_count())
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    os.environ["BERT4REC_THREADS"] = "1"
     yield
     del os.environ["BERT4REC_THREADS"]
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -122,7 +122,7 @@ def test_other_columns_of_the_item_table_are_kept():
                                        items=extra, title="name", **KEEP_ALL)
     assert data.items.columns == ["item", "title", "genres", "year", "url"]
     assert data.items["year"].to_list() == [1990, 1991, 1992, None]
-    with pytest.raises(DataError, match="column 'title' would clash with the item table's own"):
+    with pytest.raises(DataError, match="column 'title' would clash"):
         bert4rec.Dataset.from_frame(EVENTS, user="uid", item="sku", timestamp="ts",
                                     items=extra.with_columns(title=pl.lit("x")), title="name")
 
@@ -191,7 +191,7 @@ def test_a_bad_item_table_is_named(items, message):
 
 
 def test_only_data_frames_are_taken():
-    with pytest.raises(DataError, match="expected a pandas or polars DataFrame, got dict"):
+    with pytest.raises(DataError, match=r"DataFrame, got dict$"):
         bert4rec.Dataset.from_frame({"uid": [1]}, user="uid")
     with pytest.raises(DataError, match="the frame has no rows"):
         bert4rec.Dataset.from_frame(EVENTS.clear(), user="uid", item="sku", timestamp="ts")

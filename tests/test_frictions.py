@@ -65,17 +65,13 @@ def test_filter_viewed_leaves_out_what_the_rating_filter_dropped(model, data, ru
 
 
 def test_a_dropped_user_or_item_says_why_and_which_setting_keeps_it(model, run, capsys):
-    with pytest.raises(UnknownIdError, match=r"^user 3 is not among the 2 users the model was "
-                       r"trained with: it has 2 events, and min_user_interactions=3 keeps users "
-                       r"with 3 or more \(lower it to keep such users\); pass "
-                       r"on_unknown='skip' to leave unknown users out$"):
+    with pytest.raises(UnknownIdError, match=r"^user 3 .*\b2 users\b.*\b2 events\b.*"
+                       r"min_user_interactions=3 .*on_unknown='skip'"):
         model.recommend(users=[3])
-    with pytest.raises(UnknownIdError, match=r"user 9 is not among .*: no event of the log "
-                       "names this user"):
+    with pytest.raises(UnknownIdError, match=r"^user 9 .*no event of the log"):
         model.recommend(users=[9])
-    with pytest.raises(UnknownIdError, match=r"^item 5 is not among the model's 7 items: none "
-                       r"of its 1 event has a rating of 4 or more \(min_rating=None keeps every "
-                       "rating\\); pass on_unknown='skip'"):
+    with pytest.raises(UnknownIdError, match=r"^item 5 .*\b7 items\b.*\b1 event\b.*\b4 or more\b.*"
+                       r"min_rating=None.*on_unknown='skip'"):
         model.recommend(users=[1], items=[5])
     with pytest.raises(TitleNotFoundError, match="item id 5 is not in the catalogue: none of its"):
         model.recommend(histories=[[1, 5]])
@@ -112,15 +108,15 @@ def test_similar_items_take_allow_and_deny_lists_and_a_viewed_filter(model):
 
 def test_python_errors_speak_python_and_the_command_line_its_flags(data, run, tmp_path,
                                                                    capsys):
-    with pytest.raises(ModelDirError, match=r"already holds a run; fit into another folder, or "
-                       r"bert4rec.Model.load\(.*\) to use that run") as info:
+    with pytest.raises(ModelDirError,
+                       match=r"already holds a run.*bert4rec\.Model\.load\(") as info:
         bert4rec.Model(epochs=1).fit(data, out=run, progress=False)
     assert "--" not in str(info.value)
     other = random_run(data.corpus, tmp_path / "other")
     with pytest.raises(ModelDirError, match="already holds a run; save into another folder"):
         bert4rec.Model.load(run).save(other)
-    with pytest.raises(DataError, match=r"lower min_rating \(or pass min_rating=None\), "
-                       "min_user_interactions or min_item_interactions") as info:
+    with pytest.raises(DataError, match=r"min_rating=None.*min_user_interactions.*min_item_"
+                       "interactions") as info:
         bert4rec.Dataset.from_frame(EVENTS, **{**OPTIONS, "min_user_interactions": 50})
     assert "--" not in str(info.value)
     log = tmp_path / "log.csv"

@@ -197,8 +197,7 @@ def test_a_redirect_may_not_leave_https(server, monkeypatch, tmp_path):
     server.files["moved.zip"] = server.files.pop("ml-100k.zip")
     server.redirects["ml-100k.zip"] = "http://example.invalid/datasets/moved.zip"
     root = tmp_path / "data"
-    with pytest.raises(DataError, match=r"redirected to http://example\.invalid/datasets/moved"
-                                        r"\.zip; refusing to follow a redirect that leaves https"):
+    with pytest.raises(DataError, match=r"http://example\.invalid/datasets/moved\.zip.*https"):
         download.download("ml-100k", root, progress=False)
     assert leftovers(root) == []
     server.redirects["ml-100k.zip"] = server.url + "moved.zip"

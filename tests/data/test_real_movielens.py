@@ -84,6 +84,7 @@ def partial_ml1m(data_dir, tmp_path_factory):
     return folder, raw.decode("latin-1")
 
 
+@pytest.mark.slow
 def test_partial_ml1m_counts_time_order_and_titles(partial_ml1m):
     folder, text = partial_ml1m
     rows = [line.split("::") for line in text.splitlines()]

@@ -134,6 +134,7 @@ def independent_test_metrics(sequences: dict[int, list[int]], score_of) -> dict[
     return {"NDCG@10": np.mean(ndcg), "HR@10": np.mean(hits), "MRR": np.mean(reciprocal)}
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_ml1m_popularity_full_ranking_equals_an_independent_count(ml1m, data_dir):
     """Popularity on ml-1m.txt, full ranking over 3416 items, test split, seen items excluded."""
@@ -145,6 +146,7 @@ def test_ml1m_popularity_full_ranking_equals_an_independent_count(ml1m, data_dir
     assert report.metrics == pytest.approx(expected, abs=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_ml1m_markov_full_ranking_equals_an_independent_count(ml1m, data_dir):
     """First-order Markov on ml-1m.txt: transitions out of the last item, popularity to break
@@ -171,6 +173,7 @@ PAPER_POP_ML1M = {"HR@1": 0.0141, "HR@5": 0.0715, "HR@10": 0.1358, "NDCG@5": 0.0
 """The BERT4Rec paper's Table 2, POP on ML-1m (100 negatives sampled by popularity)."""
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_ml1m_popularity_sampled_matches_the_bert4rec_paper(ml1m):
     """100 popularity-sampled negatives, test split: each figure within three standard errors

@@ -91,9 +91,9 @@ def test_the_cold_protocol_ranks_the_target_among_the_unseen_held_out_items():
                               f"test split, {len(rows)} users whose test item is held out, "
                               "viewed items filtered")
     assert report.to_dict()["protocol"] == "cold"
-    with pytest.raises(ValueError, match="the cold protocol scores the test split, not 'valid'"):
+    with pytest.raises(ValueError, match=r"cold.*, not 'valid'$"):
         evaluate(lowest_first, cold.corpus, "valid", cold.protocol())
-    with pytest.raises(DataError, match="no user's test item is one of the 1 held-out items"):
+    with pytest.raises(DataError, match=r"\bthe 1 held-out items\b"):
         evaluate(lowest_first, cold.corpus, "test", Protocol(name="cold", cold_items=(0,)))
 
 

@@ -107,9 +107,8 @@ def test_the_start_of_one_title_finds_it_and_of_several_lists_them(catalog):
     films, listed (most popular first) instead of "no item matches"."""
     assert catalog.find("Harry Potter and the Cham") == 11
     assert catalog.find("the matrix rel") == 2 and catalog.find("Harry (2001)") == 10
-    with pytest.raises(AmbiguousTitleError, match=r"'Harry' begins 2 titles: Harry Potter and "
-                       r"the Chamber of Secrets \(2002\) \[id 11\]; Harry Potter and the "
-                       "Sorcerer") as info:
+    with pytest.raises(AmbiguousTitleError,
+                       match=r"'Harry'.*\b2 titles\b.*Chamber.*\[id 11\].*Sorcerer") as info:
         catalog.find("Harry")
     assert [item for item, _ in info.value.candidates] == [11, 10]
     many = Catalog(pl.DataFrame({"item": list(range(1, 31)),
@@ -121,12 +120,10 @@ def test_the_start_of_one_title_finds_it_and_of_several_lists_them(catalog):
 
 
 def test_a_bare_number_that_is_no_title_says_how_ids_are_written(catalog):
-    with pytest.raises(TitleNotFoundError, match=r"no item is titled '7'; to name the item "
-                       r"with id 7 \(Seven \(a.k.a. Se7en\) \(1995\)\), write 'id:7'") as info:
+    with pytest.raises(TitleNotFoundError, match=r"'7'.*\bid 7 \(Seven .*'id:7'") as info:
         catalog.find("7")
     assert info.value.candidates[0] == (7, "Seven (a.k.a. Se7en) (1995)")
-    with pytest.raises(TitleNotFoundError, match="item ids are written 'id:ID', and no item has "
-                       "id 99"):
+    with pytest.raises(TitleNotFoundError, match=r"'id:ID'.*\bid 99\b"):
         catalog.find("99")
     films = Catalog(pl.DataFrame({"item": [1, 2], "title": ["1941 (1979)", "Fargo (1996)"]}))
     assert films.find("1941") == 1  # a number that is a title is that title

@@ -88,6 +88,7 @@ def test_onnx_gives_the_same_top_10_as_pytorch_on_200_ml100k_histories(data_dir,
         int(corpus.item_ids[i - 1]) for i in expected[0]]
 
 
+@pytest.mark.slow
 def test_pt2_reloads_without_pickle_and_ranks_as_the_recommender(tmp_path, capsys):
     run = make_run_dir(tmp_path / "run", max_len=8)
     assert main(["export", str(run), "--format", "pt2", "-k", "3"]) == 0

@@ -95,7 +95,7 @@ def test_columns_default_to_the_training_logs_and_mix_ups_are_named(model, data,
         model.evaluate(test=held, ks=KS)["NDCG@10"]
     with pytest.raises(DataError, match=r"test: no column\(s\) 'user'"):
         model.evaluate(test=renamed)
-    with pytest.raises(DataError, match="column 'item' holds String but the model's item ids"):
+    with pytest.raises(DataError, match=r"column 'item' holds String\b"):
         model.evaluate(test=held.with_columns(pl.col("item").cast(pl.String)))
     with pytest.raises(ValueError, match="evaluate takes data"):
         model.evaluate()

@@ -73,8 +73,7 @@ def test_a_window_reads_only_the_most_recent_items(tmp_path):
     whole = Recommender.load(run).recommend(LONG, k=5, filter_viewed=False)
     assert [(r.item, r.score) for r in windowed] == [(r.item, r.score) for r in recent]
     assert [r.score for r in windowed] != [r.score for r in whole]
-    with pytest.raises(ValueError, match="window must be a whole number of items, at least 1, "
-                                         "got 0"):
+    with pytest.raises(ValueError, match=r"^window .*got 0$"):
         Recommender.load(run, window=0)
 
 

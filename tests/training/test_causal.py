@@ -4,6 +4,7 @@ state, so every face that appends [MASK] to a history works unchanged."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from planted import planted_corpus, tiny_settings
 
@@ -60,6 +61,7 @@ def test_next_item_batches_put_the_following_item_at_every_real_position():
     assert labels.tolist() == [[0, 0, 0, 6, 7], [0, 0, 0, 0, 9], [2, 3, 4, 5, 6]]
 
 
+@pytest.mark.slow
 def test_a_causal_model_learns_the_planted_pattern(tmp_path):
     corpus = planted_corpus()
     result = fit(corpus, tiny_settings(epochs=5, **{"model.causal": True}), tmp_path / "run",

@@ -138,8 +138,7 @@ def test_a_checkpoint_keeps_each_ranks_masking_state_and_wants_as_many_ranks(sma
     shutil.copytree(whole.run_dir, tmp_path / "two")
     checkpoint["rng"]["masking"] *= 2  # as if two DDP processes had written it
     rundir.save_checkpoint(tmp_path / "two" / rundir.CHECKPOINT, checkpoint)
-    with pytest.raises(ModelDirError, match=r"written by 2 training process\(es\); resume "
-                                            r"with the same number \(this run has 1\)"):
+    with pytest.raises(ModelDirError, match=r"\b2 training process.*this run has 1\b"):
         fit(small, tiny_settings(epochs=3, **SMALL_RUN), tmp_path / "two", resume=True,
             progress=False)
 

@@ -109,14 +109,14 @@ SHAPE = {"max_len": 16, "hidden": 64, "dropout": 0.0, "attention_dropout": 0.0,
 
 def test_another_shape_or_other_ids_are_refused(old_run):
     start = WarmStart.load(old_run)
-    with pytest.raises(SettingsError, match="a warm start keeps the model's shape: hidden is 64"):
+    with pytest.raises(SettingsError, match=r"\bhidden is 64\b.*\b32 here\b"):
         start.check_shape(tiny_settings().override({"model.hidden": 32}).model)
     other = pl.DataFrame({"user": [1] * 5, "item": [f"x{i}" for i in range(5)],
                           "timestamp": range(5)})
     corpus = prepare(Interactions(other, None, "text ids"), PrepareSettings(min_rating=None))
-    with pytest.raises(DataError, match="none of the 5 items of the new log is an item of"):
+    with pytest.raises(DataError, match=r"none of the 5 items\b"):
         warm_model(start, corpus)
-    with pytest.raises(SettingsError, match="keeps the model's shape: hidden is 64 in"):
+    with pytest.raises(SettingsError, match=r"\bhidden is 64\b.*\b32 here\b"):
         bert4rec.Model(hidden=32).fit(bert4rec.Dataset.from_frame(
             walks(20, seed=4), timestamp="timestamp", min_rating=None),
             init_from=old_run, progress=False)
