@@ -66,6 +66,8 @@ def project_texts() -> dict[Path, str]:
     paths = [ROOT / "README.md", *DOCS.rglob("*.md")]
     for folder in ("src", "tests", "benchmarks"):
         paths += (ROOT / folder).rglob("*.py")
+    out = ROOT / "benchmarks" / "out"  # ignored: results, and the peers' virtual environments
+    paths = [path for path in paths if not path.is_relative_to(out)]
     return {path: path.read_text() for path in paths}
 
 
