@@ -12,7 +12,7 @@ Data sets: Amazon Beauty (S3-Rec's Beauty.txt, 22,363 users, with Beauty_item2at
 categories and brand), ml-latest-small (ratings >= 4, genres) and ML-1M (ml-1m.txt, the
 published benchmark file, with movies.dat's genres through ml-1m.txt.itemmap.tsv).
 
-    BERT4REC_DATA_DIR=/work/shared/data nice python benchmarks/item_features.py \\
+    BERT4REC_DATA_DIR=DIR nice python benchmarks/item_features.py \\
         [--data beauty ml-latest-small ml-1m] [--parts warm cold] [--seeds 0 1 2] \\
         [--features auto] [--threads 2] [--set loop.epochs=20 ...]
 
