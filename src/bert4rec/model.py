@@ -350,13 +350,12 @@ class TransitionBias(nn.Module):
             return logits
         if not self.training:
             return self._add_rows_fixed(logits, previous)
-        v = self.vocab_size
-        low = torch.searchsorted(self.keys, previous * v)  # [N] first pair of each row
-        counts = torch.searchsorted(self.keys, (previous + 1) * v) - low  # [N]
+        low = self.starts[previous]  # [N] first pair of each row
+        counts = self.starts[previous + 1] - low  # [N]
         rows = torch.repeat_interleave(torch.arange(len(previous), device=logits.device), counts)
         starts = torch.repeat_interleave(low - (counts.cumsum(0) - counts), counts)
         pairs = starts + torch.arange(len(rows), device=logits.device)  # [M] into keys
-        columns = self.keys[pairs] - previous[rows] * v
+        columns = self.keys[pairs] % self.vocab_size
         return logits.index_put_((rows, columns), self.values[pairs].to(logits.dtype),
                                  accumulate=True)
 
