@@ -125,10 +125,10 @@ def fitted(monkeypatch):
     monkeypatch.delenv("BERT4REC_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "usable_cores", lambda cpus: 2)
-    monkeypatch.setattr(threads, "start_load", lambda: 0.0)
-    monkeypatch.setattr(threads, "OtherWork", lambda cpus: FakeWork([1.3] * 10_000))
+    monkeypatch.setattr(threads, "OtherWork", lambda cpus: FakeWork([0.0] + [1.3] * 10_000))
     monkeypatch.setattr(threads, "_meters", {})
     monkeypatch.setattr(threads, "INTERVAL_S", 0.0)
+    monkeypatch.setattr(threads, "FIRST_WINDOW_S", 0.0)
 
 
 def test_governed_sets_the_count_back_on_the_way_out(fitted):
@@ -146,17 +146,31 @@ def test_governed_sets_the_count_back_on_the_way_out(fitted):
         torch.set_num_threads(before)
 
 
+def test_the_first_count_comes_from_a_short_measured_window_not_the_load_average(monkeypatch):
+    """The load average lags a neighbour by a minute and counts this process's own last
+    command; the meter waits out the rest of a short first window instead."""
+    monkeypatch.setattr(threads, "start_load", lambda: 1.5)  # would say: a core busy
+    meter, waited = FakeWork([0.1, 1.2], age=0.1), []
+    assert threads.other_work_now(meter, sleep=waited.append) == 0.1
+    assert waited == [pytest.approx(threads.FIRST_WINDOW_S - 0.1)]
+    meter.seconds = 0.5  # too soon to measure again: the latest reading
+    assert threads.other_work_now(meter, sleep=waited.append) == 0.1
+    meter.seconds = 30.0  # measured since, long enough: no wait
+    assert threads.other_work_now(meter, sleep=waited.append) == 1.2
+    assert len(waited) == 1
+
+
 def test_a_later_command_in_the_process_starts_from_the_measured_work(monkeypatch):
-    """The load average counts this process's own last command; a meter kept between
-    commands does not."""
+    """A meter kept between commands measures the other work since the last one."""
     monkeypatch.delenv("BERT4REC_THREADS", raising=False)
     monkeypatch.setattr(threads, "usable_cores", lambda cpus: 2)
     monkeypatch.setattr(threads, "start_load", lambda: 1.5)  # mostly our own last command
-    meter = FakeWork([0.1, 0.1], age=0.0)
+    monkeypatch.setattr(threads, "FIRST_WINDOW_S", 0.0)
+    meter = FakeWork([1.2, 0.1], age=0.0)
     monkeypatch.setattr(threads, "_meters", {tuple(threads.usable_cpus()): meter})
     before = torch.get_num_threads()
     try:
-        with threads.governed():  # never measured: the load average says 1.5 cores busy
+        with threads.governed():  # measured: 1.2 cores busy
             assert torch.get_num_threads() == 1
         meter.seconds = 30.0
         with threads.governed():  # measured since: 0.1 cores

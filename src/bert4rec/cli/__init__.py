@@ -19,7 +19,7 @@ from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.cli.terminal import one_line
 from bert4rec.cli.wording import in_flags
 from bert4rec.errors import Bert4RecError
-from bert4rec.training.threads import governed, prepare_process
+from bert4rec.training.threads import governed, prepare_process, start_measuring
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("bert4rec.cli.data", "download, list and prepare data sets"),
@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(words).parse_args(words)
     if argv is None and args.command in LONG_RUNNING:
         restart_under_jemalloc(LONG_RUNNING[args.command])
+    if args.command in THREADED:
+        start_measuring()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -8,11 +8,12 @@ always descheduled while the other spins: `bert4rec train ml-latest-small --epoc
 
 So the count follows the machine: the cores this process may use (its CPU affinity, within a
 cgroup CPU quota where there is one) less the cores' worth of other work on them, rounded, at
-least one. At a process's first start the other work is the one-minute load average; while a
-command runs, `tick()` measures it every INTERVAL_S seconds from the CPU time the allowed cores
-spent busy (/proc/stat) less this process's own, and sets the count again when it changed;
-a later command in the same process starts from that measurement. A count asked
-for (`--threads N`, `threads=`, BERT4REC_THREADS or OMP_NUM_THREADS) is kept as given.
+least one. The other work is the CPU time the allowed cores spent busy (/proc/stat) less this
+process's own. A command's first count measures it over the window since the CLI started (at
+least a quarter second); while a command runs, `tick()` measures it every INTERVAL_S seconds
+and sets the count again when it changed; a later command in the same process starts from
+that measurement. A count asked for (`--threads N`, `threads=`, BERT4REC_THREADS or
+OMP_NUM_THREADS) is kept as given.
 
 The OpenMP wait policy is read once, when the runtime loads with torch: `prepare_process`
 sets OMP_WAIT_POLICY=PASSIVE before that, only where a count asked for is more than the free
@@ -43,6 +44,11 @@ HELP = ("torch threads (default: fitted to the free cores at start and every few
 INTERVAL_S = 2.0
 """Seconds between measurements of the other work while a command runs: short enough that a
 busy neighbour costs at most this long at the wrong count, long enough to measure."""
+FIRST_WINDOW_S = 0.25
+"""The shortest window a first measurement averages over: /proc/stat counts in ticks of 10 ms,
+so a quarter second reads a busy core within a few percent. The one-minute load average it
+replaces lags a neighbour that just started or stopped by a minute, and counts this process's
+own last command."""
 STAT = Path("/proc/stat")
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 WAIT_POLICY = "OMP_WAIT_POLICY"
@@ -155,13 +161,22 @@ def meter_for(cpus: list[int]) -> OtherWork:
     return _meters[key]
 
 
-def other_work_now(meter: OtherWork) -> float:
-    """The other work to fit a count to as a command starts: measured since the meter's last
-    reading where that is older than INTERVAL_S, its latest reading where that is newer, the
-    load average where the meter has never read."""
-    if meter.age() > INTERVAL_S:
-        return meter.read()
-    return meter.latest if meter.latest is not None else start_load()
+def start_measuring() -> None:
+    """Start this process's meter of the other work now, so that the first command's count
+    comes from a window of /proc/stat (the CLI calls it before its imports and data loading)."""
+    meter_for(usable_cpus())
+
+
+def other_work_now(meter: OtherWork, sleep: Callable[[float], None] = time.sleep) -> float:
+    """The other work to fit a count to as a command starts: the meter's latest reading where
+    it is newer than INTERVAL_S, else measured since its last reading, over at least
+    FIRST_WINDOW_S (waiting out the rest of that where the meter has only just started)."""
+    if meter.latest is not None and meter.age() <= INTERVAL_S:
+        return meter.latest
+    remaining = FIRST_WINDOW_S - meter.age()
+    if remaining > 0:
+        sleep(remaining)
+    return meter.read()
 
 
 def start_load() -> float:
