@@ -161,6 +161,8 @@ def main() -> None:
                         help="mean pause of a normal client between an answer and the next")
     parser.add_argument("--src", type=Path, default=ROOT / "src",
                         help="the bert4rec sources the server runs")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="the server's --threads (default: none, the fitted count)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "abuse.json")
     args = parser.parse_args()
     ids = pl.read_parquet(args.run_dir / "items.parquet")["item"].to_list()
@@ -168,7 +170,7 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     before = loadavg()
-    server = start_server(args.run_dir, port, None, args.src)
+    server = start_server(args.run_dir, port, args.threads, args.src)
     try:
         wait_healthy(base, server)
         asyncio.run(attack(base, args, users, ids, abusive=True, seconds=args.warmup))
@@ -182,7 +184,8 @@ def main() -> None:
             server.kill()
             server.wait()
     result = {"run_dir": str(args.run_dir), "seconds": args.seconds, "normal_clients": args.normal,
-              "think_ms": args.think_ms, "normal_alone": quiet, "with_abusers": abused,
+              "think_ms": args.think_ms, "server_threads": args.threads,
+              "normal_alone": quiet, "with_abusers": abused,
               "loadavg_before": before, "loadavg_after": loadavg(),
               "python": sys.version.split()[0], "machine": platform.machine()}
     print_table(f"normal clients alone ({args.normal}, {args.seconds:.0f} s):", quiet)
