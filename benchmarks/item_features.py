@@ -81,7 +81,8 @@ def load(name: str, data_dir: Path) -> tuple[SequenceCorpus, dict]:
 
 def train(corpus: SequenceCorpus, data: dict, changes: dict, out: Path) -> tuple[object, float]:
     """One `auto` run into `out` (started afresh); the result and its seconds."""
-    settings = preset(auto_preset(corpus.n_interactions, corpus.n_users)).override(changes)
+    chosen = auto_preset(corpus.n_interactions, corpus.n_users, corpus.n_items)
+    settings = preset(chosen).override(changes)
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     result = fit(corpus, settings, out, data=data, progress=False)

@@ -117,7 +117,7 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     corpus, data = load(args.child, args.data_dir)
     auto = args.preset == "auto"
-    name, why = (auto_choice(corpus.n_interactions, corpus.n_users) if auto
+    name, why = (auto_choice(corpus.n_interactions, corpus.n_users, corpus.n_items) if auto
                  else (args.preset, "named"))
     settings = preset(name).override({**parse_overrides(args.set), "loop.seed": args.seed,
                                       "loop.device": "cpu"})

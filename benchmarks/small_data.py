@@ -64,7 +64,7 @@ def harry_potter(run_dir: Path) -> dict:
 
 def bert4rec_runs(name: str, corpus, data: dict, seeds: list[int], changes: dict) -> dict:
     """One `auto` run per seed; their test figures, seconds and (ml-latest-small) query."""
-    chosen = auto_preset(corpus.n_interactions, corpus.n_users)
+    chosen = auto_preset(corpus.n_interactions, corpus.n_users, corpus.n_items)
     runs = []
     for seed in seeds:
         settings = preset(chosen).override({**changes, "loop.seed": seed})

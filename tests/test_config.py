@@ -153,14 +153,18 @@ def test_a_retired_setting_loads_when_off_and_is_refused_when_on():
         preset("fast").override({"optim.ema_decay": 0.0})
 
 
-@pytest.mark.parametrize(("interactions", "users", "expected", "why"), [
-    (198_502, 22_363, "short", "8.9 interactions per user, fewer than 20"),
-    (48_562, 609, "small", "48,562 interactions, fewer than 300,000"),
-    (1_000_209, 6_040, "large", "1,000,209 interactions, at least 300,000"),
-    (10, 0, "short", "10.0 interactions per user, fewer than 20"),
+@pytest.mark.parametrize(("interactions", "users", "items", "expected", "why"), [
+    (198_502, 22_363, 12_101, "short", "8.9 interactions per user, fewer than 20"),
+    (48_562, 609, 6_298, "small", "48,562 interactions, fewer than 300,000"),
+    (1_000_209, 6_040, 3_416, "causal",
+     "1,000,209 interactions, at least 300,000, over 3,416 items, at most 10,000"),
+    (9_938_767, 138_488, 26_744, "large",
+     "9,938,767 interactions, at least 300,000, over 26,744 items, more than 10,000"),
+    (10, 0, 5, "short", "10.0 interactions per user, fewer than 20"),
 ])
-def test_auto_reads_the_sequence_length_then_the_size(interactions, users, expected, why):
-    assert auto_choice(interactions, users) == (expected, why)
+def test_auto_reads_the_sequence_length_then_the_size_then_the_catalogue(interactions, users,
+                                                                         items, expected, why):
+    assert auto_choice(interactions, users, items) == (expected, why)
 
 
 def test_loop_refit_is_retired_for_the_final_fit():

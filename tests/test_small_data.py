@@ -65,10 +65,10 @@ def test_without_the_cooccurrence_start_the_same_short_run_does_not(pairs):
 @pytest.mark.parametrize(("source", "settings", "expected"), [
     ("ml-latest-small", PrepareSettings(), "small"),  # 48,562 ratings >= 4
     ("ml-100k", PrepareSettings(min_rating=None), "small"),  # 100,000
-    ("ml-1m/ml-1m.txt", PrepareSettings(min_rating=None, min_user_interactions=0), "large"),
+    ("ml-1m/ml-1m.txt", PrepareSettings(min_rating=None, min_user_interactions=0), "causal"),
     ("amazon-beauty/Beauty.txt", PrepareSettings(), "short"),  # 8.9 per user
 ])
 def test_auto_picks_the_preset_measured_best_for_each_benchmark(data_dir, source, settings,
                                                                  expected):
     corpus = load_corpus(data_dir / source, settings)
-    assert auto_preset(corpus.n_interactions, corpus.n_users) == expected
+    assert auto_preset(corpus.n_interactions, corpus.n_users, corpus.n_items) == expected

@@ -174,9 +174,10 @@ class Model:
 
     def __init__(self, preset: str = AUTO, *, threads: int | None = None,
                  **settings: Any) -> None:
-        """`preset` is one of "auto" (small or large by the number of interactions), "small",
-        "large", "fast", "seed" or "paper"; `settings` override it by name (`epochs=30`,
-        `hidden=128`, `lr=3e-3`; docs/configuration.md). Both are checked now. `threads` fixes
+        """`preset` is one of "auto" (short, small, causal or large by the data's shape),
+        "short", "small", "causal", "large", "fast", "seed" or "paper"; `settings` override
+        it by name (`epochs=30`, `hidden=128`, `lr=3e-3`; docs/configuration.md). Both are
+        checked now. `threads` fixes
         the torch threads of `fit`, `recommend` and `evaluate`; by default they follow the
         free cores (`bert4rec.training.threads`)."""
         if preset != AUTO and preset not in PRESETS:
@@ -247,8 +248,8 @@ class Model:
         if stored and self.preset == AUTO:
             settings, name = Settings.from_dict(stored).override(self.overrides), "warm start"
         else:
-            name = (auto_preset(data.n_interactions, data.n_users) if self.preset == AUTO
-                    else self.preset)
+            name = (auto_preset(data.n_interactions, data.n_users, data.n_items)
+                    if self.preset == AUTO else self.preset)
             settings = named_preset(name).override(self.overrides)
         if start is not None:
             start.check_shape(settings.model)

@@ -56,7 +56,7 @@ def train(data_dir: str | None, out: Path) -> None:
     corpus = load_corpus(source, settings, data_dir=data_dir)
     resume = (out / CONFIG).is_file()
     stats = corpus.statistics()
-    name = auto_preset(corpus.n_interactions, corpus.n_users)
+    name = auto_preset(corpus.n_interactions, corpus.n_users, corpus.n_items)
     print(
         f"{'resuming' if resume else 'training'} the {name!r} preset (auto) on {source} "
         f"({stats['users']:,} users, {stats['items']:,} items, "

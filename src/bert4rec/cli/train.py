@@ -72,12 +72,13 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def resolved_preset(name: str, n_interactions: int, n_users: int) -> tuple[str, str]:
-    """`name`, or for `auto` the preset it picks for a corpus of `n_interactions` by `n_users`;
-    with the words that say why."""
+def resolved_preset(name: str, n_interactions: int, n_users: int,
+                    n_items: int) -> tuple[str, str]:
+    """`name`, or for `auto` the preset it picks for a corpus of `n_interactions` by `n_users`
+    over `n_items` items; with the words that say why."""
     if name != AUTO:
         return name, name
-    chosen, why = auto_choice(n_interactions, n_users)
+    chosen, why = auto_choice(n_interactions, n_users, n_items)
     return chosen, f"auto: {chosen} ({why})"
 
 
@@ -190,7 +191,8 @@ def training_settings(args: argparse.Namespace, corpus: SequenceCorpus,
         settings = Settings.from_dict(stored).override(overrides)
         why = f"the settings of {args.init_from} (warm start)"
     else:
-        name, why = resolved_preset(args.preset, corpus.n_interactions, corpus.n_users)
+        name, why = resolved_preset(args.preset, corpus.n_interactions, corpus.n_users,
+                                    corpus.n_items)
         settings, why = preset(name).override(overrides), f"preset {why}"
     if start is not None:
         start.check_shape(settings.model)
@@ -244,8 +246,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_source_options(train)
     train.add_argument("--preset", choices=[AUTO, *sorted(PRESETS)], default=AUTO,
-                       help="settings to start from; auto (the default) picks small or large "
-                       "by the number of interactions (docs/configuration.md)")
+                       help="settings to start from; auto (the default) picks short, small, "
+                       "causal or large by sequence length, size and catalogue "
+                       "(docs/configuration.md)")
     train.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
                        help="run directory to create (or to continue with --resume)")
     train.add_argument("--resume", action="store_true",
