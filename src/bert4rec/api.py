@@ -177,9 +177,8 @@ class Model:
         """`preset` is one of "auto" (short, small, causal or large by the data's shape),
         "short", "small", "causal", "large", "fast", "seed" or "paper"; `settings` override
         it by name (`epochs=30`, `hidden=128`, `lr=3e-3`; docs/configuration.md). Both are
-        checked now. `threads` fixes
-        the torch threads of `fit`, `recommend` and `evaluate`; by default they follow the
-        free cores (`bert4rec.training.threads`)."""
+        checked now. `threads` fixes the torch threads of `fit`, `recommend` and `evaluate`;
+        by default they follow the free cores (`bert4rec.training.threads`)."""
         if preset != AUTO and preset not in PRESETS:
             raise SettingsError(f"unknown preset {preset!r}; choose {AUTO!r} or one of "
                                 f"{sorted(PRESETS)}")
