@@ -475,7 +475,7 @@ unfused attention: 2.4x slower steps at length 200)."""
 
 SMALL = replace(
     FAST,
-    model=replace(FAST.model, max_len=50, dropout=0.1, item_features="auto"),
+    model=replace(FAST.model, max_len=50, dropout=0.1),
     masking=replace(FAST.masking, mask_prob=0.2, last_item_share=0.5, last_item_prefix=1.0,
                     windows_per_sequence=8),
     optim=replace(FAST.optim, lr=3e-3, item_init="cooccurrence", item_window=3, item_lr=0.1),
@@ -484,9 +484,8 @@ SMALL = replace(
 """For logs of up to a few hundred thousand interactions (ml-latest-small, ML-100k): item
 embeddings that start at the training items' co-occurrence (within 3 positions) and move at a
 tenth of the rate, so that the transformer learns to read them instead of memorising each
-user; the item table's categorical columns (MovieLens genres) as item features where it has
-any; 50-item windows, up to 8 per sequence, in batches of 32; 20% of positions masked and half
-the samples predicting the next item of a random prefix (docs/training-recipe.md)."""
+user; 50-item windows, up to 8 per sequence, in batches of 32; 20% of positions masked and
+half the samples predicting the next item of a random prefix (docs/training-recipe.md)."""
 
 LARGE = replace(
     FAST,
