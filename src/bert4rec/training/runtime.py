@@ -57,10 +57,14 @@ def start_runtime(device_name: str) -> Runtime:
 
 @contextmanager
 def joined_runtime(device_name: str) -> Iterator[Runtime]:
-    """`start_runtime`, leaving the process group on the way out if this process joined it."""
+    """`start_runtime`, leaving the process group on the way out if this process joined it:
+    after a barrier when the work ended normally, so that no rank tears down its side (and
+    rank 0 the store every rank talks to) while another is still writing or exiting."""
     runtime = start_runtime(device_name)
     try:
         yield runtime
+        if runtime.owns_group:
+            dist.barrier()
     finally:
         if runtime.owns_group:
             dist.destroy_process_group()
