@@ -56,10 +56,10 @@ def test_every_figure_the_readme_quotes_is_on_results_or_performance():
 
 def test_a_readme_figure_the_pages_do_not_hold_is_caught():
     readme = (ROOT / "README.md").read_text()
-    changed = readme.replace("0.1192", "0.1193", 1)
+    changed = readme.replace("0.1159", "0.1158", 1)
     changed += "\nA new claim: 12,345 users/s, then 987 ms at the median.\n"
     assert changed != readme
-    assert missing_figures(changed) == ["0.1193", "12,345 users/s", "987 ms"]
+    assert missing_figures(changed) == ["0.1158", "12,345 users/s", "987 ms"]
 
 
 def project_texts() -> dict[Path, str]:
