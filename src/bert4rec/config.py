@@ -536,7 +536,7 @@ AUTO_CHOICES = ("short", "small", "causal", "large")
 
 SHORT_SEQUENCES = 20
 """`auto` trains `short` where users have fewer than this many interactions on average: Amazon
-Beauty (8.9) gains from it; the MovieLens logs (80 and more) keep `small` or `large`."""
+Beauty (8.9) gains from it; the MovieLens logs (80 and more) keep `small`, `causal` or `large`."""
 
 SMALL_DATA_INTERACTIONS = 300_000
 """Otherwise `auto` trains `small` below this many interactions: ML-100k (100,000) and
