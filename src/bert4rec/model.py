@@ -518,6 +518,10 @@ class BERT4Rec(nn.Module):
         features = self.encoder.embeddings.features
         return self.output_bias if features is None else features.bias(self.output_bias)
 
+    def output_layer_bias(self) -> torch.Tensor:
+        """`item_bias` [V] with -inf for padding and [MASK], which are never predictions."""
+        return self.item_bias.index_fill(0, self.not_items, float("-inf"))
+
     def project(self, hidden: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states [N, H] -> logits [N, V] through the head and the tied item embedding,
         plus the transition logits of the items `previous` [N] where the model has them.
@@ -528,8 +532,7 @@ class BERT4Rec(nn.Module):
         a `fast` step on a 27k-item catalogue. The logits are the same.
         """
         h = self.transform(hidden)  # [N, H]
-        bias = self.item_bias.index_fill(0, self.not_items, float("-inf"))  # [V]
-        logits = F.linear(h, self.output_weight, bias)  # [N, V]
+        logits = F.linear(h, self.output_weight, self.output_layer_bias())  # [N, V]
         if self.transitions is not None and previous is not None:
             logits = self.transitions.add_rows(logits, previous)
         return logits

@@ -57,6 +57,7 @@ from bert4rec.evaluation.validation import (
 )
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.training.checkpoint import Progress, masking_states, restore_state, save_state
+from bert4rec.training.full_softmax import fused_cross_entropy
 from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss
 from bert4rec.training.memory import check_fits, fix_mmap_threshold
 from bert4rec.training.runtime import Runtime, joined_runtime
@@ -264,12 +265,19 @@ class TrainingRun:
         return loss.detach()
 
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The cloze loss `optim.loss` at the labelled positions; bf16 autocast on CUDA."""
+        """The cloze loss `optim.loss` at the labelled positions; bf16 autocast on CUDA. On
+        the CPU the full softmax runs fused with the output layer (full_softmax.py), except
+        with transition logits, which add to each row's logits."""
         optim = self.settings.optim
         before = self.previous_items(inputs, labels)  # [B, T] or None
         positions, target_labels = padded_targets(labels)  # few sizes: a flat heap
         previous = None if before is None else before[positions]
-        with torch.autocast("cuda", torch.bfloat16, enabled=self.runtime.device.type == "cuda"):
+        on_cuda = self.runtime.device.type == "cuda"
+        with torch.autocast("cuda", torch.bfloat16, enabled=on_cuda):
+            if optim.loss == "full" and previous is None and not on_cuda:
+                hidden = self.wrapped(inputs, positions, project=False)  # [N', H]
+                return fused_cross_entropy(hidden, self.model.output_weight,
+                                           self.model.output_layer_bias(), target_labels)
             if optim.loss == "full":
                 return F.cross_entropy(self.wrapped(inputs, positions, previous=previous).float(),
                                        target_labels, ignore_index=IGNORE)
