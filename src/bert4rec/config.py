@@ -521,7 +521,7 @@ CAUSAL = replace(
 `large`, but each position predicts the next item from the ones before it (SASRec's
 objective), 60 epochs. On ML-1M it validates at 0.1867 (seed 0; 40 epochs: 0.1799 and 0.1819
 for seeds 0 and 1) where `large` gives 0.1691 (docs/results.md). Every position then scores
-the whole catalogue: over ML-20M's 26,744 items an epoch costs 2.8 times a cloze one, so
+the whole catalogue: over ML-20M's 26,744 items an epoch costs 2.5 times a cloze one, so
 `auto` keeps `large` there."""
 
 PRESETS: dict[str, Settings] = {
@@ -546,7 +546,8 @@ CAUSAL_ITEMS = 10_000
 """From SMALL_DATA_INTERACTIONS on, `auto` trains `causal` over a catalogue of up to this many
 items (ML-1M: 3,416, where it validates 0.011 above `large`) and `large` over a bigger one,
 where scoring the whole catalogue at every position costs too much (ML-20M: 26,744 items,
-2.8 times a cloze epoch; its quality there is not measured)."""
+2.5 times a cloze epoch with the fused full softmax, 2.8 before; its quality there is not
+measured)."""
 
 
 def auto_choice(n_interactions: int, n_users: int, n_items: int) -> tuple[str, str]:
