@@ -3,7 +3,7 @@ events, each beside what it replaces, on logs with real timestamps cut in time.
 
     BERT4REC_DATA_DIR=DIR nice python benchmarks/lifecycle.py final \\
         --data ml-latest-small ml-100k ml-1m-3k --seeds 0 1 2 [--epochs 40] [--threads 1]
-    ... lifecycle.py warm --data ml-100k [--warm-epochs 5] [--epochs 40]
+    ... lifecycle.py warm --data ml-100k --seeds 0 1 2 [--warm-epochs 5] [--epochs 40]
     ... lifecycle.py fresh [--events 10] [--rounds 3]
 
 `final`: the log cut at the time that leaves its last 10% of interactions after the cut
@@ -16,7 +16,8 @@ filtered), beside itemknn fitted on the same data.
 `warm`: three periods, the cuts leaving 20% and 10% of interactions after them. Yesterday's
 model trains on the first period; today's log is the first two periods (the second brings
 new items and users); the warm start (`init_from`, `--warm-epochs` epochs) and a full
-retrain (`--epochs`) both train on it, and both rank the third period, beside itemknn.
+retrain (`--epochs`) both train on it, and both rank the third period, beside itemknn; each
+seed trains its own yesterday's model, retrain and warm start.
 Seconds are each fit's wall time, validation included, measured one after the other in
 this process.
 
@@ -158,22 +159,23 @@ def warm_rows(name: str, args: argparse.Namespace, scratch: Path) -> list[dict]:
               "new_interactions": new.n_interactions,
               "new_items": int((~pl.Series(new.corpus.item_ids).is_in(old_items)).sum()),
               "later_events": later.height}
-    yesterday = bert(args, args.epochs).fit(
-        old, out=scratch / f"{name}-yesterday", progress=False)
-    rows = []
-    for label, make in (
-        ("full retrain", lambda: bert(args, args.epochs).fit(
-            new, out=scratch / f"{name}-retrain", progress=False)),
-        (f"warm start, {args.warm_epochs} epochs", lambda: bert(args, args.warm_epochs).fit(
-            new, out=scratch / f"{name}-warm", progress=False, init_from=yesterday)),
-        ("itemknn", lambda: bert4rec.Baseline("itemknn").fit(new)),
-    ):
-        start = time.perf_counter()
-        model = make()
-        seconds = time.perf_counter() - start
-        rows.append({**header, "model": label, "seconds": round(seconds, 1),
-                     **scored(model.evaluate(test=later))})
-        print(json.dumps(rows[-1]), flush=True)
+    rows = [{**header, "model": "itemknn", **scored(
+        bert4rec.Baseline("itemknn").fit(new).evaluate(test=later))}]
+    print(json.dumps(rows[-1]), flush=True)
+    for seed in args.seeds:
+        yesterday = bert(args, args.epochs, seed).fit(
+            old, out=scratch / f"{name}-yesterday-{seed}", progress=False)
+        for label, epochs, start_from, folder in (
+                ("full retrain", args.epochs, None, "retrain"),
+                (f"warm start, {args.warm_epochs} epochs", args.warm_epochs, yesterday, "warm")):
+            start = time.perf_counter()
+            model = bert(args, epochs, seed).fit(
+                new, out=scratch / f"{name}-{folder}-{seed}", progress=False,
+                init_from=start_from)
+            seconds = time.perf_counter() - start
+            rows.append({**header, "model": label, "seed": seed, "seconds": round(seconds, 1),
+                         **scored(model.evaluate(test=later))})
+            print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
