@@ -7,8 +7,8 @@ floats, each far larger than the CPU's caches. Here each block of `ROWS` rows is
 turned into its gradient (softmax minus one-hot) while it is still in cache, and multiplied
 straight into the gradients of the hidden states, the item matrix and the bias; no `[N, V]`
 tensor exists. The loss and the gradients equal the unfused ones to float rounding
-(tests/test_full_softmax.py); on the CPU the layer takes half the time (ML-1M's 3,418 items
-and 26,744 items alike, docs/performance.md).
+(tests/training/test_full_softmax.py); on the CPU the layer takes half the time (ML-1M's
+3,418 items and 26,744 items alike, docs/performance.md).
 
 The gradient is computed in the forward pass, so the loss supports one plain `backward()`
 (what training does), not double backward.

@@ -272,9 +272,9 @@ class TrainingRun:
         before = self.previous_items(inputs, labels)  # [B, T] or None
         positions, target_labels = padded_targets(labels)  # few sizes: a flat heap
         previous = None if before is None else before[positions]
-        on_cuda = self.runtime.device.type == "cuda"
-        with torch.autocast("cuda", torch.bfloat16, enabled=on_cuda):
-            if optim.loss == "full" and previous is None and not on_cuda:
+        device = self.runtime.device.type
+        with torch.autocast("cuda", torch.bfloat16, enabled=device == "cuda"):
+            if optim.loss == "full" and previous is None and device == "cpu":
                 hidden = self.wrapped(inputs, positions, project=False)  # [N', H]
                 return fused_cross_entropy(hidden, self.model.output_weight,
                                            self.model.output_layer_bias(), target_labels)
