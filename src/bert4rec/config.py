@@ -258,6 +258,13 @@ class OptimSettings:
     negatives: int = _f(
         1024, "uniform sampled softmax: negatives drawn per batch", allowed=AT_LEAST_ONE
     )
+    feature_loss: float = _f(
+        0.0,
+        "with item features: weight of a second loss, the same one over every item's "
+        "features-only vector (what a new item has), so that features alone learn to rank; "
+        "no effect without item features",
+        allowed=NOT_NEGATIVE,
+    )
     item_init: str = _f(
         "random",
         "where the item embeddings start: at random, or at a truncated SVD of the positive PMI "
@@ -502,14 +509,15 @@ from 0.1624 with the random start; docs/results.md)."""
 SHORT = replace(
     SMALL,
     model=replace(SMALL.model, causal=True, transitions=True, dropout=0.5, item_features="auto"),
-    optim=replace(SMALL.optim, loss="uniform", negatives=1024),
+    optim=replace(SMALL.optim, loss="uniform", negatives=1024, feature_loss=1.0),
     loop=replace(SMALL.loop, epochs=20, batch_size=64),
 )
 """For short sequences, as in most shops' logs (Amazon Beauty: 8.9 items per user): `small`,
 but each position predicts the next item from the ones before it (SASRec's objective, which
 trains on every position of a short sequence instead of a fifth of them), a learnt logit for
 each pair of consecutive items seen in training (what a first-order Markov chain counts),
-the item table's categorical columns as features where it has any, dropout 0.5, 1,024 uniform
+the item table's categorical columns as features where it has any, with the same loss again
+over every item's features alone (so that new items rank well), dropout 0.5, 1,024 uniform
 negatives per batch of 64, 20 epochs (docs/results.md)."""
 
 CAUSAL = replace(

@@ -186,13 +186,21 @@ class ItemFeatureVectors(nn.Module):
         weight = self.id_weight() if items is None else self.id_weight()[items]
         return ids * weight.unsqueeze(-1) + self.pooled(items)
 
-    def bias(self, own: torch.Tensor) -> torch.Tensor:
-        """The output bias [V] from the items' own biases `own` [V]."""
+    def pooled_bias(self) -> torch.Tensor:
+        """[V]: each item's mean value bias (padding aside)."""
         values = self.item_values
         count = values.ne(PAD).sum(-1).clamp_min(1)
-        pooled = self.value_bias[values].masked_fill(values == PAD, 0.0).sum(-1) / count
+        return self.value_bias[values].masked_fill(values == PAD, 0.0).sum(-1) / count
+
+    def bias(self, own: torch.Tensor) -> torch.Tensor:
+        """The output bias [V] from the items' own biases `own` [V]."""
         weight = self.id_weight()
-        return own * weight + pooled * (1 - weight)
+        return own * weight + self.pooled_bias() * (1 - weight)
+
+    def alone(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every item's vector [V, H] and bias [V] from its features alone, as a new item has
+        them: what `optim.feature_loss` trains to rank."""
+        return self.pooled(), self.pooled_bias()
 
 
 class Embeddings(nn.Module):
@@ -531,7 +539,10 @@ class BERT4Rec(nn.Module):
         onto the logits, so no second [N, V] tensor is written (nor its gradient): a fifth of
         a `fast` step on a 27k-item catalogue. The logits are the same.
         """
-        h = self.transform(hidden)  # [N, H]
+        return self.score(self.transform(hidden), previous)
+
+    def score(self, h: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """`project` from the head's output `h` [N, H] (what `forward(project=False)` gives)."""
         logits = F.linear(h, self.output_weight, self.output_layer_bias())  # [N, V]
         if self.transitions is not None and previous is not None:
             logits = self.transitions.add_rows(logits, previous)

@@ -130,3 +130,48 @@ def test_a_model_with_features_places_items_it_never_saw_by_their_genre(tmp_path
     scorer = model_scorer(result.model, "cpu")
     report = evaluate(scorer, cold.corpus, "test", cold.protocol((2,)))
     assert report.metrics["HR@2"] > 0.8  # chance: 0.25
+
+
+@pytest.mark.parametrize("loss", ["full", "uniform"])
+def test_the_feature_loss_adds_the_same_loss_over_features_only_item_vectors(loss):
+    from bert4rec.config import preset
+    from bert4rec.training.loop import TrainingRun
+    from bert4rec.training.runtime import Runtime
+
+    corpus = genre_corpus(n_users=60)
+    runs = {}
+    for weight in (0.0, 0.5):
+        settings = preset("fast").override({
+            "loop.device": "cpu", "model.item_features": "genres", "model.id_dropout": 0.0,
+            "optim.loss": loss, "optim.negatives": 16, "optim.feature_loss": weight})
+        torch.manual_seed(0)
+        runs[weight] = TrainingRun(corpus, settings, Runtime(torch.device("cpu")),
+                                   show_progress=False)
+        runs[weight].model.eval()  # no dropout: both see the same network
+    inputs, labels = next(iter(runs[0.0].loader))
+    losses = {}
+    for weight, run in runs.items():
+        torch.manual_seed(1)  # the same sampled negatives for the main loss
+        losses[weight] = run.loss(inputs, labels)
+    run = runs[0.5]
+    features = run.model.encoder.embeddings.features
+    vectors, bias = features.alone()
+    with torch.no_grad():
+        assert torch.allclose(vectors[1], features.values.weight[features.item_values[1, 0]])
+        hidden = run.model(inputs, labels != 0, project=False)
+        logits = hidden @ vectors.T + bias
+        logits[:, [0, corpus.mask_token]] = float("-inf")
+        alone = torch.nn.functional.cross_entropy(logits, labels[labels != 0])
+    if loss == "full":  # the exact extra term
+        assert losses[0.5].item() == pytest.approx(losses[0.0].item() + 0.5 * alone.item(),
+                                                   rel=1e-5)
+    else:  # its own sampled negatives: more than the main loss, and in alone's range
+        assert losses[0.5].item() > losses[0.0].item() + 0.1
+
+
+def test_the_feature_loss_is_refused_below_zero():
+    from bert4rec.config import preset
+    from bert4rec.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="feature_loss"):
+        preset("fast").override({"optim.feature_loss": -1.0})
