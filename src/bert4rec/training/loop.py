@@ -272,12 +272,11 @@ class TrainingRun:
         before = self.previous_items(inputs, labels)  # [B, T] or None
         positions, target_labels = padded_targets(labels)  # few sizes: a flat heap
         previous = None if before is None else before[positions]
-        device = self.runtime.device.type
-        with torch.autocast("cuda", torch.bfloat16, enabled=device == "cuda"):
+        with torch.autocast("cuda", torch.bfloat16, enabled=self.runtime.device.type == "cuda"):
             hidden = self.wrapped(inputs, positions, project=False)  # [N', H]
-            if optim.loss == "full" and previous is None and device == "cpu":
-                loss = fused_cross_entropy(hidden, self.model.output_weight,
-                                           self.model.output_layer_bias(), target_labels)
+            if optim.loss == "full" and previous is None:
+                loss = self.full_softmax_loss(hidden, self.model.output_weight,
+                                              self.model.output_layer_bias(), target_labels)
             elif optim.loss == "full":
                 loss = F.cross_entropy(self.model.score(hidden, previous).float(),
                                        target_labels, ignore_index=IGNORE)
@@ -312,9 +311,15 @@ class TrainingRun:
                                       n_negatives=optim.negatives,
                                       n_items=self.model.config.vocab.n_items,
                                       item_log_q=self.item_log_q)
+        return self.full_softmax_loss(hidden, vectors, bias, targets)
+
+    def full_softmax_loss(self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                          targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of `hidden @ weight.T + bias` over every item: fused with the output
+        layer on the CPU (full_softmax.py), the unfused form on CUDA and MPS."""
         if self.runtime.device.type == "cpu":
-            return fused_cross_entropy(hidden, vectors, bias, targets)
-        return F.cross_entropy(F.linear(hidden, vectors, bias).float(), targets,
+            return fused_cross_entropy(hidden, weight, bias, targets)
+        return F.cross_entropy(F.linear(hidden, weight, bias).float(), targets,
                                ignore_index=IGNORE)
 
     def previous_items(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
