@@ -152,11 +152,14 @@ def attack(base: str, args: argparse.Namespace, users: list, ids: list,
     process = context.Process(target=abuse_process,
                               args=(base, seconds, users, ids, ready, go, send))
     process.start()
+    send.close()  # the child's end only: a child that dies then ends `recv` with EOFError
     try:
         if not ready.wait(timeout=120):
             raise SystemExit("the abusers' process did not start")
         go.set()
         asyncio.run(normals(base, args, ids, seconds, record))
+        if not receive.poll(timeout=60):
+            raise SystemExit("the abusers' process sent nothing back")
         record += receive.recv()
     finally:
         process.join(timeout=30)

@@ -196,8 +196,12 @@ def test_cli_serve_freezes_the_loaded_heap_before_serving(run, monkeypatch):
     import uvicorn
 
     frozen = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: frozen.append(
-        gc.get_freeze_count()))
+
+    def run_server(self, sockets):
+        frozen.append(gc.get_freeze_count())
+        sockets[0].close()
+
+    monkeypatch.setattr(uvicorn.Server, "run", run_server)
     try:
         assert main(["serve", str(run), "--port", "0"]) == 0
         assert frozen and frozen[0] > 10_000
