@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bert4rec.model import BERT4Rec, BERT4RecConfig
+from bert4rec.model import BERT4Rec, BERT4RecConfig, Dropout
 
 
 @pytest.fixture
@@ -64,6 +64,24 @@ def test_padding_embedding_is_zero_and_stays_untrained(model):
     items = torch.tensor([[0, 0, 3, 4, 29]])
     model(items, items == 29).logsumexp(-1).sum().backward()
     assert model.encoder.embeddings.item.weight.grad[0].abs().sum() == 0
+
+
+def test_dropout_zeroes_its_share_scales_the_rest_and_passes_gradients_through_the_kept():
+    torch.manual_seed(0)
+    x = torch.rand(64, 50, 32) + 1.0  # no element is zero before dropout
+    x.requires_grad_()
+    drop = Dropout(0.2)
+    y = drop(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.2) < 0.01  # 102,400 draws: sd 0.0013
+    torch.testing.assert_close(y[kept], x.detach()[kept] / 0.8)
+    y.backward(torch.ones_like(y))
+    torch.testing.assert_close(x.grad, kept.float() / 0.8)
+    torch.manual_seed(1)
+    first = drop(x)
+    torch.manual_seed(1)
+    assert torch.equal(drop(x), first)  # the global seed decides the mask
+    assert drop.eval()(x) is x and Dropout(0.0).train()(x) is x
 
 
 def test_config_round_trips_through_a_plain_dict():
