@@ -258,6 +258,11 @@ class OptimSettings:
     negatives: int = _f(
         1024, "uniform sampled softmax: negatives drawn per batch", allowed=AT_LEAST_ONE
     )
+    exclude_history: bool = _f(
+        False,
+        "leave the items of each target's own input (for a causal model, those before it) out "
+        "of its full softmax, as recommending leaves a user's seen items out; loss=full only",
+    )
     feature_loss: float = _f(
         0.0,
         "with item features: weight of a second loss, the same one over every item's "
@@ -284,6 +289,10 @@ class OptimSettings:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.exclude_history and self.loss != "full":
+            raise SettingsError(
+                f"optim.exclude_history applies to the full softmax; optim.loss is {self.loss!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from tiny_corpus import tiny_corpus
 
 from bert4rec.config import preset
-from bert4rec.data.batches import IGNORE
+from bert4rec.data.batches import IGNORE, target_inputs
 from bert4rec.training import full_softmax
-from bert4rec.training.full_softmax import fused_cross_entropy
+from bert4rec.training.full_softmax import exclude_from_logits, fused_cross_entropy
 from bert4rec.training.loop import TrainingRun
 from bert4rec.training.runtime import Runtime
 
@@ -74,3 +74,57 @@ def test_a_cpu_training_step_takes_the_fused_loss_with_the_unfused_value(monkeyp
     unfused = F.cross_entropy(run.model(inputs, positions), labels[positions])
     assert calls == [1]
     torch.testing.assert_close(fused, unfused)
+
+
+def test_excluded_items_lose_their_probability_but_never_a_rows_own_target():
+    """`optim.exclude_history`: each row's excluded items get probability 0 and no gradient,
+    except the row's own target, which is always scored; fused equals unfused."""
+    hidden, weight, bias, targets = _inputs(n=300, items=50)
+    generator = torch.Generator().manual_seed(1)
+    exclude = torch.randint(0, 50, (300, 6), generator=generator)
+    exclude[:, 0] = targets.clamp_min(0)  # every real row lists its own target too
+
+    def unfused(h, w, b, t):
+        return F.cross_entropy(exclude_from_logits(F.linear(h, w, b), t, exclude), t,
+                               ignore_index=IGNORE)
+
+    expected = _loss_and_grads(unfused, hidden, weight, bias, targets)
+    got = _loss_and_grads(lambda h, w, b, t: fused_cross_entropy(h, w, b, t, exclude),
+                          hidden, weight, bias, targets)
+    for want, have in zip(expected, got, strict=True):
+        torch.testing.assert_close(have, want)
+    plain = _loss_and_grads(fused_cross_entropy, hidden, weight, bias, targets)
+    assert got[0] < plain[0]  # fewer rivals in every row
+    row = 2  # a real row: its excluded items, but not its target, get no gradient
+    assert targets[row] != IGNORE
+    others = exclude[row][exclude[row] != targets[row]]
+    probabilities = torch.softmax(exclude_from_logits(
+        F.linear(hidden[row:row + 1], weight, bias), targets[row:row + 1], exclude[row:row + 1]),
+        dim=1)[0]
+    assert probabilities[others].sum() == 0 and probabilities[targets[row]] > 0
+
+
+def test_a_causal_target_excludes_what_came_before_it_and_a_cloze_one_its_whole_row():
+    inputs = torch.tensor([[0, 0, 7, 8, 9], [3, 4, 5, 99, 6]])  # 99: [MASK]
+    positions = (torch.tensor([0, 0, 1]), torch.tensor([2, 4, 1]))
+    assert target_inputs(inputs, positions, causal=True).tolist() == [
+        [0, 0, 7, 0, 0], [0, 0, 7, 8, 9], [3, 4, 0, 0, 0]]
+    assert target_inputs(inputs, positions, causal=False).tolist() == [
+        [0, 0, 7, 8, 9], [0, 0, 7, 8, 9], [3, 4, 5, 99, 6]]
+
+
+def test_a_training_step_with_exclude_history_takes_the_excluded_loss():
+    corpus = tiny_corpus([[1, 2, 3, 4, 5, 6, 7, 8], [2, 4, 6, 8, 1, 3], [5, 6, 7, 8, 1, 2]] * 4)
+    settings = preset("fast").override({"loop.device": "cpu", "model.causal": True,
+                                        "model.dropout": 0.0, "loop.batch_size": 12,
+                                        "optim.exclude_history": True})
+    run = TrainingRun(corpus, settings, Runtime(torch.device("cpu")), show_progress=False)
+    run.model.eval()
+    inputs, labels = next(iter(run.loader))
+    positions = (labels != 0).nonzero(as_tuple=True)
+    logits = run.model(inputs, positions)
+    seen = target_inputs(inputs, positions, causal=True)
+    expected = F.cross_entropy(exclude_from_logits(logits, labels[positions], seen),
+                               labels[positions])
+    torch.testing.assert_close(run.loss(inputs, labels), expected)
+    assert expected < F.cross_entropy(logits, labels[positions])

@@ -224,6 +224,19 @@ def padded_targets(labels: torch.Tensor, step: int = TARGET_STEP
     return (F.pad(rows, (0, extra)), F.pad(columns, (0, extra))), target_labels
 
 
+def target_inputs(inputs: torch.Tensor, positions: tuple[torch.Tensor, torch.Tensor],
+                  causal: bool) -> torch.Tensor:
+    """Each target's own input items [N', T] (`optim.exclude_history`): the whole input row
+    of a cloze target, or the items up to its position for a causal one (what it has seen);
+    padding, [MASK] and later positions are PAD."""
+    rows, columns = positions
+    items = inputs[rows]
+    if causal:
+        later = torch.arange(inputs.shape[1], device=inputs.device)[None, :] > columns[:, None]
+        items = items.masked_fill(later, PAD)
+    return items
+
+
 def trim_padding(batch: torch.Tensor) -> torch.Tensor:
     """Drop the leading columns that are padding in every row of a left-padded batch.
 

@@ -19,19 +19,39 @@ from __future__ import annotations
 import torch
 
 from bert4rec.data.batches import IGNORE
+from bert4rec.data.vocab import PAD
 
 ROWS = 128
 """Rows per block: fastest of 32-1,024 on 3,418 and 26,744 items (one thread, width 64)."""
 
 
 def fused_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                        targets: torch.Tensor) -> torch.Tensor:
+                        targets: torch.Tensor, exclude: torch.Tensor | None = None
+                        ) -> torch.Tensor:
     """Mean cross-entropy of `hidden [N, H] @ weight.T [H, V] + bias [V]` against
     `targets [N]` over the rows whose target is not IGNORE (`F.cross_entropy`'s mean).
 
-    A bias of -inf (padding, [MASK]) gives that item probability 0 and no gradient.
+    A bias of -inf (padding, [MASK]) gives that item probability 0 and no gradient, and so
+    does each item of `exclude [N, K]` in its row (`optim.exclude_history`; PAD entries
+    exclude nothing more): `exclude_from_logits` of the logits, without them.
     """
-    return _FusedCrossEntropy.apply(hidden, weight, bias, targets)
+    if exclude is not None:
+        exclude = _without_targets(exclude, targets)
+    return _FusedCrossEntropy.apply(hidden, weight, bias, targets, exclude)
+
+
+def exclude_from_logits(logits: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor
+                        ) -> torch.Tensor:
+    """`logits [N, V]` with each row's `exclude [N, K]` items at -inf, except its own target:
+    what the unfused full softmax (CUDA, MPS, transition logits) applies."""
+    return logits.scatter(1, _without_targets(exclude, targets), float("-inf"))
+
+
+def _without_targets(exclude: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """`exclude` with PAD for each row's own target and for the whole of an IGNORE row, so
+    that a row always keeps a finite logit."""
+    column = targets[:, None]
+    return torch.where((exclude == column) | (column == IGNORE), PAD, exclude)
 
 
 class _FusedCrossEntropy(torch.autograd.Function):
@@ -39,7 +59,7 @@ class _FusedCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                targets: torch.Tensor) -> torch.Tensor:
+                targets: torch.Tensor, exclude: torch.Tensor | None) -> torch.Tensor:
         real = targets != IGNORE
         count = real.sum().clamp_min(1)
         safe = torch.where(real, targets, 0)[:, None]  # [N, 1]: a valid index on every row
@@ -51,6 +71,8 @@ class _FusedCrossEntropy(torch.autograd.Function):
             rows = slice(start, start + ROWS)
             h, target, keep = hidden[rows], safe[rows], real[rows, None]
             block = torch.addmm(bias, h, weight.t())  # [n, V] logits
+            if exclude is not None:
+                block.scatter_(1, exclude[rows], float("-inf"))
             log_norm = torch.logsumexp(block, dim=1, keepdim=True)
             total += torch.where(keep, log_norm - block.gather(1, target), 0).sum()
             block.sub_(log_norm).exp_()  # softmax, in place
@@ -66,4 +88,4 @@ class _FusedCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_loss: torch.Tensor):
         grad_hidden, grad_weight, grad_bias, count = ctx.saved_tensors
         scale = grad_loss / count
-        return grad_hidden * scale, grad_weight * scale, grad_bias * scale, None
+        return grad_hidden * scale, grad_weight * scale, grad_bias * scale, None, None

@@ -42,6 +42,7 @@ from bert4rec.data.batches import (
     NextItemCollate,
     WindowDataset,
     padded_targets,
+    target_inputs,
 )
 from bert4rec.data.cooccurrence import ppmi_embeddings
 from bert4rec.data.corpus import SequenceCorpus, Split
@@ -57,7 +58,7 @@ from bert4rec.evaluation.validation import (
 )
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.training.checkpoint import Progress, masking_states, restore_state, save_state
-from bert4rec.training.full_softmax import fused_cross_entropy
+from bert4rec.training.full_softmax import exclude_from_logits, fused_cross_entropy
 from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss
 from bert4rec.training.memory import check_fits, fix_mmap_threshold
 from bert4rec.training.runtime import Runtime, joined_runtime
@@ -272,14 +273,19 @@ class TrainingRun:
         before = self.previous_items(inputs, labels)  # [B, T] or None
         positions, target_labels = padded_targets(labels)  # few sizes: a flat heap
         previous = None if before is None else before[positions]
+        exclude = (target_inputs(inputs, positions, self.model.config.causal)
+                   if optim.exclude_history else None)  # [N', T] or None
         with torch.autocast("cuda", torch.bfloat16, enabled=self.runtime.device.type == "cuda"):
             hidden = self.wrapped(inputs, positions, project=False)  # [N', H]
             if optim.loss == "full" and previous is None:
                 loss = self.full_softmax_loss(hidden, self.model.output_weight,
-                                              self.model.output_layer_bias(), target_labels)
+                                              self.model.output_layer_bias(), target_labels,
+                                              exclude)
             elif optim.loss == "full":
-                loss = F.cross_entropy(self.model.score(hidden, previous).float(),
-                                       target_labels, ignore_index=IGNORE)
+                logits = self.model.score(hidden, previous).float()
+                if exclude is not None:
+                    logits = exclude_from_logits(logits, target_labels, exclude)
+                loss = F.cross_entropy(logits, target_labels, ignore_index=IGNORE)
             else:
                 pair_logits = None
                 if previous is not None:
@@ -296,10 +302,12 @@ class TrainingRun:
                                           sparse_grad=self.sparse_items, pair_logits=pair_logits)
             features = self.model.encoder.embeddings.features
             if optim.feature_loss > 0 and features is not None:
-                loss = loss + optim.feature_loss * self.features_alone_loss(hidden, target_labels)
+                loss = loss + optim.feature_loss * self.features_alone_loss(hidden, target_labels,
+                                                                            exclude)
             return loss
 
-    def features_alone_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def features_alone_loss(self, hidden: torch.Tensor, targets: torch.Tensor,
+                            exclude: torch.Tensor | None = None) -> torch.Tensor:
         """`optim.loss` with every item scored by its features alone (`alone`), as a new item
         is: trains the features to rank on their own, where `model.id_dropout` only hides some
         ids among others that still count (Beauty's cold items: HR@10 0.148 against 0.115)."""
@@ -311,16 +319,20 @@ class TrainingRun:
                                       n_negatives=optim.negatives,
                                       n_items=self.model.config.vocab.n_items,
                                       item_log_q=self.item_log_q)
-        return self.full_softmax_loss(hidden, vectors, bias, targets)
+        return self.full_softmax_loss(hidden, vectors, bias, targets, exclude)
 
     def full_softmax_loss(self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                          targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of `hidden @ weight.T + bias` over every item: fused with the output
-        layer on the CPU (full_softmax.py), the unfused form on CUDA and MPS."""
+                          targets: torch.Tensor, exclude: torch.Tensor | None = None
+                          ) -> torch.Tensor:
+        """Cross-entropy of `hidden @ weight.T + bias` over every item, less each row's
+        `exclude` items: fused with the output layer on the CPU (full_softmax.py), the
+        unfused form on CUDA and MPS."""
         if self.runtime.device.type == "cpu":
-            return fused_cross_entropy(hidden, weight, bias, targets)
-        return F.cross_entropy(F.linear(hidden, weight, bias).float(), targets,
-                               ignore_index=IGNORE)
+            return fused_cross_entropy(hidden, weight, bias, targets, exclude)
+        logits = F.linear(hidden, weight, bias).float()
+        if exclude is not None:
+            logits = exclude_from_logits(logits, targets, exclude)
+        return F.cross_entropy(logits, targets, ignore_index=IGNORE)
 
     def previous_items(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
         """For the transition logits: the item before each position [B, T] (a causal model's
