@@ -106,9 +106,6 @@ def test_settings_that_only_fail_together_name_both_fields():
     with pytest.raises(SettingsError, match=r"mask_token_share \(0\.8\) \+ .*random_token_share"
                        r" \(0\.3\) must be <= 1"):
         preset("seed").override({"masking.random_token_share": 0.3})
-    with pytest.raises(SettingsError, match=r"optim\.exclude_history applies to the full "
-                       r"softmax; optim\.loss is 'uniform'"):
-        preset("short").override({"optim.exclude_history": True})
 
 
 def test_every_validation_metric_a_run_reports_is_accepted():

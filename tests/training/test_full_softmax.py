@@ -128,3 +128,22 @@ def test_a_training_step_with_exclude_history_takes_the_excluded_loss():
                                labels[positions])
     torch.testing.assert_close(run.loss(inputs, labels), expected)
     assert expected < F.cross_entropy(logits, labels[positions])
+
+
+def test_a_sampled_loss_leaves_exclude_history_aside():
+    """`causal` turns it on; with a sampled loss for a large catalogue it must not get in the
+    way: the same step, the same loss."""
+    corpus = tiny_corpus([[1, 2, 3, 4, 5, 6, 7, 8], [2, 4, 6, 8, 1, 3], [5, 6, 7, 8, 1, 2]] * 4)
+    losses = []
+    for exclude in (True, False):
+        torch.manual_seed(0)
+        settings = preset("causal").override({
+            "loop.device": "cpu", "model.dropout": 0.0, "loop.batch_size": 12,
+            "optim.loss": "uniform", "optim.negatives": 4, "optim.exclude_history": exclude})
+        run = TrainingRun(corpus, settings, Runtime(torch.device("cpu")), show_progress=False)
+        run.model.eval()
+        inputs, labels = next(iter(run.loader))
+        torch.manual_seed(1)
+        losses.append(run.loss(inputs, labels))
+    assert torch.isfinite(losses[0])
+    torch.testing.assert_close(losses[0], losses[1])
