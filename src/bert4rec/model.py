@@ -205,7 +205,7 @@ class ItemFeatureVectors(nn.Module):
 
 class Dropout(nn.Module):
     """`nn.Dropout` with a cheaper mask on the CPU: a uniform draw compared with `p` and kept
-    as bools, where `F.dropout` draws a float Bernoulli mask (1.5-1.7x the time forward and
+    as bools, where `F.dropout` draws a float Bernoulli mask (1.3-1.7x the time forward and
     backward at [256, 184, 64], one thread; docs/performance.md). Elsewhere it is F.dropout."""
 
     def __init__(self, p: float) -> None:

@@ -227,8 +227,8 @@ def padded_targets(labels: torch.Tensor, step: int = TARGET_STEP
 def target_inputs(inputs: torch.Tensor, positions: tuple[torch.Tensor, torch.Tensor],
                   causal: bool) -> torch.Tensor:
     """Each target's own input items [N', T] (`optim.exclude_history`): the whole input row
-    of a cloze target, or the items up to its position for a causal one (what it has seen);
-    padding, [MASK] and later positions are PAD."""
+    of a cloze target (a random item the masking put there included), or the items up to its
+    position for a causal one (what it has seen); padding and later positions are PAD."""
     rows, columns = positions
     items = inputs[rows]
     if causal:

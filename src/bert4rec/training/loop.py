@@ -274,7 +274,7 @@ class TrainingRun:
         positions, target_labels = padded_targets(labels)  # few sizes: a flat heap
         previous = None if before is None else before[positions]
         exclude = (target_inputs(inputs, positions, self.model.config.causal)
-                   if optim.exclude_history else None)  # [N', T] or None
+                   if optim.exclude_history and optim.loss == "full" else None)  # [N', T]
         with torch.autocast("cuda", torch.bfloat16, enabled=self.runtime.device.type == "cuda"):
             hidden = self.wrapped(inputs, positions, project=False)  # [N', H]
             if optim.loss == "full" and previous is None:
