@@ -535,9 +535,9 @@ CAUSAL = replace(
 """For a million interactions and more over a catalogue of up to CAUSAL_ITEMS items (ML-1M):
 `large`, but each position predicts the next item from the ones before it (SASRec's
 objective) in a softmax without the items before it, which recommending leaves out too; 80
-epochs. On ML-1M it validates at 0.1994 (seed 0; with 60 epochs 0.1946, 0.1937 and 0.1935
-for seeds 0-2, and 0.1869 and 0.1850 for seeds 0 and 1 with those items in the softmax)
-where `large` gives 0.1691 (docs/results.md). Every position
+epochs. On ML-1M it validates at 0.1994, 0.1982 and 0.1962 (seeds 0-2; with 60 epochs
+0.1946, 0.1937 and 0.1935, and 0.1869 and 0.1850 for seeds 0 and 1 with those items in the
+softmax) where `large` gives 0.1691 (docs/results.md). Every position
 scores the whole catalogue: over ML-20M's 26,744 items an epoch costs 2.5 times a cloze one,
 so `auto` keeps `large` there."""
 
