@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
+from functools import partial
 from pathlib import Path
 
 import torch
+from full_softmax import best_step_seconds
 from torch import nn
 
 from bert4rec.config import preset
@@ -46,16 +47,8 @@ def time_preset(corpus, name: str, changes: dict, steps: int, rounds: int) -> di
     run = TrainingRun(corpus, preset(name).override({"loop.device": "cpu", **changes}),
                       Runtime(torch.device("cpu")), show_progress=False)
     batches = [batch for _, batch in zip(range(steps + 1), run.loader, strict=False)]
-    best = dict.fromkeys(KINDS, float("inf"))
-    for _ in range(rounds):
-        for kind, module in KINDS.items():
-            use_dropout(run.model, module)
-            run.step(*batches[0])  # warm-up
-            start = time.perf_counter()
-            for inputs, labels in batches[1:]:
-                run.step(inputs, labels)
-            best[kind] = min(best[kind], (time.perf_counter() - start) / steps)
-    return best
+    variants = {kind: partial(use_dropout, run.model, module) for kind, module in KINDS.items()}
+    return best_step_seconds(run, batches, variants, rounds)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -26,7 +27,7 @@ from bert4rec.config import preset
 from bert4rec.data.batches import IGNORE
 from bert4rec.data.cache import load_corpus
 from bert4rec.data.corpus import PrepareSettings
-from bert4rec.training.full_softmax import fused_cross_entropy
+from bert4rec.training.full_softmax import exclude_from_logits, fused_cross_entropy
 from bert4rec.training.loop import TrainingRun
 from bert4rec.training.runtime import Runtime
 from bert4rec.training.threads import governed
@@ -35,12 +36,32 @@ OUT = Path(__file__).resolve().parent / "out"
 
 
 def unfused_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                          targets: torch.Tensor) -> torch.Tensor:
+                          targets: torch.Tensor, exclude: torch.Tensor | None = None
+                          ) -> torch.Tensor:
     """What training computed before the fused loss: the [N, V] logits, then cross-entropy."""
-    return F.cross_entropy(F.linear(hidden, weight, bias), targets, ignore_index=IGNORE)
+    logits = F.linear(hidden, weight, bias)
+    if exclude is not None:
+        logits = exclude_from_logits(logits, targets, exclude)
+    return F.cross_entropy(logits, targets, ignore_index=IGNORE)
 
 
 LOSSES = {"unfused": unfused_cross_entropy, "fused": fused_cross_entropy}
+
+
+def best_step_seconds(run: TrainingRun, batches: list, variants: dict[str, Callable[[], None]],
+                      rounds: int) -> dict[str, float]:
+    """Best seconds per step of each variant on the same `batches` (the first a warm-up):
+    `variants[name]()` switches `run` to it; the variants alternate, `rounds` times."""
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(rounds):
+        for name, switch in variants.items():
+            switch()
+            run.step(*batches[0])  # warm-up
+            start = time.perf_counter()
+            for inputs, labels in batches[1:]:
+                run.step(inputs, labels)
+            best[name] = min(best[name], (time.perf_counter() - start) / (len(batches) - 1))
+    return best
 
 
 def time_preset(corpus, name: str, steps: int, rounds: int) -> dict[str, float]:
@@ -48,19 +69,15 @@ def time_preset(corpus, name: str, steps: int, rounds: int) -> dict[str, float]:
     run = TrainingRun(corpus, preset(name).override({"loop.device": "cpu"}),
                       Runtime(torch.device("cpu")), show_progress=False)
     batches = [batch for _, batch in zip(range(steps + 1), run.loader, strict=False)]
-    best = dict.fromkeys(LOSSES, float("inf"))
+
+    def use(loss: Callable) -> Callable[[], None]:
+        return lambda: setattr(training_loop, "fused_cross_entropy", loss)
+
     try:
-        for _ in range(rounds):
-            for kind, loss in LOSSES.items():
-                training_loop.fused_cross_entropy = loss
-                run.step(*batches[0])  # warm-up
-                start = time.perf_counter()
-                for inputs, labels in batches[1:]:
-                    run.step(inputs, labels)
-                best[kind] = min(best[kind], (time.perf_counter() - start) / steps)
+        return best_step_seconds(run, batches, {k: use(loss) for k, loss in LOSSES.items()},
+                                 rounds)
     finally:
         training_loop.fused_cross_entropy = fused_cross_entropy
-    return best
 
 
 def main() -> None:
