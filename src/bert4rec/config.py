@@ -491,14 +491,16 @@ SMALL = replace(
     model=replace(FAST.model, max_len=50, dropout=0.1),
     masking=replace(FAST.masking, mask_prob=0.2, last_item_share=0.5, last_item_prefix=1.0,
                     windows_per_sequence=8),
-    optim=replace(FAST.optim, lr=3e-3, item_init="cooccurrence", item_window=3, item_lr=0.1),
+    optim=replace(FAST.optim, lr=3e-3, item_init="cooccurrence", item_window=3, item_lr=0.1,
+                  exclude_history=True),
     loop=replace(FAST.loop, epochs=80, batch_size=32),
 )
 """For logs of up to a few hundred thousand interactions (ml-latest-small, ML-100k): item
 embeddings that start at the training items' co-occurrence (within 3 positions) and move at a
 tenth of the rate, so that the transformer learns to read them instead of memorising each
 user; 50-item windows, up to 8 per sequence, in batches of 32; 20% of positions masked and
-half the samples predicting the next item of a random prefix (docs/training-recipe.md)."""
+half the samples predicting the next item of a random prefix; each target scored without the
+items its sample shows, which recommending leaves out too (docs/training-recipe.md)."""
 
 LARGE = replace(
     FAST,
@@ -515,7 +517,8 @@ from 0.1624 with the random start; docs/results.md)."""
 SHORT = replace(
     SMALL,
     model=replace(SMALL.model, causal=True, transitions=True, dropout=0.5, item_features="auto"),
-    optim=replace(SMALL.optim, loss="uniform", negatives=1024, feature_loss=1.0),
+    optim=replace(SMALL.optim, loss="uniform", negatives=1024, feature_loss=1.0,
+                  exclude_history=False),
     loop=replace(SMALL.loop, epochs=20, batch_size=64),
 )
 """For short sequences, as in most shops' logs (Amazon Beauty: 8.9 items per user): `small`,
