@@ -50,8 +50,8 @@ def test_parse_overrides_names_bad_pairs(bad, message):
 def test_flops_per_sequence_equal_pytorchs_own_count_of_a_forward_pass(layers, ff_mult,
                                                                       n_targets):
     config = BERT4RecConfig(vocab_size=1000, max_len=100, hidden=64, layers=layers, heads=2,
-                            ff_mult=ff_mult, attention_dropout=0.1)
-    model = BERT4Rec(config).train()  # with attention dropout the counter sees every matmul
+                            ff_mult=ff_mult, attention_dropout=0.1, attention_dropout_on="weights")
+    model = BERT4Rec(config).train()  # dropout on the weights: the counter sees every matmul
     items = torch.randint(1, 999, (1, 100))
     targets = torch.zeros(1, 100, dtype=torch.bool)
     targets[0, torch.randperm(100)[:n_targets]] = True

@@ -171,9 +171,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--attention-dropout", type=float, default=0.2,
                         help="attention dropout on both sides for the throughput rows")
-    parser.add_argument("--attention-dropout-on", default="weights", choices=["weights", "keys"],
-                        help="what our attention dropout drops in the throughput rows: "
-                        "probabilities, as RecBole's, or keys (model.attention_dropout_on)")
+    parser.add_argument("--attention-dropout-on", default="keys", choices=["weights", "keys"],
+                        help="what our attention dropout drops in the throughput rows: keys "
+                        "(our default, model.attention_dropout_on) or probabilities, as RecBole's")
     args = parser.parse_args()
     if not args.data_dir:
         parser.error("pass --data-dir or set BERT4REC_DATA_DIR")
