@@ -133,7 +133,8 @@ class ModelSettings:
     heads: int = _f(2, "attention heads per block (must divide hidden)",
                     allowed=Interval(1, 1024))
     dropout: float = _f(0.1, "dropout on embeddings and block outputs", allowed=BELOW_ONE)
-    attention_dropout: float = _f(0.1, "dropout on attention probabilities", allowed=BELOW_ONE)
+    attention_dropout: float = _f(0.1, "attention dropout rate (attention_dropout_on says what "
+                                  "it drops)", allowed=BELOW_ONE)
     attention_dropout_on: str = _f(
         "keys", "what attention dropout drops: a share of each head's keys per sequence (keys: "
         "DropKey, through the fused attention; on ML-1M level with weights) or attention "
