@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from full_softmax import best_step_seconds
+from step_timing import best_step_seconds
 from torch import nn
 
 from bert4rec.config import preset

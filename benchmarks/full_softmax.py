@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from step_timing import best_step_seconds
 
 import bert4rec.training.loop as training_loop
 from bert4rec.config import preset
@@ -46,22 +46,6 @@ def unfused_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
 
 
 LOSSES = {"unfused": unfused_cross_entropy, "fused": fused_cross_entropy}
-
-
-def best_step_seconds(run: TrainingRun, batches: list, variants: dict[str, Callable[[], None]],
-                      rounds: int) -> dict[str, float]:
-    """Best seconds per step of each variant on the same `batches` (the first a warm-up):
-    `variants[name]()` switches `run` to it; the variants alternate, `rounds` times."""
-    best = dict.fromkeys(variants, float("inf"))
-    for _ in range(rounds):
-        for name, switch in variants.items():
-            switch()
-            run.step(*batches[0])  # warm-up
-            start = time.perf_counter()
-            for inputs, labels in batches[1:]:
-                run.step(inputs, labels)
-            best[name] = min(best[name], (time.perf_counter() - start) / (len(batches) - 1))
-    return best
 
 
 def time_preset(corpus, name: str, steps: int, rounds: int) -> dict[str, float]:
