@@ -7,14 +7,17 @@ For each data set, with the item table that brings its features:
 - `cold`: a random 10% of the items held out of training (`evaluation/cold.py`, hold-out seed
   0); the users whose test item is held out, the target ranked among the held-out items; the
   model with features (one run per seed) against popular-in-category and random items.
+- `cost`: milliseconds per training step of the same recipe with ids only, with features and
+  with features and their matches with the history (`model.feature_match`), side by side in
+  one process on the same batches (`--steps`, the best of `--rounds`), and the ratios.
 
 Data sets: Amazon Beauty (S3-Rec's Beauty.txt, 22,363 users, with Beauty_item2attributes.json:
 categories and brand), ml-latest-small (ratings >= 4, genres) and ML-1M (ml-1m.txt, the
 published benchmark file, with movies.dat's genres through ml-1m.txt.itemmap.tsv).
 
     BERT4REC_DATA_DIR=DIR nice python benchmarks/item_features.py \\
-        [--data beauty ml-latest-small ml-1m] [--parts warm cold] [--seeds 0 1 2] \\
-        [--features auto] [--threads 2] [--set loop.epochs=20 ...]
+        [--data beauty ml-latest-small ml-1m] [--parts warm cold cost] [--seeds 0 1 2] \\
+        [--features auto] [--threads 2] [--steps 40] [--rounds 2] [--set loop.epochs=20 ...]
 
 Prints one JSON line per run and writes benchmarks/out/item_features.json.
 """
@@ -34,6 +37,7 @@ from pathlib import Path
 import polars as pl
 import torch
 from overrides import parse_overrides
+from step_timing import best_run_seconds
 
 from bert4rec.cli.allocator import TRAINING_CONF, restart_under_jemalloc
 from bert4rec.config import auto_preset, preset
@@ -43,7 +47,8 @@ from bert4rec.data.features import ItemFeatures, read_item_table
 from bert4rec.evaluation.baselines import fit_baseline
 from bert4rec.evaluation.cold import CategoryPopular, RandomItems, hold_out_items
 from bert4rec.evaluation.protocols import evaluate, model_scorer
-from bert4rec.training.loop import fit
+from bert4rec.training.loop import TrainingRun, fit
+from bert4rec.training.runtime import Runtime
 
 OUT = Path(__file__).resolve().parent / "out"
 DATASETS = ("beauty", "ml-latest-small", "ml-1m")
@@ -139,6 +144,31 @@ def cold(name: str, corpus: SequenceCorpus, data: dict, seeds: list[int], change
     return rows
 
 
+def cost(corpus: SequenceCorpus, changes: dict, features: str, steps: int, rounds: int
+         ) -> dict:
+    """Milliseconds per training step of `auto`'s recipe with ids only, with `features` and
+    with their matches as well, on the same batches, and the ratios to ids only."""
+    chosen = auto_preset(corpus.n_interactions, corpus.n_users, corpus.n_items)
+    variants = {"ids": {"model.item_features": ""},
+                "features": {"model.item_features": features, "model.feature_match": False},
+                "features and matches": {"model.item_features": features,
+                                         "model.feature_match": True}}
+    runs = {}
+    for label, setting in variants.items():
+        torch.manual_seed(0)
+        runs[label] = TrainingRun(corpus, preset(chosen).override({**changes, **setting}),
+                                  Runtime(torch.device("cpu")), show_progress=False)
+    batches = [batch for batch, _ in zip(runs["ids"].loader, range(steps + 1), strict=False)]
+    seconds = best_run_seconds({label: (lambda run=run: run) for label, run in runs.items()},
+                               batches, rounds)
+    row = {"preset": chosen, "steps": steps, "rounds": rounds,
+           **{f"{label} ms": round(1000 * s, 2) for label, s in seconds.items()},
+           **{f"{label} / ids": round(s / seconds["ids"], 3) for label, s in seconds.items()
+              if label != "ids"}}
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def spread(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -154,10 +184,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("BERT4REC_DATA_DIR"))
     parser.add_argument("--data", nargs="+", choices=DATASETS, default=list(DATASETS))
-    parser.add_argument("--parts", nargs="+", choices=("warm", "cold"), default=["warm", "cold"])
+    parser.add_argument("--parts", nargs="+", choices=("warm", "cold", "cost"),
+                        default=["warm", "cold"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--features", default="auto", help="model.item_features of the runs")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=40, help="timed steps of the cost part")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the cost part")
     parser.add_argument("--set", nargs="*", default=[], help="section.field=value changes")
     args = parser.parse_args()
     if not args.data_dir:
@@ -171,8 +204,10 @@ def main() -> None:
         print(f"{name}: {corpus.n_users:,} users, {corpus.n_items:,} items, "
               f"{corpus.n_interactions:,} interactions", flush=True)
         parts = {"warm": warm, "cold": cold}
-        results[name] = {part: parts[part](name, corpus, data, args.seeds, changes,
-                                           args.features) for part in args.parts}
+        results[name] = {part: (cost(corpus, changes, args.features, args.steps, args.rounds)
+                                if part == "cost" else
+                                parts[part](name, corpus, data, args.seeds, changes,
+                                            args.features)) for part in args.parts}
     OUT.mkdir(parents=True, exist_ok=True)
     report = {"threads": args.threads, "machine": platform.platform(), "torch": torch.__version__,
               "seeds": args.seeds, "features": args.features, "set": args.set,

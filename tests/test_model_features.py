@@ -133,3 +133,44 @@ def test_new_items_keep_the_learnt_transitions_of_the_old_ones():
     after = grown(torch.tensor([[1, 2, 7], [0, 4, 7]]))
     torch.testing.assert_close(after[:, :6], before[:, :6])
     assert grown.transitions.pairs(torch.tensor([2, 4]), torch.tensor([3, 1])).tolist() == [5, 9]
+
+
+def matching_model() -> BERT4Rec:
+    """The fixture's network with feature matches, their weights 0, 1, ... 5 by value."""
+    torch.manual_seed(0)
+    config = BERT4RecConfig(vocab_size=7, max_len=6, hidden=8, layers=1, heads=2,
+                            feature_vocab_size=6, feature_slots=3, item_features="genres",
+                            feature_match=True)
+    model = BERT4Rec(config)
+    model.set_item_features(VALUES, HAS_ID)
+    return model.eval()
+
+
+def test_feature_matches_count_the_history_items_sharing_each_of_an_items_values():
+    model = matching_model()
+    histories = torch.tensor([[1, 2, 6], [0, 3, 6]])  # [MASK] last
+    before = model(histories)  # weights 0: the model without matches
+    with torch.no_grad():
+        model.feature_match.weight.copy_(torch.arange(6.0))
+    after = model(histories)
+    log2, log3 = torch.log(torch.tensor(2.0)), torch.log(torch.tensor(3.0))
+    # row 0 holds value 2 twice (items 1, 2) and value 3 once; row 1 values 3, 4 and 5 once
+    expected = torch.stack([
+        torch.stack([2 * log3 + 3 * log2, 2 * log3, 3 * log2, 0 * log2, 0 * log2]),
+        torch.stack([3 * log2, 0 * log2, (3 + 4 + 5) * log2, 0 * log2, (4 + 5) * log2])])
+    torch.testing.assert_close(after[:, 1:6] - before[:, 1:6], expected)
+    torch.testing.assert_close(after[:, [0, 6]], before[:, [0, 6]])  # still -inf
+
+
+def test_training_counts_feature_matches_over_the_batchs_values_as_prediction_counts_all():
+    model = matching_model()
+    with torch.no_grad():
+        model.feature_match.weight.normal_()
+    histories = torch.tensor([[1, 2, 6], [0, 3, 5], [0, 0, 4]])
+    candidates = torch.tensor([[1, 2, 3, 4, 5, 1]])
+    targets = torch.tensor([3, 5, 1])
+    predicted = model.match_logits(histories)
+    model.train()
+    trained = model.match_logits(histories)  # only the values these rows hold have columns
+    torch.testing.assert_close(trained(candidates), predicted(candidates))
+    torch.testing.assert_close(trained(targets), predicted(targets[None, :]).diagonal())

@@ -159,6 +159,12 @@ class ModelSettings:
         "title counts by its words), comma-separated; auto: every categorical column there is",
         allowed=COLUMN_LIST,
     )
+    feature_match: bool = _f(
+        False,
+        "with item features: add to each item's score a learnt weight per feature value times "
+        "log(1 + how many history items have that value), summed over the item's values: "
+        "what popular-in-category counts, and what a new item is scored by besides its vector",
+    )
     id_dropout: float = _f(
         0.1,
         "with item features: chance that an item's id embedding is hidden in a training step, "
@@ -521,7 +527,8 @@ from 0.1624 with the random start; docs/results.md)."""
 
 SHORT = replace(
     SMALL,
-    model=replace(SMALL.model, causal=True, transitions=True, dropout=0.5, item_features="auto"),
+    model=replace(SMALL.model, causal=True, transitions=True, dropout=0.5, item_features="auto",
+                  feature_match=True),
     optim=replace(SMALL.optim, loss="uniform", negatives=1024, feature_loss=1.0,
                   exclude_history=False),
     loop=replace(SMALL.loop, epochs=20, batch_size=64),

@@ -175,3 +175,62 @@ def test_the_feature_loss_is_refused_below_zero():
 
     with pytest.raises(SettingsError, match="feature_loss"):
         preset("fast").override({"optim.feature_loss": -1.0})
+
+
+def reference_matches(histories: torch.Tensor, item_values: torch.Tensor,
+                      weight: torch.Tensor) -> torch.Tensor:
+    """[N, V]: for each row, the sum over each item's values of weight * log(1 + how many of
+    the row's history items have the value), by loops."""
+    out = torch.zeros(len(histories), len(item_values))
+    for n, history in enumerate(histories.tolist()):
+        held = [v for item in history for v in item_values[item].tolist() if v]
+        for item, values in enumerate(item_values.tolist()):
+            out[n, item] = sum(weight[v] * np.log1p(held.count(v)) for v in values if v)
+    return out
+
+
+@pytest.mark.parametrize("feature_loss", [0.0, 0.5])
+def test_training_adds_the_feature_matches_to_every_items_logit(feature_loss):
+    from bert4rec.config import preset
+    from bert4rec.training.loop import TrainingRun
+    from bert4rec.training.runtime import Runtime
+
+    corpus = genre_corpus(n_users=60)
+    settings = preset("fast").override({
+        "loop.device": "cpu", "model.item_features": "genres", "model.id_dropout": 0.0,
+        "model.feature_match": True, "optim.feature_loss": feature_loss})
+    run = TrainingRun(corpus, settings, Runtime(torch.device("cpu")), show_progress=False)
+    model = run.model.eval()  # no dropout
+    features = model.encoder.embeddings.features
+    with torch.no_grad():
+        model.feature_match.weight.normal_()
+    inputs, labels = next(iter(run.loader))
+    loss = run.loss(inputs, labels)
+    rows = (labels != 0).nonzero(as_tuple=True)[0]
+    matches = reference_matches(inputs[rows], features.item_values, model.feature_match.weight)
+    with torch.no_grad():
+        hidden = model(inputs, labels != 0, project=False)
+        expected = torch.nn.functional.cross_entropy(
+            model.score(hidden) + matches, labels[labels != 0])
+        vectors, bias = features.alone()
+        alone = hidden @ vectors.T + bias + matches
+        alone[:, [0, corpus.mask_token]] = float("-inf")
+        expected += feature_loss * torch.nn.functional.cross_entropy(alone, labels[labels != 0])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()
+    assert model.feature_match.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_feature_matches_place_never_seen_items_by_the_genre_of_the_history(tmp_path):
+    from bert4rec.training.loop import fit
+
+    corpus = genre_corpus()
+    cold = hold_out_items(corpus, share=0.1, seed=7)
+    settings = tiny_settings(epochs=1, **{"model.item_features": "genres",
+                                          "model.feature_match": True})
+    result = fit(cold.corpus, settings, tmp_path / "run", progress=False)
+    report = evaluate(model_scorer(result.model, "cpu"), cold.corpus, "test",
+                      cold.protocol((2,)))
+    assert report.metrics["HR@2"] > 0.8  # chance: 0.25

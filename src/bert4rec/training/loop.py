@@ -59,7 +59,13 @@ from bert4rec.evaluation.validation import (
 from bert4rec.model import BERT4Rec, BERT4RecConfig
 from bert4rec.training.checkpoint import Progress, masking_states, restore_state, save_state
 from bert4rec.training.full_softmax import exclude_from_logits, fused_cross_entropy
-from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss
+from bert4rec.training.losses import (
+    PairLogits,
+    draw_negatives,
+    fixed_pair_logits,
+    log_item_frequency,
+    sampled_cloze_loss,
+)
 from bert4rec.training.memory import check_fits, fix_mmap_threshold
 from bert4rec.training.runtime import Runtime, joined_runtime
 from bert4rec.training.sparse_items import LazyAdam, OptimizerPair, clip_gradients, sparse_items
@@ -72,6 +78,14 @@ POSTFIX_EVERY = 50  # steps between progress-bar loss updates; each one syncs wi
 HOLDOUTS = ("last-two", "none")
 """What a run holds out of each user's sequence: the last two items (validation picks the
 epoch, test scores the result), or nothing (`loop.epochs` on everything, no figures)."""
+
+
+def summed(parts: list[PairLogits | None]) -> PairLogits | None:
+    """The sum of the extra logits `parts` (None: none), or None where there are none."""
+    kept = [part for part in parts if part is not None]
+    if len(kept) < 2:
+        return kept[0] if kept else None
+    return lambda candidates: sum(part(candidates) for part in kept)
 
 
 def learning_rate(optim: OptimSettings, step: int, steps_per_epoch: int, total_steps: int) -> float:
@@ -266,60 +280,82 @@ class TrainingRun:
         return loss.detach()
 
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The cloze loss `optim.loss` at the labelled positions, plus `features_alone_loss`;
-        bf16 autocast on CUDA. On the CPU the full softmax runs fused with the output layer
-        (full_softmax.py), except with transition logits, which add to each row's logits."""
+        """The cloze loss `optim.loss` at the labelled positions, plus `optim.feature_loss`
+        times the same loss over every item's features-only vector (`alone`: what a new item
+        has, so that features alone learn to rank; Beauty's cold items: HR@10 0.148 against
+        0.115). Both take the same negatives and feature matches. bf16 autocast on CUDA. On
+        the CPU the full softmax runs fused with the output layer (full_softmax.py), except
+        with transition logits or feature matches, which add to each row's logits."""
         optim = self.settings.optim
         before = self.previous_items(inputs, labels)  # [B, T] or None
         positions, target_labels = padded_targets(labels)  # few sizes: a flat heap
         previous = None if before is None else before[positions]
-        exclude = (target_inputs(inputs, positions, self.model.config.causal)
-                   if optim.exclude_history and optim.loss == "full" else None)  # [N', T]
+        model = self.model
+        own = (target_inputs(inputs, positions, model.config.causal)
+               if model.feature_match is not None
+               or (optim.exclude_history and optim.loss == "full") else None)  # [N', T]
+        exclude = own if optim.exclude_history and optim.loss == "full" else None
+        match = None if model.feature_match is None else model.match_logits(own)
+        features = model.encoder.embeddings.features
+        alone = optim.feature_loss > 0 and features is not None
         with torch.autocast("cuda", torch.bfloat16, enabled=self.runtime.device.type == "cuda"):
             hidden = self.wrapped(inputs, positions, project=False)  # [N', H]
-            if optim.loss == "full" and previous is None:
-                loss = self.full_softmax_loss(hidden, self.model.output_weight,
-                                              self.model.output_layer_bias(), target_labels,
-                                              exclude)
-            elif optim.loss == "full":
-                logits = self.model.score(hidden, previous).float()
-                if exclude is not None:
-                    logits = exclude_from_logits(logits, target_labels, exclude)
-                loss = F.cross_entropy(logits, target_labels, ignore_index=IGNORE)
-            else:
-                pair_logits = None
-                if previous is not None:
-                    transitions = self.model.transitions
-
-                    def pair_logits(following: torch.Tensor) -> torch.Tensor:
-                        return transitions.pairs(previous.view(-1, *[1] * (following.dim() - 1)),
-                                                 following)
-                loss = sampled_cloze_loss(hidden, self.model.output_weight, self.model.item_bias,
-                                          target_labels, kind=optim.loss,
-                                          n_negatives=optim.negatives,
-                                          n_items=self.model.config.vocab.n_items,
-                                          item_log_q=self.item_log_q,
-                                          sparse_grad=self.sparse_items, pair_logits=pair_logits)
-            features = self.model.encoder.embeddings.features
-            if optim.feature_loss > 0 and features is not None:
-                loss = loss + optim.feature_loss * self.features_alone_loss(hidden, target_labels,
-                                                                            exclude)
+            if optim.loss == "full":
+                matches = None if match is None else match(model.all_items[None, :])  # [N', V]
+                loss = self.full_loss(hidden, model.output_weight, model.output_layer_bias(),
+                                      target_labels, exclude, previous=previous, matches=matches)
+                if alone:
+                    vectors, bias = features.alone()
+                    bias = bias.index_fill(0, model.not_items, float("-inf"))
+                    loss = loss + optim.feature_loss * self.full_loss(
+                        hidden, vectors, bias, target_labels, exclude, previous=None,
+                        matches=matches)
+                return loss
+            negatives = draw_negatives(optim.loss, target_labels, model.config.vocab,
+                                       optim.negatives)  # one draw for both losses
+            if match is not None:  # computed once for both losses
+                match = fixed_pair_logits(match, target_labels, negatives)
+            extra = [match]
+            if previous is not None:
+                transitions = model.transitions
+                extra.append(lambda following: transitions.pairs(
+                    previous.view(-1, *[1] * (following.dim() - 1)), following))
+            loss = self.sampled_loss(hidden, model.output_weight, model.item_bias, target_labels,
+                                     negatives, pair_logits=summed(extra),
+                                     sparse_grad=self.sparse_items)
+            if alone:  # every item scored as a new item is: by its features (and matches)
+                vectors, bias = features.alone()
+                bias = bias.index_fill(0, model.not_items, float("-inf"))
+                loss = loss + optim.feature_loss * self.sampled_loss(
+                    hidden, vectors, bias, target_labels, negatives, pair_logits=match)
             return loss
 
-    def features_alone_loss(self, hidden: torch.Tensor, targets: torch.Tensor,
-                            exclude: torch.Tensor | None = None) -> torch.Tensor:
-        """`optim.loss` with every item scored by its features alone (`alone`), as a new item
-        is: trains the features to rank on their own, where `model.id_dropout` only hides some
-        ids among others that still count (Beauty's cold items: HR@10 0.148 against 0.115)."""
-        optim = self.settings.optim
-        vectors, bias = self.model.encoder.embeddings.features.alone()
-        bias = bias.index_fill(0, self.model.not_items, float("-inf"))
-        if optim.loss != "full":
-            return sampled_cloze_loss(hidden, vectors, bias, targets, kind=optim.loss,
-                                      n_negatives=optim.negatives,
-                                      n_items=self.model.config.vocab.n_items,
-                                      item_log_q=self.item_log_q)
-        return self.full_softmax_loss(hidden, vectors, bias, targets, exclude)
+    def sampled_loss(self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                     targets: torch.Tensor, negatives: torch.Tensor, *,
+                     pair_logits: PairLogits | None, sparse_grad: bool = False
+                     ) -> torch.Tensor:
+        """`optim.loss`, a sampled softmax, of `hidden @ weight.T + bias` (+ `pair_logits`)
+        over the targets and `negatives`."""
+        return sampled_cloze_loss(hidden, weight, bias, targets, kind=self.settings.optim.loss,
+                                  n_items=self.model.config.vocab.n_items,
+                                  item_log_q=self.item_log_q, sparse_grad=sparse_grad,
+                                  pair_logits=pair_logits, negatives=negatives)
+
+    def full_loss(self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                  targets: torch.Tensor, exclude: torch.Tensor | None, *,
+                  previous: torch.Tensor | None, matches: torch.Tensor | None) -> torch.Tensor:
+        """The full softmax of `hidden @ weight.T + bias`, plus the transition logits of the
+        items `previous` and the feature `matches` [N', V] where given, less each row's
+        `exclude` items: fused with the output layer on the CPU where nothing is added."""
+        if previous is None and matches is None:
+            return self.full_softmax_loss(hidden, weight, bias, targets, exclude)
+        logits = F.linear(hidden, weight, bias)
+        if previous is not None:
+            logits = self.model.transitions.add_rows(logits, previous)
+        logits = logits.float() if matches is None else logits.float() + matches
+        if exclude is not None:
+            logits = exclude_from_logits(logits, targets, exclude)
+        return F.cross_entropy(logits, targets, ignore_index=IGNORE)
 
     def full_softmax_loss(self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                           targets: torch.Tensor, exclude: torch.Tensor | None = None

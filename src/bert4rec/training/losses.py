@@ -74,35 +74,55 @@ def sampled_cloze_loss(
     generator: torch.Generator | None = None,
     sparse_grad: bool = False,
     pair_logits: PairLogits | None = None,
+    negatives: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The sampled-softmax training loss at masked positions.
 
     `kind`: "uniform" (`n_negatives` items drawn uniformly from 1..n_items, shared by the
     batch) or "in-batch" (the batch's own targets are the negatives; `item_log_q [V]`, the log
     of each item's share of training interactions, corrects for their popularity bias).
+    `negatives`: drawn so beforehand (`draw_negatives`), for losses that share them.
     `sparse_grad`, `pair_logits`: see `sampled_cross_entropy`.
     """
+    if kind not in SAMPLED_LOSSES:
+        raise ValueError(f"unknown sampled loss {kind!r}; expected one of "
+                         f"{', '.join(SAMPLED_LOSSES)}")
+    vocab = Vocabulary(n_items) if n_items is not None else Vocabulary.of_size(weight.shape[0])
+    if negatives is None:
+        negatives = draw_negatives(kind, targets, vocab, n_negatives, generator)
     if kind == "uniform":
-        vocab = Vocabulary(n_items) if n_items is not None else Vocabulary.of_size(weight.shape[0])
-        n_items = vocab.n_items
-        negatives = torch.randint(vocab.items.start, vocab.items.stop, (n_negatives,),
-                                  device=targets.device, generator=generator)
-        log_q = torch.full((), -math.log(n_items), device=hidden.device)
+        log_q = torch.full((), -math.log(vocab.n_items), device=hidden.device)
         return sampled_cross_entropy(
             hidden, weight, bias, targets, negatives, log_q_negatives=log_q,
             log_q_targets=log_q.expand_as(targets), sparse_grad=sparse_grad,
             pair_logits=pair_logits,
         )
+    if item_log_q is None:
+        raise ValueError("in-batch negatives need item_log_q (log item frequency)")
+    return sampled_cross_entropy(
+        hidden, weight, bias, targets, negatives, log_q_negatives=item_log_q[negatives],
+        log_q_targets=item_log_q[targets.clamp(min=PAD)], sparse_grad=sparse_grad,
+        pair_logits=pair_logits,
+    )
+
+
+def fixed_pair_logits(pair_logits: PairLogits, targets: torch.Tensor, negatives: torch.Tensor
+                      ) -> PairLogits:
+    """`pair_logits` of the `targets` [N] (IGNORE as padding) and of the `negatives` [S],
+    computed here once, for the losses that share them."""
+    at_targets = pair_logits(targets.clamp(min=PAD))
+    at_negatives = pair_logits(negatives[None, :])
+    return lambda candidates: at_negatives if candidates.dim() == 2 else at_targets
+
+
+def draw_negatives(kind: str, targets: torch.Tensor, vocab: Vocabulary, n_negatives: int,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """The negatives [S] of a sampled loss `kind`: `n_negatives` items drawn uniformly from
+    the vocabulary's, or the distinct `targets` [N] of the batch (IGNORE aside)."""
     if kind == "in-batch":
-        if item_log_q is None:
-            raise ValueError("in-batch negatives need item_log_q (log item frequency)")
-        negatives = torch.unique(targets[targets != IGNORE])
-        return sampled_cross_entropy(
-            hidden, weight, bias, targets, negatives, log_q_negatives=item_log_q[negatives],
-            log_q_targets=item_log_q[targets.clamp(min=PAD)], sparse_grad=sparse_grad,
-            pair_logits=pair_logits,
-        )
-    raise ValueError(f"unknown sampled loss {kind!r}; expected one of {', '.join(SAMPLED_LOSSES)}")
+        return torch.unique(targets[targets != IGNORE])
+    return torch.randint(vocab.items.start, vocab.items.stop, (n_negatives,),
+                         device=targets.device, generator=generator)
 
 
 def log_item_frequency(counts: torch.Tensor) -> torch.Tensor:
