@@ -2,6 +2,8 @@
 items without a trained id have features only, training hides some ids, new items join
 without retraining, and a model without features is what it always was."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -162,15 +164,24 @@ def test_feature_matches_count_the_history_items_sharing_each_of_an_items_values
     torch.testing.assert_close(after[:, [0, 6]], before[:, [0, 6]])  # still -inf
 
 
-def test_training_counts_feature_matches_over_the_batchs_values_as_prediction_counts_all():
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("product_up_to", [64, 0])  # a product with the values, or bags
+def test_training_counts_each_targets_row_or_prefix_as_prediction_counts_a_history(
+        causal, product_up_to, monkeypatch):
+    monkeypatch.setattr("bert4rec.model.INCIDENCE_COLUMNS", product_up_to)
     model = matching_model()
+    model.config = replace(model.config, causal=causal)
     with torch.no_grad():
         model.feature_match.weight.normal_()
-    histories = torch.tensor([[1, 2, 6], [0, 3, 5], [0, 0, 4]])
+    batch = torch.tensor([[1, 2, 6], [0, 3, 5], [0, 0, 4]])
+    positions = (torch.tensor([0, 0, 1, 2]), torch.tensor([1, 2, 2, 2]))
+    seen = torch.tensor([[1, 2, 6], [1, 2, 6], [0, 3, 5], [0, 0, 4]])  # each target's row
+    if causal:
+        seen[0, 2] = 0  # the target at column 1 counts columns 0 and 1
     candidates = torch.tensor([[1, 2, 3, 4, 5, 1]])
-    targets = torch.tensor([3, 5, 1])
-    predicted = model.match_logits(histories)
+    targets = torch.tensor([3, 5, 1, 2])
+    predicted = model.match_logits(seen)
     model.train()
-    trained = model.match_logits(histories)  # only the values these rows hold have columns
+    trained = model.match_logits(batch, positions)  # only the batch's values have columns
     torch.testing.assert_close(trained(candidates), predicted(candidates))
     torch.testing.assert_close(trained(targets), predicted(targets[None, :]).diagonal())

@@ -37,6 +37,10 @@ rejection with about three more copies of its tensor, 10 GB at once for a 10M x 
 (docs/performance.md). Tables of up to this many rows are drawn in one go, as ever."""
 
 
+INCIDENCE_COLUMNS = 64
+"""Feature matches in training take a product with each candidate's value counts where the
+batch holds at most this many values (genres), else a bag of rows per candidate (brands)."""
+
 POOL_ROWS = 1 << 14
 """Items whose value embeddings are gathered at once outside training: [rows, slots, H] floats
 (at most 64 MB at 16 values and width 64), not [V, slots, H] for a large catalogue."""
@@ -216,24 +220,40 @@ class FeatureMatch(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(config.feature_vocab_size))
 
-    def profile(self, item_values: torch.Tensor, history: torch.Tensor
+    def profile(self, item_values: torch.Tensor, history: torch.Tensor,
+                positions: tuple[torch.Tensor, torch.Tensor] | None = None, causal: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """For each row's `history` items [N, T] (padding and [MASK] have no values), each
-        value's weight times log(1 + its count): [N, U + 1], and `columns` [F], each value's
-        column (U, always 0, for a value no row has). In training U is the values the rows
-        hold, else every value."""
-        values = item_values[history].flatten(1).long()  # [N, T * slots]
-        if self.training:
-            present, local = torch.unique(values, return_inverse=True)
-            columns = torch.full((len(self.weight),), len(present), device=values.device)
-            columns[present] = torch.arange(len(present), device=values.device)
-            weight = F.pad(self.weight[present], (0, 1))  # the absent column weighs 0
-        else:
-            local, weight = values, self.weight
-            columns = torch.arange(len(weight), device=values.device)
-        counts = values.new_zeros(values.shape[0], weight.shape[0], dtype=weight.dtype)
-        counts.scatter_add_(1, local, values.ne(PAD).to(counts))  # padding counts nowhere
+        """Each value's weight times log(1 + how many history items have it) (padding and
+        [MASK] have no values): [N, U + 1], and `columns` [F], each value's column (U, always
+        0, for a value no row holds). Outside training: the rows of `history` [N, T], every
+        value a column. In training: the targets at `positions` (rows, columns) of the batch
+        `history` [B, T], each counting its whole row, or with `causal` the items up to its
+        position; only the values the batch holds have columns."""
+        values = item_values[history].long()  # [B, T, slots]
+        if positions is None:
+            counts = values.new_zeros(values.shape[0], self.weight.shape[0],
+                                      dtype=self.weight.dtype)
+            flat = values.flatten(1)
+            counts.scatter_add_(1, flat, flat.ne(PAD).to(counts))  # padding counts nowhere
+            return counts.log1p() * self.weight, torch.arange(len(self.weight),
+                                                               device=values.device)
+        present, local = torch.unique(values, return_inverse=True)
+        columns = torch.full((len(self.weight),), len(present), device=values.device)
+        columns[present] = torch.arange(len(present), device=values.device)
+        weight = F.pad(self.weight[present], (0, 1))  # the absent column weighs 0
+        counts = values.new_zeros(*values.shape[:2], len(weight), dtype=weight.dtype)
+        counts.scatter_add_(2, local, values.ne(PAD).to(counts))  # [B, T, U + 1]
+        rows, at = positions
+        counts = counts.cumsum(1)[rows, at] if causal else counts.sum(1)[rows]  # [N, U + 1]
         return counts.log1p() * weight, columns
+
+    @staticmethod
+    def incidence(slots: torch.Tensor, weighted: torch.Tensor) -> torch.Tensor:
+        """[S, U + 1]: how often each of S items has each column's value, from the items'
+        value `slots` [S, slots] as columns of `weighted` [N, U + 1] (whose dtype it takes):
+        `weighted @ incidence.T` is their match logits."""
+        incidence = weighted.new_zeros(slots.shape[0], weighted.shape[1])
+        return incidence.scatter_add_(1, slots, torch.ones_like(slots, dtype=incidence.dtype))
 
     def logits(self, item_values: torch.Tensor, profile: tuple[torch.Tensor, torch.Tensor],
                candidates: torch.Tensor) -> torch.Tensor:
@@ -243,6 +263,8 @@ class FeatureMatch(nn.Module):
         slots = columns[item_values[candidates].long()]  # [N, slots] or [1, S, slots]
         if candidates.dim() == 1:
             return weighted.gather(1, slots).sum(-1)
+        if self.training and weighted.shape[1] <= INCIDENCE_COLUMNS:  # few values: a product
+            return weighted @ self.incidence(slots[0], weighted).T
         if self.training:  # a bag of rows of [U + 1, N] per candidate: 2-5x faster backward
             return F.embedding_bag(slots[0], weighted.T.contiguous(), mode="sum").T
         total = weighted.new_zeros(weighted.shape[0], candidates.shape[1])
@@ -639,12 +661,34 @@ class BERT4Rec(nn.Module):
             logits = logits + self.match_logits(history)(self.all_items[None, :])
         return logits
 
-    def match_logits(self, history: torch.Tensor) -> PairLogits:
-        """The feature-match logits (`FeatureMatch`) of rows with `history` items [N, T], as
-        a function of candidates: [N] -> [N], [1, S] -> [N, S]."""
+    def match_logits(self, history: torch.Tensor,
+                     positions: tuple[torch.Tensor, torch.Tensor] | None = None) -> PairLogits:
+        """The feature-match logits (`FeatureMatch`) of rows with `history` items [N, T] (in
+        training: of the targets at `positions` of the batch `history`), as a function of
+        candidates: [N] -> [N], [1, S] -> [N, S]."""
+        return self.profile_logits(self.feature_profile(history, positions))
+
+    def feature_profile(self, history: torch.Tensor,
+                        positions: tuple[torch.Tensor, torch.Tensor] | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`FeatureMatch.profile` of `history` (and `positions`), by this model's features."""
         item_values = self.encoder.embeddings.features.item_values
-        profile = self.feature_match.profile(item_values, history)
+        return self.feature_match.profile(item_values, history, positions, self.config.causal)
+
+    def profile_logits(self, profile: tuple[torch.Tensor, torch.Tensor]) -> PairLogits:
+        """`match_logits` from a `feature_profile`."""
+        item_values = self.encoder.embeddings.features.item_values
         return lambda candidates: self.feature_match.logits(item_values, profile, candidates)
+
+    def match_columns(self, profile: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor | None:
+        """Every item's `FeatureMatch.incidence` [V, U + 1] for a training `feature_profile`
+        whose values fit INCIDENCE_COLUMNS (None otherwise): the columns that, beside the
+        profile's own beside the hidden states, give the full softmax its matches fused."""
+        weighted, columns = profile
+        if weighted.shape[1] > INCIDENCE_COLUMNS:
+            return None
+        slots = columns[self.encoder.embeddings.features.item_values.long()]  # [V, slots]
+        return self.feature_match.incidence(slots, weighted)
 
     @property
     def all_items(self) -> torch.Tensor:

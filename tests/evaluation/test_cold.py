@@ -190,7 +190,10 @@ def reference_matches(histories: torch.Tensor, item_values: torch.Tensor,
 
 
 @pytest.mark.parametrize("feature_loss", [0.0, 0.5])
-def test_training_adds_the_feature_matches_to_every_items_logit(feature_loss):
+@pytest.mark.parametrize("fused_up_to", [64, 0])  # value columns beside the states, or logits
+def test_training_adds_the_feature_matches_to_every_items_logit(feature_loss, fused_up_to,
+                                                                 monkeypatch):
+    monkeypatch.setattr("bert4rec.model.INCIDENCE_COLUMNS", fused_up_to)
     from bert4rec.config import preset
     from bert4rec.training.loop import TrainingRun
     from bert4rec.training.runtime import Runtime

@@ -291,24 +291,24 @@ class TrainingRun:
         positions, target_labels = padded_targets(labels)  # few sizes: a flat heap
         previous = None if before is None else before[positions]
         model = self.model
-        own = (target_inputs(inputs, positions, model.config.causal)
-               if model.feature_match is not None
-               or (optim.exclude_history and optim.loss == "full") else None)  # [N', T]
-        exclude = own if optim.exclude_history and optim.loss == "full" else None
-        match = None if model.feature_match is None else model.match_logits(own)
+        exclude = (target_inputs(inputs, positions, model.config.causal)
+                   if optim.exclude_history and optim.loss == "full" else None)  # [N', T]
+        match = (model.match_logits(inputs, positions)
+                 if model.feature_match is not None and optim.loss != "full" else None)
         features = model.encoder.embeddings.features
         alone = optim.feature_loss > 0 and features is not None
         with torch.autocast("cuda", torch.bfloat16, enabled=self.runtime.device.type == "cuda"):
             hidden = self.wrapped(inputs, positions, project=False)  # [N', H]
             if optim.loss == "full":
-                matches = None if match is None else match(model.all_items[None, :])  # [N', V]
-                loss = self.full_loss(hidden, model.output_weight, model.output_layer_bias(),
-                                      target_labels, exclude, previous=previous, matches=matches)
+                widen, matches = self.full_matches(inputs, positions, hidden)
+                loss = self.full_loss(*widen(hidden, model.output_weight),
+                                      model.output_layer_bias(), target_labels, exclude,
+                                      previous=previous, matches=matches)
                 if alone:
                     vectors, bias = features.alone()
                     bias = bias.index_fill(0, model.not_items, float("-inf"))
                     loss = loss + optim.feature_loss * self.full_loss(
-                        hidden, vectors, bias, target_labels, exclude, previous=None,
+                        *widen(hidden, vectors), bias, target_labels, exclude, previous=None,
                         matches=matches)
                 return loss
             negatives = draw_negatives(optim.loss, target_labels, model.config.vocab,
@@ -329,6 +329,23 @@ class TrainingRun:
                 loss = loss + optim.feature_loss * self.sampled_loss(
                     hidden, vectors, bias, target_labels, negatives, pair_logits=match)
             return loss
+
+    def full_matches(self, inputs: torch.Tensor, positions: tuple[torch.Tensor, torch.Tensor],
+                     hidden: torch.Tensor) -> tuple[Callable, torch.Tensor | None]:
+        """The feature matches of the full softmax: `widen(hidden, weight)`, which appends
+        the targets' profile to `hidden` [N', H] and every item's value columns to `weight`
+        [V, H] where the batch holds few values (the loss stays fused), and otherwise the
+        match logits [N', V] to add (None without feature matches)."""
+        model = self.model
+        if model.feature_match is None:
+            return (lambda h, w: (h, w)), None
+        profile = model.feature_profile(inputs, positions)
+        columns = model.match_columns(profile)
+        if columns is None:
+            return (lambda h, w: (h, w)), model.profile_logits(profile)(model.all_items[None, :])
+        weighted = profile[0].to(hidden.dtype)
+        return (lambda h, w: (torch.cat([h, weighted], 1),
+                              torch.cat([w, columns.to(w.dtype)], 1))), None
 
     def sampled_loss(self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                      targets: torch.Tensor, negatives: torch.Tensor, *,
