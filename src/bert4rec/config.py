@@ -538,7 +538,9 @@ but each position predicts the next item from the ones before it (SASRec's objec
 trains on every position of a short sequence instead of a fifth of them), a learnt logit for
 each pair of consecutive items seen in training (what a first-order Markov chain counts),
 the item table's categorical columns as features where it has any, with the same loss again
-over every item's features alone (so that new items rank well), dropout 0.5, 1,024 uniform
+over every item's features alone (so that new items rank well) and a learnt logit for the
+feature values an item shares with the history (`model.feature_match`: Beauty's test 0.0567
+against 0.0542, its cold items 0.1705 against 0.1479), dropout 0.5, 1,024 uniform
 negatives per batch of 64, 20 epochs (docs/results.md)."""
 
 CAUSAL = replace(
