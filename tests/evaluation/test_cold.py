@@ -237,3 +237,5 @@ def test_feature_matches_place_never_seen_items_by_the_genre_of_the_history(tmp_
     report = evaluate(model_scorer(result.model, "cpu"), cold.corpus, "test",
                       cold.protocol((2,)))
     assert report.metrics["HR@2"] > 0.8  # chance: 0.25
+    weights = result.model.feature_match.weight.detach()  # started at 0
+    assert (weights[2:] > 0.02).all(), weights  # a shared genre (values 2-5) raises the score
