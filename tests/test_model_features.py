@@ -165,10 +165,7 @@ def test_feature_matches_count_the_history_items_sharing_each_of_an_items_values
 
 
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("product_up_to", [64, 0])  # a product with the values, or bags
-def test_training_counts_each_targets_row_or_prefix_as_prediction_counts_a_history(
-        causal, product_up_to, monkeypatch):
-    monkeypatch.setattr("bert4rec.model.INCIDENCE_COLUMNS", product_up_to)
+def test_training_counts_each_targets_row_or_prefix_as_prediction_counts_a_history(causal):
     model = matching_model()
     model.config = replace(model.config, causal=causal)
     with torch.no_grad():

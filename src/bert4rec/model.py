@@ -38,8 +38,9 @@ rejection with about three more copies of its tensor, 10 GB at once for a 10M x 
 
 
 INCIDENCE_COLUMNS = 64
-"""Feature matches in training take a product with each candidate's value counts where the
-batch holds at most this many values (genres), else a bag of rows per candidate (brands)."""
+"""The full softmax in training takes its feature matches fused, as value columns beside the
+item table (`BERT4Rec.match_columns`), where the batch holds at most this many values
+(genres); with more (brands) it adds their logits to an unfused softmax."""
 
 POOL_ROWS = 1 << 14
 """Items whose value embeddings are gathered at once outside training: [rows, slots, H] floats
@@ -263,8 +264,6 @@ class FeatureMatch(nn.Module):
         slots = columns[item_values[candidates].long()]  # [N, slots] or [1, S, slots]
         if candidates.dim() == 1:
             return weighted.gather(1, slots).sum(-1)
-        if self.training and weighted.shape[1] <= INCIDENCE_COLUMNS:  # few values: a product
-            return weighted @ self.incidence(slots[0], weighted).T
         if self.training:  # a bag of rows of [U + 1, N] per candidate: 2-4x a gather per slot
             return F.embedding_bag(slots[0], weighted.T.contiguous(), mode="sum").T
         total = weighted.new_zeros(weighted.shape[0], candidates.shape[1])
