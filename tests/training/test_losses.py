@@ -8,7 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bert4rec.training.losses import log_item_frequency, sampled_cloze_loss, sampled_cross_entropy
+from bert4rec.data.batches import IGNORE
+from bert4rec.training.losses import (
+    candidate_rows,
+    log_item_frequency,
+    sampled_cloze_loss,
+    sampled_cross_entropy,
+)
 
 
 def toy(n: int = 6, v: int = 12, h: int = 4, seed: int = 0):
@@ -40,6 +46,23 @@ def test_accidental_hits_are_removed():
     loss = sampled_cross_entropy(hidden, weight, bias, targets, only_target,
                                  log_q_negatives=zero, log_q_targets=zero[None])
     assert loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "in-batch"])
+def test_the_candidates_rows_alone_give_the_loss_of_the_whole_table(kind):
+    hidden, weight, bias, targets = toy(n=8, v=30)
+    targets[-2:] = IGNORE  # padding rows
+    negatives = (torch.tensor([3, 3, 7, 28, 1, 12]) if kind == "uniform"
+                 else torch.unique(targets[:-2]))
+    log_q = torch.linspace(-5, -1, 30)
+    whole = sampled_cloze_loss(hidden, weight, bias, targets, kind=kind, n_items=28,
+                               item_log_q=log_q, negatives=negatives)
+    rows, row_targets, row_negatives = candidate_rows(targets, negatives)
+    assert len(rows) < 30 and rows[row_negatives].tolist() == negatives.tolist()
+    assert row_targets[-2:].tolist() == [IGNORE, IGNORE]
+    part = sampled_cloze_loss(hidden, weight[rows], bias[rows], row_targets, kind=kind,
+                              n_items=28, item_log_q=log_q[rows], negatives=row_negatives)
+    assert part.item() == pytest.approx(whole.item(), rel=1e-6)
 
 
 def test_in_batch_needs_frequencies():

@@ -39,6 +39,16 @@ def test_rows_and_pairs_agree_and_unseen_pairs_add_nothing():
     assert torch.equal(bias.pairs(previous[:, None], candidates), expected)
     assert torch.equal(bias.pairs(previous, torch.tensor([7, 1, 1, 8])),
                        torch.tensor([2.0, 3.0, 0.0, 4.0]))
+    assert torch.equal(bias.shared(previous, torch.arange(10)), expected)
+    repeated = torch.tensor([8, 4, 1, 4, 9, 7])  # shared negatives, drawn with repeats
+    assert torch.equal(bias.shared(previous, repeated), expected[:, repeated])
+
+
+def test_shared_candidates_train_each_pair_as_often_as_it_is_scored():
+    bias = TransitionBias(vocab_size=10, n_pairs=3)
+    bias.start_at(torch.tensor([3 * 10 + 4, 3 * 10 + 7, 5 * 10 + 4]), torch.ones(3))
+    bias.shared(torch.tensor([3, 5, 3]), torch.tensor([4, 4, 7, 2])).sum().backward()
+    assert bias.values.grad.tolist() == [4.0, 2.0, 2.0]  # (3, 4): twice in each of two rows
 
 
 def test_a_prediction_adds_the_newest_history_items_transitions():

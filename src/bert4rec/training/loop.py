@@ -61,6 +61,7 @@ from bert4rec.training.checkpoint import Progress, masking_states, restore_state
 from bert4rec.training.full_softmax import exclude_from_logits, fused_cross_entropy
 from bert4rec.training.losses import (
     PairLogits,
+    candidate_rows,
     draw_negatives,
     fixed_pair_logits,
     log_item_frequency,
@@ -311,24 +312,43 @@ class TrainingRun:
                         *widen(hidden, vectors), bias, target_labels, exclude, previous=None,
                         matches=matches)
                 return loss
-            negatives = draw_negatives(optim.loss, target_labels, model.config.vocab,
-                                       optim.negatives)  # one draw for both losses
-            if match is not None:  # computed once for both losses
-                match = fixed_pair_logits(match, target_labels, negatives)
-            extra = [match]
-            if previous is not None:
-                transitions = model.transitions
-                extra.append(lambda following: transitions.pairs(
-                    previous.view(-1, *[1] * (following.dim() - 1)), following))
-            loss = self.sampled_loss(hidden, model.output_weight, model.item_bias, target_labels,
-                                     negatives, pair_logits=summed(extra),
-                                     sparse_grad=self.sparse_items)
-            if alone:  # every item scored as a new item is: by its features (and matches)
-                vectors, bias = features.alone()
-                bias = bias.index_fill(0, model.not_items, float("-inf"))
-                loss = loss + optim.feature_loss * self.sampled_loss(
-                    hidden, vectors, bias, target_labels, negatives, pair_logits=match)
-            return loss
+            return self.sampled_losses(hidden, target_labels, previous, match, alone)
+
+    def sampled_losses(self, hidden: torch.Tensor, targets: torch.Tensor,
+                       previous: torch.Tensor | None, match: PairLogits | None, alone: bool
+                       ) -> torch.Tensor:
+        """The sampled loss of `hidden` [N', H] at `targets` [N'], plus with `alone` the same
+        over the items' features alone, on one draw of negatives; `previous` [N'] (the item
+        before each target) adds the transition logits and `match` the feature matches. With
+        item features only the candidates' rows of the item table are computed."""
+        optim, model = self.settings.optim, self.model
+        features = model.encoder.embeddings.features
+        negatives = draw_negatives(optim.loss, targets, model.config.vocab, optim.negatives)
+        if match is not None:  # computed once for both losses
+            match = fixed_pair_logits(match, targets, negatives)
+        extra, rows = [match], None
+        if features is not None:  # only the candidates' rows: pooling all values costs more
+            rows, targets, negatives = candidate_rows(targets, negatives)
+        if previous is not None:
+            transitions = model.transitions
+
+            def transition_logits(candidates: torch.Tensor) -> torch.Tensor:
+                items = candidates if rows is None else rows[candidates]
+                if items.dim() == 1:  # the targets
+                    return transitions.pairs(previous, items)
+                return transitions.shared(previous, items[0])  # the negatives, [1, S]
+
+            extra.append(transition_logits)
+        pooled = None if rows is None else features.alone(rows)
+        weight, bias = ((model.output_weight, model.item_bias) if rows is None
+                        else model.output_rows(rows, pooled))
+        loss = self.sampled_loss(hidden, weight, bias, targets, negatives,
+                                 pair_logits=summed(extra), sparse_grad=self.sparse_items,
+                                 rows=rows)
+        if alone:  # every item scored as a new item is: by its features (and matches)
+            loss = loss + optim.feature_loss * self.sampled_loss(
+                hidden, *pooled, targets, negatives, pair_logits=match, rows=rows)
+        return loss
 
     def full_matches(self, inputs: torch.Tensor, positions: tuple[torch.Tensor, torch.Tensor],
                      hidden: torch.Tensor) -> tuple[Callable, torch.Tensor | None]:
@@ -349,13 +369,17 @@ class TrainingRun:
 
     def sampled_loss(self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                      targets: torch.Tensor, negatives: torch.Tensor, *,
-                     pair_logits: PairLogits | None, sparse_grad: bool = False
-                     ) -> torch.Tensor:
+                     pair_logits: PairLogits | None, sparse_grad: bool = False,
+                     rows: torch.Tensor | None = None) -> torch.Tensor:
         """`optim.loss`, a sampled softmax, of `hidden @ weight.T + bias` (+ `pair_logits`)
-        over the targets and `negatives`."""
+        over the targets and `negatives`: item indices, or with `rows` (`candidate_rows`)
+        indices into those items, which `weight` and `bias` then hold alone."""
+        log_q = self.item_log_q
+        if log_q is not None and rows is not None:
+            log_q = log_q[rows]
         return sampled_cloze_loss(hidden, weight, bias, targets, kind=self.settings.optim.loss,
                                   n_items=self.model.config.vocab.n_items,
-                                  item_log_q=self.item_log_q, sparse_grad=sparse_grad,
+                                  item_log_q=log_q, sparse_grad=sparse_grad,
                                   pair_logits=pair_logits, negatives=negatives)
 
     def full_loss(self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,

@@ -52,13 +52,14 @@ def sampled_cross_entropy(
     target_rows = F.embedding(targets, weight, sparse=sparse_grad)  # [N, H]
     negative_rows = F.embedding(negatives, weight, sparse=sparse_grad)  # [S, H]
     positive = (hidden * target_rows).sum(-1) + bias[targets] - log_q_targets  # [N]
-    negative = hidden @ negative_rows.T + bias[negatives] - log_q_negatives  # [N, S]
+    negative = torch.addmm(bias[negatives] - log_q_negatives, hidden, negative_rows.T)  # [N, S]
     if pair_logits is not None:
         positive = positive + pair_logits(targets)
         negative = negative + pair_logits(negatives[None, :])
     negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
-    logits = torch.cat([positive[:, None], negative], dim=1).float()  # [N, 1 + S]
-    return F.cross_entropy(logits, torch.where(real, 0, IGNORE), ignore_index=IGNORE)
+    positive = positive.float()  # the cross-entropy of [positive, negative] at index 0:
+    total = torch.logaddexp(positive, negative.float().logsumexp(1))  # no [N, 1 + S] copy
+    return ((total - positive) * real).sum() / real.sum()
 
 
 def sampled_cloze_loss(
@@ -113,6 +114,16 @@ def fixed_pair_logits(pair_logits: PairLogits, targets: torch.Tensor, negatives:
     at_targets = pair_logits(targets.clamp(min=PAD))
     at_negatives = pair_logits(negatives[None, :])
     return lambda candidates: at_negatives if candidates.dim() == 2 else at_targets
+
+
+def candidate_rows(targets: torch.Tensor, negatives: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The distinct items among `targets` [N] (IGNORE aside) and `negatives` [S], and both
+    as indices into them (IGNORE kept): for a loss that computes only those items' rows."""
+    items, inverse = torch.unique(torch.cat([targets.clamp(min=PAD), negatives]),
+                                  return_inverse=True)
+    n = len(targets)
+    return items, torch.where(targets == IGNORE, IGNORE, inverse[:n]), inverse[n:]
 
 
 def draw_negatives(kind: str, targets: torch.Tensor, vocab: Vocabulary, n_negatives: int,
