@@ -42,8 +42,8 @@ def files(tmp_path_factory):
 def run(files, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "features"
     assert main(["train", str(files / "log.csv"), "--out", str(out), "--items",
-                 str(files / "attributes.json"), "--item-features", "auto", *TINY,
-                 "--epochs", "2"]) == 0  # one epoch leaves parity short of ranking first
+                 str(files / "attributes.json"), "--item-features", "auto", "--feature-match",
+                 *TINY, "--epochs", "2"]) == 0  # one epoch leaves parity short of ranking first
     return out
 
 
@@ -125,10 +125,11 @@ def test_model_fit_with_item_features_from_a_dataframe(files, tmp_path):
     assert model.recommend(histories=[[100]], k=1, items=[900])["item"].to_list() == [900]
 
 
-def test_onnx_export_carries_the_features(run, tmp_path):
+def test_onnx_export_carries_the_features_and_their_matches(run, tmp_path):
     pytest.importorskip("onnxruntime")
     from bert4rec.inference.export import export
 
+    assert json.loads((run / "config.json").read_text())["model"]["feature_match"]
     path = export(run, "onnx", tmp_path / "export")  # checked against PyTorch as it is written
     signature = json.loads(path.with_name(path.name + ".json").read_text())
     assert signature["item_features"] == "attributes"

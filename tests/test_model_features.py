@@ -31,6 +31,29 @@ def model() -> BERT4Rec:
     return model.eval()
 
 
+def test_a_sampled_loss_takes_the_rows_of_the_whole_table_in_training_too(model):
+    model.train()
+    torch.manual_seed(1)
+    model.encoder.embeddings.features.hide_ids()  # this step's hidden ids count in both
+    items = torch.tensor([5, 1, 3, 3])
+    hidden = model.encoder.embeddings.features.id_weight()[items]
+    assert hidden.tolist() == [0.0, 0.0, 1.0, 1.0]  # no id; hidden this step; kept
+    weight, bias = model.output_rows(items)
+    torch.testing.assert_close(weight, model.output_weight[items])
+    torch.testing.assert_close(bias, model.item_bias[items])
+
+
+def test_scoring_pools_the_values_once_while_their_embeddings_stay_as_they_are(model):
+    with torch.no_grad():
+        first = model.encoder.embeddings.features.pooled()
+        assert model.encoder.embeddings.features.pooled() is first  # kept between batches
+        before = model.output_weight
+        model.encoder.embeddings.features.values.weight[1:].add_(1.0)  # as an optimiser step
+        after = model.output_weight
+    torch.testing.assert_close(after[5], before[5] + 1.0)  # item 5 has features only
+    assert model.encoder.embeddings.features.pooled().requires_grad  # autograd: never kept
+
+
 def test_a_model_without_features_keeps_its_weights_and_tied_output(model):
     torch.manual_seed(0)
     plain = BERT4Rec(BERT4RecConfig(vocab_size=7, max_len=6, hidden=8, layers=1, heads=2))

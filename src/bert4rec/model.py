@@ -145,6 +145,10 @@ class ItemFeatureVectors(nn.Module):
         self.id_dropout = config.id_dropout
         self.hidden_ids: torch.Tensor | None = None
         self.averaging: torch.Tensor | None = None
+        self.kept: tuple[tuple[int, ...], torch.Tensor] | None = None
+        """Outside training and autograd: every entry's pooled vector [V, H] with the storage
+        and version of the tensors it came from, so that batch after batch of scoring pools
+        them once (10 ms a batch on Amazon Beauty)."""
 
     def hide_ids(self) -> None:
         """Draw this training step's items whose id is hidden (never padding or [MASK])."""
@@ -174,12 +178,23 @@ class ItemFeatureVectors(nn.Module):
 
     def pooled(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """The mean value embedding of `items` [...] -> [..., H] (every entry: [V, H], in
-        training through `averaging`, else POOL_ROWS entries at a time)."""
+        training through `averaging`, else POOL_ROWS entries at a time, kept while the
+        weights stay as they are, outside autograd)."""
         if items is not None:
             return self._mean(self.item_values[items])
         if self.training and self.averaging is not None:
             with torch.autocast(self.item_values.device.type, enabled=False):
                 return torch.sparse.mm(self.averaging, self.values.weight)
+        if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return self._every_mean()
+        sources = (self.values.weight, self.item_values)
+        key = tuple(x for t in sources for x in (t.data_ptr(), t._version))
+        if self.kept is None or self.kept[0] != key:
+            self.kept = (key, self._every_mean())
+        return self.kept[1]
+
+    def _every_mean(self) -> torch.Tensor:
+        """[V, H]: every entry's `_mean`, POOL_ROWS entries at a time."""
         return torch.cat([self._mean(rows) for rows in self.item_values.split(POOL_ROWS)])
 
     def _mean(self, values: torch.Tensor) -> torch.Tensor:
@@ -274,13 +289,10 @@ class FeatureMatch(nn.Module):
         slots = columns[item_values[candidates].long()]  # [N, slots] or [1, S, slots]
         if candidates.dim() == 1:
             return weighted.gather(1, slots).sum(-1)
-        if self.training:  # a bag of rows of [U + 1, N] per candidate: 2-4x a gather per slot;
-            # [N, S] made contiguous once, for the two losses that add it
-            return F.embedding_bag(slots[0], weighted.T.contiguous(), mode="sum").T.contiguous()
-        total = weighted.new_zeros(weighted.shape[0], candidates.shape[1])
-        for slot in range(slots.shape[-1]):  # [N, S] at a time; exports with a dynamic N
-            total = total + weighted.index_select(1, slots[0, :, slot])
-        return total
+        # a bag of rows of [U + 1, N] per candidate: in training 2-4x faster than a gather per
+        # slot, in validation 9x; [N, S] made contiguous once, for the two losses that add it
+        bags = F.embedding_bag(slots[0], weighted.T.contiguous(), mode="sum").T
+        return bags.contiguous() if self.training else bags
 
 
 class Dropout(nn.Module):
@@ -504,8 +516,8 @@ class TransitionBias(nn.Module):
     def shared(self, previous: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """`pairs` of each row's item `previous` [N] with every one of `candidates` [S]
         (repeats allowed) -> [N, S]. Each row's own pairs are looked up among the sorted
-        candidates: on Amazon Beauty a fifth of a training step less than searching all
-        N * S pairs among the keys."""
+        candidates: searching all N * S pairs among the keys was a quarter of a `short` step
+        on Amazon Beauty (docs/performance.md)."""
         out = torch.zeros(len(previous), len(candidates), device=candidates.device)
         if len(self.keys) == 0:
             return out
@@ -666,16 +678,18 @@ class BERT4Rec(nn.Module):
         features = self.encoder.embeddings.features
         return self.output_bias if features is None else features.bias(self.output_bias)
 
-    def output_rows(self, items: torch.Tensor, alone: tuple[torch.Tensor, torch.Tensor] | None
+    def output_rows(self, items: torch.Tensor,
+                    alone: tuple[torch.Tensor, torch.Tensor] | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`output_weight` and `item_bias` at `items` [...] only -> [..., H] and [...]: what a
         sampled loss needs, without pooling every item's values. `alone`: the items'
-        `ItemFeatureVectors.alone`, with item features."""
+        `ItemFeatureVectors.alone`, where the caller has it already."""
         ids, own = self.encoder.embeddings.item(items), self.output_bias[items]
         features = self.encoder.embeddings.features
-        if features is None or alone is None:
+        if features is None:
             return ids, own
-        return features.vectors(ids, items, alone[0]), features.bias(own, items, alone[1])
+        pooled, pooled_bias = features.alone(items) if alone is None else alone
+        return features.vectors(ids, items, pooled), features.bias(own, items, pooled_bias)
 
     def output_layer_bias(self) -> torch.Tensor:
         """`item_bias` [V] with -inf for padding and [MASK], which are never predictions."""
