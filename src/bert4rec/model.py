@@ -484,14 +484,20 @@ class TransitionBias(nn.Module):
             return logits
         if not self.training:
             return self._add_rows_fixed(logits, previous)
-        low = self.starts[previous]  # [N] first pair of each row
-        counts = self.starts[previous + 1] - low  # [N]
-        rows = torch.repeat_interleave(torch.arange(len(previous), device=logits.device), counts)
-        starts = torch.repeat_interleave(low - (counts.cumsum(0) - counts), counts)
-        pairs = starts + torch.arange(len(rows), device=logits.device)  # [M] into keys
+        rows, pairs = self.row_pairs(previous)
         columns = self.keys[pairs] % self.vocab_size
         return logits.index_put_((rows, columns), self.values[pairs].to(logits.dtype),
                                  accumulate=True)
+
+    def row_pairs(self, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every pair starting at each row's item `previous` [N]: its row [M] and its index
+        into `keys` [M] (the keys are sorted by previous item, so each row's pairs sit
+        together)."""
+        low = self.starts[previous]  # [N] first pair of each row
+        counts = self.starts[previous + 1] - low  # [N]
+        rows = torch.repeat_interleave(torch.arange(len(previous), device=low.device), counts)
+        starts = torch.repeat_interleave(low - (counts.cumsum(0) - counts), counts)
+        return rows, starts + torch.arange(len(rows), device=low.device)
 
     def _add_rows_fixed(self, logits: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         """`add_rows` through `width` slots per row [N, width]; the unused ones add 0 to
@@ -521,11 +527,7 @@ class TransitionBias(nn.Module):
         out = torch.zeros(len(previous), len(candidates), device=candidates.device)
         if len(self.keys) == 0:
             return out
-        low = self.starts[previous]  # [N] each row's first pair
-        counts = self.starts[previous + 1] - low
-        rows = torch.repeat_interleave(torch.arange(len(previous), device=out.device), counts)
-        pairs = torch.arange(len(rows), device=out.device) + torch.repeat_interleave(
-            low - (counts.cumsum(0) - counts), counts)  # [M] into keys
+        rows, pairs = self.row_pairs(previous)
         ordered, order = candidates.sort()
         following = self.keys[pairs] % self.vocab_size
         first = torch.searchsorted(ordered, following)
