@@ -511,8 +511,9 @@ class TransitionBias(nn.Module):
         return logits.scatter_add_(1, columns, values)
 
     def pairs(self, previous: torch.Tensor, following: torch.Tensor) -> torch.Tensor:
-        """The learnt logit of each pair (previous [N], following [N]), 0 for a pair never
-        seen in training."""
+        """The learnt logit of each pair (`previous`, `following`, of one shape or shapes that
+        broadcast), 0 for a pair never seen in training; `shared` is faster for [N] rows
+        against [S] shared candidates."""
         key = previous * self.vocab_size + following
         if len(self.keys) == 0:
             return torch.zeros(key.shape, device=key.device)
