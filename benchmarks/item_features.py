@@ -7,6 +7,8 @@ For each data set, with the item table that brings its features:
 - `cold`: a random 10% of the items held out of training (`evaluation/cold.py`, hold-out seed
   0); the users whose test item is held out, the target ranked among the held-out items; the
   model with features (one run per seed) against popular-in-category and random items.
+  `--cold-split valid` takes the protocol's validation form instead: the held-out item kept is
+  a user's validation target, for choosing settings without the test split.
 - `cost`: milliseconds per training step of the same recipe with ids only, with features and
   with features and their matches with the history (`model.feature_match`), side by side in
   one process on the same batches (`--steps`, the best of `--rounds`), and the ratios.
@@ -17,7 +19,8 @@ published benchmark file, with movies.dat's genres through ml-1m.txt.itemmap.tsv
 
     BERT4REC_DATA_DIR=DIR nice python benchmarks/item_features.py \\
         [--data beauty ml-latest-small ml-1m] [--parts warm cold cost] [--seeds 0 1 2] \\
-        [--features auto] [--threads 2] [--steps 40] [--rounds 2] [--set loop.epochs=20 ...]
+        [--features auto] [--cold-split test] [--threads 2] [--steps 40] [--rounds 2] \\
+        [--set loop.epochs=20 ...]
 
 Prints one JSON line per run and writes benchmarks/out/item_features.json.
 """
@@ -32,6 +35,7 @@ import shutil
 import statistics
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -117,24 +121,26 @@ def warm(name: str, corpus: SequenceCorpus, data: dict, seeds: list[int], change
 
 
 def cold(name: str, corpus: SequenceCorpus, data: dict, seeds: list[int], changes: dict,
-         features: str) -> dict:
-    """The cold-item protocol: the model with features per seed, and the two baselines."""
-    held = hold_out_items(corpus, seed=0)
+         features: str, split: str = "test") -> dict:
+    """The cold-item protocol on `split`: the model with features per seed, and the two
+    baselines."""
+    held = hold_out_items(corpus, seed=0, split=split)
     chosen = ItemFeatures.from_items(corpus.item_table, features, corpus.vocab_size)
     rows = {"held_out": len(held.items)}
     for label, scorer in (("popular-in-category", CategoryPopular.fit(held.corpus, chosen)),
                           ("random", RandomItems(corpus.vocab_size))):
-        report = evaluate(scorer, held.corpus, "test", held.protocol())
+        report = evaluate(scorer, held.corpus, split, held.protocol())
         rows[label] = {k: report.metrics[k] for k in ("NDCG@10", "HR@10")}
         rows["label"] = report.label()
     runs = []
     for seed in seeds:
         run_changes = {**changes, "loop.seed": seed, "model.item_features": features}
+        form = "" if split == "test" else f"-{split}"
         result, seconds = train(held.corpus, data, run_changes,
-                                OUT / "item_features" / f"{name}-cold-seed{seed}")
-        report = evaluate(model_scorer(result.model, "cpu"), held.corpus, "test",
+                                OUT / "item_features" / f"{name}-cold{form}-seed{seed}")
+        report = evaluate(model_scorer(result.model, "cpu"), held.corpus, split,
                           held.protocol())
-        run = {"data": name, "model": "features, cold protocol", "seed": seed,
+        run = {"data": name, "model": f"features, cold protocol, {split}", "seed": seed,
                "seconds": seconds, "NDCG@10": report.metrics["NDCG@10"],
                "HR@10": report.metrics["HR@10"], "users": report.users,
                "warm_test_NDCG@10": result.test["NDCG@10"]}
@@ -188,6 +194,8 @@ def main() -> None:
                         default=["warm", "cold"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--features", default="auto", help="model.item_features of the runs")
+    parser.add_argument("--cold-split", choices=("test", "valid"), default="test",
+                        help="the cold part's split: its test form or its validation form")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=40, help="timed steps of the cost part")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the cost part")
@@ -203,14 +211,15 @@ def main() -> None:
         corpus, data = load(name, Path(args.data_dir))
         print(f"{name}: {corpus.n_users:,} users, {corpus.n_items:,} items, "
               f"{corpus.n_interactions:,} interactions", flush=True)
-        parts = {"warm": warm, "cold": cold}
+        parts = {"warm": warm, "cold": partial(cold, split=args.cold_split)}
         results[name] = {part: (cost(corpus, changes, args.features, args.steps, args.rounds)
                                 if part == "cost" else
                                 parts[part](name, corpus, data, args.seeds, changes,
                                             args.features)) for part in args.parts}
     OUT.mkdir(parents=True, exist_ok=True)
     report = {"threads": args.threads, "machine": platform.platform(), "torch": torch.__version__,
-              "seeds": args.seeds, "features": args.features, "set": args.set,
+              "seeds": args.seeds, "features": args.features, "cold_split": args.cold_split,
+              "set": args.set,
               "results": results}
     (OUT / "item_features.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -91,10 +91,54 @@ def test_the_cold_protocol_ranks_the_target_among_the_unseen_held_out_items():
                               f"test split, {len(rows)} users whose test item is held out, "
                               "viewed items filtered")
     assert report.to_dict()["protocol"] == "cold"
-    with pytest.raises(ValueError, match=r"cold.*, not 'valid'$"):
+    with pytest.raises(DataError, match=r"no user's valid item is one of the 8 held-out"):
         evaluate(lowest_first, cold.corpus, "valid", cold.protocol())
     with pytest.raises(DataError, match=r"\bthe 1 held-out items\b"):
         evaluate(lowest_first, cold.corpus, "test", Protocol(name="cold", cold_items=(0,)))
+
+
+def test_the_validation_form_keeps_a_held_out_item_only_as_a_validation_target():
+    corpus = genre_corpus()
+    test, valid = (hold_out_items(corpus, share=0.1, seed=7, split=s) for s in ("test", "valid"))
+    assert valid.items.tolist() == test.items.tolist() and valid.split == "valid"
+    held = np.zeros(corpus.vocab_size, dtype=bool)
+    held[valid.items] = True
+    new = valid.corpus
+    assert not held[new.split("train").flat].any()
+    for user in range(new.n_users):
+        sequence = new.sequence(user)
+        assert not held[sequence[-1]] and not held[sequence[:-2]].any()
+        if held[sequence[-2]]:
+            assert len(sequence) >= 4  # a validation history of at least two items
+    expected = 0
+    for u in range(corpus.n_users):
+        sequence = corpus.sequence(u)
+        expected += bool(len(sequence) >= 2 and held[sequence[-2]] and not held[sequence[-1]]
+                         and (~held[sequence]).sum() >= 3)
+    lowest_first = lambda histories: -torch.arange(corpus.vocab_size, dtype=torch.float32  # noqa: E731
+                                                   ).expand(len(histories), -1)
+    report = evaluate(lowest_first, new, "valid", valid.protocol())
+    assert report.users == expected > 0
+    assert "valid split" in report.label() and "whose valid item is held out" in report.label()
+    with pytest.raises(DataError, match=r"no user's test item is one of the 8 held-out"):
+        evaluate(lowest_first, new, "test", valid.protocol())
+    with pytest.raises(ValueError, match=r"split must be 'valid' or 'test', got 'train'"):
+        hold_out_items(corpus, split="train")
+
+
+def test_the_validation_form_on_a_hand_made_corpus():
+    corpus = tiny_corpus([[1, 2, 3, 4], [2, 3, 1, 4], [3, 1, 2, 1, 4], [2, 1, 3], [1, 3, 4, 1]])
+    cold = hold_out_items(corpus, share=0.25, seed=0, split="valid")
+    (item,) = cold.items.tolist()
+    kept = {int(cold.corpus.user_ids[u]): cold.corpus.sequence(u).tolist()
+            for u in range(cold.corpus.n_users)}
+    for u in range(corpus.n_users):
+        sequence = corpus.sequence(u).tolist()
+        warm = [i for i in sequence if i != item]
+        keep = sequence[-2] == item and sequence[-1] != item and len(warm) >= 3
+        expected = [*warm[:-1], item, warm[-1]] if keep else warm
+        assert kept[int(corpus.user_ids[u])] == expected
+    assert item == 1 and sum(item in sequence for sequence in kept.values()) == 2
 
 
 def test_category_popular_counts_the_users_categories_then_their_popularity():

@@ -13,8 +13,8 @@ Protocols (a `Protocol` names one):
   training part (the BERT4Rec paper's protocol, seen items excluded) or uniformly. Draws depend
   only on `seed` and the data, not `batch_size`.
 - `cold`: on a corpus with some items held out of training (`evaluation/cold.py`), only the
-  users whose test item is held out, the target ranked among the held-out items
-  (`cold_items`, viewed ones filtered).
+  users whose target (test, or validation in the hold-out's validation form) is held out,
+  ranked among the held-out items (`cold_items`, viewed ones filtered).
 
 Either protocol may score a fixed sample of the split's users instead of every one
 (`users`, `users_seed`): model selection on large logs validates that way (`loop.valid_users`),
@@ -58,7 +58,7 @@ class Protocol:
     """How a held-out item is ranked: against every item (`name` "full"), against
     `n_negatives` items drawn by `negatives` ("popular" or "uniform") with `seed` ("sampled"),
     or against the `cold_items` (vocabulary indices) held out of training, for the users whose
-    test item is one of them ("cold"); with the user's viewed items left out of the candidates
+    target is one of them ("cold"); with the user's viewed items left out of the candidates
     (`filter_viewed`) or kept; and the cut-offs `ks` of NDCG@k and HR@k. Checked when built."""
 
     name: Literal["full", "sampled", "cold"] = "full"
@@ -115,8 +115,8 @@ class EvalReport:
             how = f"cold items (ranked among the {self.candidates} items held out of training)"
         else:
             how = f"full ranking over {self.candidates} items"
-        who = f"{self.users} users" + (" whose test item is held out" if p.name == "cold"
-                                       else "")
+        held = f" whose {self.split} item is held out" if p.name == "cold" else ""
+        who = f"{self.users} users{held}"
         if self.split_users is not None:
             who = f"{self.users} of {self.split_users} users (sample, seed {self.users_seed})"
         viewed = "filtered" if p.filter_viewed else "kept"
@@ -188,8 +188,6 @@ def evaluate(
     """
     if split not in ("valid", "test"):
         raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
-    if protocol.name == "cold" and split != "test":
-        raise ValueError(f"the cold protocol scores the test split, not {split!r}")
     if batch_size < 1 or users < 0:
         raise ValueError(f"batch_size must be >= 1 and users >= 0 (0: every user), got "
                          f"{batch_size} and {users}")
@@ -201,7 +199,7 @@ def evaluate(
         cold[list(protocol.cold_items)] = True
         eligible = np.flatnonzero(cold.numpy()[data.targets])
         if len(eligible) == 0:
-            raise DataError(f"{corpus.name}: no user's test item is one of the "
+            raise DataError(f"{corpus.name}: no user's {split} item is one of the "
                             f"{len(protocol.cold_items):,} held-out items")
     scored = eligible[user_sample(len(eligible), users, users_seed)]  # [N] ascending
     weights = _sampling_weights(corpus, protocol.negatives) if protocol.sampled else None
