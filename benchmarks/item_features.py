@@ -143,6 +143,7 @@ def cold(name: str, corpus: SequenceCorpus, data: dict, seeds: list[int], change
         run = {"data": name, "model": f"features, cold protocol, {split}", "seed": seed,
                "seconds": seconds, "NDCG@10": report.metrics["NDCG@10"],
                "HR@10": report.metrics["HR@10"], "users": report.users,
+               "warm_valid_NDCG@10": result.valid["NDCG@10"],
                "warm_test_NDCG@10": result.test["NDCG@10"]}
         print(json.dumps(run), flush=True)
         runs.append(run)
