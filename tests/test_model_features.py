@@ -204,4 +204,5 @@ def test_training_counts_each_targets_row_or_prefix_as_prediction_counts_a_histo
     model.train()
     trained = model.match_logits(batch, positions)  # only the batch's values have columns
     torch.testing.assert_close(trained(candidates), predicted(candidates))
+    torch.testing.assert_close(trained(candidates.T), predicted(candidates).T)  # [S, N]
     torch.testing.assert_close(trained(targets), predicted(targets[None, :]).diagonal())

@@ -283,16 +283,17 @@ class FeatureMatch(nn.Module):
 
     def logits(self, item_values: torch.Tensor, profile: tuple[torch.Tensor, torch.Tensor],
                candidates: torch.Tensor) -> torch.Tensor:
-        """The match logits of `candidates`: [N] (one per row) -> [N], or [1, S] (shared by
-        every row) -> [N, S]; `profile` is `profile(...)` of the N rows."""
+        """The match logits of `candidates`: [N] (one per row) -> [N], or shared by every
+        row, [S, 1] -> [S, N] (the sampled losses' layout) or [1, S] -> [N, S];
+        `profile` is `profile(...)` of the N rows."""
         weighted, columns = profile
-        slots = columns[item_values[candidates].long()]  # [N, slots] or [1, S, slots]
+        slots = columns[item_values[candidates].long()]  # [N, slots] or [S, 1, slots]
         if candidates.dim() == 1:
             return weighted.gather(1, slots).sum(-1)
         # a bag of rows of [U + 1, N] per candidate: in training 2-4x faster than a gather per
-        # slot, in validation 9x; [N, S] made contiguous once, for the two losses that add it
-        bags = F.embedding_bag(slots[0], weighted.T.contiguous(), mode="sum").T
-        return bags.contiguous() if self.training else bags
+        # slot, in validation 9x
+        bags = F.embedding_bag(slots.flatten(0, 1), weighted.T.contiguous(), mode="sum")
+        return bags if candidates.shape[1] == 1 else bags.T
 
 
 class Dropout(nn.Module):
@@ -522,10 +523,10 @@ class TransitionBias(nn.Module):
 
     def shared(self, previous: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """`pairs` of each row's item `previous` [N] with every one of `candidates` [S]
-        (repeats allowed) -> [N, S]. Each row's own pairs are looked up among the sorted
-        candidates: searching all N * S pairs among the keys was a quarter of a `short` step
-        on Amazon Beauty (docs/performance.md)."""
-        out = torch.zeros(len(previous), len(candidates), device=candidates.device)
+        (repeats allowed) -> [S, N], the sampled losses' layout. Each row's own pairs are
+        looked up among the sorted candidates: searching all N * S pairs among the keys was a
+        quarter of a `short` step on Amazon Beauty (docs/performance.md)."""
+        out = torch.zeros(len(candidates), len(previous), device=candidates.device)
         if len(self.keys) == 0:
             return out
         rows, pairs = self.row_pairs(previous)
@@ -536,7 +537,7 @@ class TransitionBias(nn.Module):
         pair = torch.repeat_interleave(torch.arange(len(pairs), device=out.device), hits)
         nth = torch.arange(len(pair), device=out.device) - torch.repeat_interleave(
             hits.cumsum(0) - hits, hits)  # which of a repeated candidate
-        return out.index_put((rows[pair], order[first[pair] + nth]), self.values[pairs[pair]])
+        return out.index_put((order[first[pair] + nth], rows[pair]), self.values[pairs[pair]])
 
 
 class BERT4Rec(nn.Module):
@@ -725,7 +726,7 @@ class BERT4Rec(nn.Module):
                      positions: tuple[torch.Tensor, torch.Tensor] | None = None) -> PairLogits:
         """The feature-match logits (`FeatureMatch`) of rows with `history` items [N, T] (in
         training: of the targets at `positions` of the batch `history`), as a function of
-        candidates: [N] -> [N], [1, S] -> [N, S]."""
+        candidates: [N] -> [N], [S, 1] -> [S, N], [1, S] -> [N, S]."""
         return self.profile_logits(self.feature_profile(history, positions))
 
     def feature_profile(self, history: torch.Tensor,

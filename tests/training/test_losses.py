@@ -39,6 +39,25 @@ def test_sampled_with_every_item_and_uniform_q_equals_full_softmax():
     assert sampled.item() == pytest.approx(full.item(), rel=1e-5)
 
 
+def test_pair_logits_add_to_targets_and_to_the_negatives_laid_out_s_by_n():
+    hidden, weight, bias, targets = toy()
+    extra = torch.randn(len(targets), weight.shape[0], generator=torch.Generator().manual_seed(1))
+
+    def pair_logits(candidates: torch.Tensor) -> torch.Tensor:
+        if candidates.dim() == 1:  # each row's own target
+            return extra.gather(1, candidates[:, None])[:, 0]
+        return extra[:, candidates[:, 0]].T  # the shared negatives [S, 1] -> [S, N]
+
+    items = torch.arange(weight.shape[0])
+    log_q = torch.full((), -math.log(len(items)))
+    sampled = sampled_cross_entropy(
+        hidden, weight, bias, targets, items, log_q_negatives=log_q,
+        log_q_targets=log_q.expand_as(targets), pair_logits=pair_logits,
+    )
+    full = F.cross_entropy(hidden @ weight.T + bias + extra, targets)
+    assert sampled.item() == pytest.approx(full.item(), rel=1e-5)
+
+
 def test_accidental_hits_are_removed():
     hidden, weight, bias, targets = toy(n=1)
     only_target = targets.clone()

@@ -39,9 +39,9 @@ def test_rows_and_pairs_agree_and_unseen_pairs_add_nothing():
     assert torch.equal(bias.pairs(previous[:, None], candidates), expected)
     assert torch.equal(bias.pairs(previous, torch.tensor([7, 1, 1, 8])),
                        torch.tensor([2.0, 3.0, 0.0, 4.0]))
-    assert torch.equal(bias.shared(previous, torch.arange(10)), expected)
+    assert torch.equal(bias.shared(previous, torch.arange(10)), expected.T)  # [S, N]
     repeated = torch.tensor([8, 4, 1, 4, 9, 7])  # shared negatives, drawn with repeats
-    assert torch.equal(bias.shared(previous, repeated), expected[:, repeated])
+    assert torch.equal(bias.shared(previous, repeated), expected[:, repeated].T)
 
 
 def test_shared_candidates_train_each_pair_as_often_as_it_is_scored():

@@ -336,7 +336,7 @@ class TrainingRun:
                 items = candidates if rows is None else rows[candidates]
                 if items.dim() == 1:  # the targets
                     return transitions.pairs(previous, items)
-                return transitions.shared(previous, items[0])  # the negatives, [1, S]
+                return transitions.shared(previous, items[:, 0])  # the negatives, [S, 1]
 
             extra.append(transition_logits)
         pooled = None if rows is None else features.alone(rows)

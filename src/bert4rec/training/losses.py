@@ -24,7 +24,7 @@ from bert4rec.data.vocab import PAD, Vocabulary
 SAMPLED_LOSSES = ("uniform", "in-batch")
 
 PairLogits = Callable[[torch.Tensor], torch.Tensor]
-"""Extra logits for candidate items, per row: [N] targets -> [N], [1, S] negatives -> [N, S]."""
+"""Extra logits for candidate items, per row: [N] targets -> [N], [S, 1] negatives -> [S, N]."""
 
 def sampled_cross_entropy(
     hidden: torch.Tensor,
@@ -45,20 +45,23 @@ def sampled_cross_entropy(
     With `sparse_grad` the rows of `weight` are gathered with a sparse gradient (only the
     rows used), for an item table trained by a sparse optimiser (sparse_items.py).
     `pair_logits(candidates)` adds each row's transition logits (`TransitionBias.pairs`) to
-    the targets [N] and to the negatives [1, S] -> [N, S].
+    the targets [N] and to the negatives [S, 1] -> [S, N]. The negatives' logits are laid out
+    [S, N], so that what is added per negative (its bias, its feature matches: a bag of
+    profile columns) is written in place rather than transposed (docs/performance.md).
     """
     real = targets != IGNORE
     targets = torch.where(real, targets, PAD)  # padding rows look up row 0 and are left out
     target_rows = F.embedding(targets, weight, sparse=sparse_grad)  # [N, H]
     negative_rows = F.embedding(negatives, weight, sparse=sparse_grad)  # [S, H]
     positive = (hidden * target_rows).sum(-1) + bias[targets] - log_q_targets  # [N]
-    negative = torch.addmm(bias[negatives] - log_q_negatives, hidden, negative_rows.T)  # [N, S]
+    negative = torch.addmm((bias[negatives] - log_q_negatives)[:, None], negative_rows,
+                           hidden.T)  # [S, N]
     if pair_logits is not None:
         positive = positive + pair_logits(targets)
-        negative = negative + pair_logits(negatives[None, :])
-    negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
+        negative = negative + pair_logits(negatives[:, None])
+    negative = negative.masked_fill(negatives[:, None] == targets[None, :], float("-inf"))
     positive = positive.float()  # the cross-entropy of [positive, negative] at index 0:
-    total = torch.logaddexp(positive, negative.float().logsumexp(1))  # no [N, 1 + S] copy
+    total = torch.logaddexp(positive, negative.float().logsumexp(0))  # no [1 + S, N] copy
     return ((total - positive) * real).sum() / real.sum()
 
 
@@ -112,7 +115,7 @@ def fixed_pair_logits(pair_logits: PairLogits, targets: torch.Tensor, negatives:
     """`pair_logits` of the `targets` [N] (IGNORE as padding) and of the `negatives` [S],
     computed here once, for the losses that share them."""
     at_targets = pair_logits(targets.clamp(min=PAD))
-    at_negatives = pair_logits(negatives[None, :])
+    at_negatives = pair_logits(negatives[:, None])
     return lambda candidates: at_negatives if candidates.dim() == 2 else at_targets
 
 
