@@ -173,6 +173,12 @@ def transition_shape(pairs: tuple[torch.Tensor, torch.Tensor] | None,
     return len(pairs[0]), int(torch.bincount(pairs[0] // vocab_size).max())
 
 
+FUSED_ADAM_DEVICES = ("cpu", "cuda")
+"""Where Adam(W) steps every parameter in one fused kernel: on the CPU 4.8 times faster than
+its default loop over parameters (`short`'s parameters, one thread: 0.58 ms against 2.78 ms;
+docs/performance.md), the same update to float rounding."""
+
+
 def build_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimizer | OptimizerPair:
     """Adam or AdamW; weight decay only on matrices (not biases or LayerNorm gains). The item
     embeddings, unless frozen, have a group of their own whose `lr_scale` (`optim.item_lr`)
@@ -190,7 +196,8 @@ def build_optimizer(model: BERT4Rec, optim: OptimSettings) -> torch.optim.Optimi
     if items.requires_grad and not sparse:
         groups.append(item_group)
     kind = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
-    dense = kind(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2))
+    fused = items.device.type in FUSED_ADAM_DEVICES
+    dense = kind(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2), fused=fused or None)
     if not (items.requires_grad and sparse):
         return dense
     return OptimizerPair(dense, LazyAdam([item_group], lr=optim.lr,
