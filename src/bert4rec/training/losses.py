@@ -55,13 +55,13 @@ def sampled_cross_entropy(
     negative_rows = F.embedding(negatives, weight, sparse=sparse_grad)  # [S, H]
     positive = (hidden * target_rows).sum(-1) + bias[targets] - log_q_targets  # [N]
     negative = torch.addmm((bias[negatives] - log_q_negatives)[:, None], negative_rows,
-                           hidden.T)  # [S, N]
+                           hidden.T).float()  # [S, N], this function's own: changed in place
     if pair_logits is not None:
         positive = positive + pair_logits(targets)
-        negative = negative + pair_logits(negatives[:, None])
-    negative = negative.masked_fill(negatives[:, None] == targets[None, :], float("-inf"))
+        negative.add_(pair_logits(negatives[:, None]))
+    negative.masked_fill_(negatives[:, None] == targets[None, :], float("-inf"))
     positive = positive.float()  # the cross-entropy of [positive, negative] at index 0:
-    total = torch.logaddexp(positive, negative.float().logsumexp(0))  # no [1 + S, N] copy
+    total = torch.logaddexp(positive, negative.logsumexp(0))  # no [1 + S, N] copy
     return ((total - positive) * real).sum() / real.sum()
 
 
