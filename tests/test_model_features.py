@@ -54,6 +54,20 @@ def test_scoring_pools_the_values_once_while_their_embeddings_stay_as_they_are(m
     assert model.encoder.embeddings.features.pooled().requires_grad  # autograd: never kept
 
 
+def test_scores_follow_a_fused_optimiser_step_which_leaves_versions_as_they_were(model):
+    features = model.encoder.embeddings.features
+    with torch.no_grad():
+        before = features.pooled()  # kept, as validation keeps it between batches
+    model.train()
+    features.values.weight.grad = torch.ones_like(features.values.weight)
+    torch.optim.AdamW(model.parameters(), lr=0.1, fused=True).step()  # no version bump
+    model.eval()
+    with torch.no_grad():
+        after = features.pooled()
+    torch.testing.assert_close(after, features._every_mean())
+    assert not torch.allclose(after[1:-1], before[1:-1])
+
+
 def test_a_model_without_features_keeps_its_weights_and_tied_output(model):
     torch.manual_seed(0)
     plain = BERT4Rec(BERT4RecConfig(vocab_size=7, max_len=6, hidden=8, layers=1, heads=2))
