@@ -155,7 +155,8 @@ class ItemFeatureVectors(nn.Module):
         """`nn.Module.train`, dropping `kept`: fused Adam(W) updates the value table in place
         without bumping its version, so a key of versions alone let validation score every
         epoch with the first epoch's pooled vectors (on Beauty, with the same training losses,
-        validation 0.0671 against 0.0747; docs/notebook, 2026-12-06, short step layout)."""
+        validation 0.0671 against 0.0747;
+        docs/notebook/2026-12-06-short-step-layout-and-alone-negatives.md)."""
         self.kept = None
         return super().train(mode)
 
